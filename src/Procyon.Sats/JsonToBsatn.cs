@@ -1,0 +1,321 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Procyon.Sats;
+
+/// <summary>Converts JSON into BSATN of a declared type, with errors that name the path.</summary>
+public static class JsonToBsatn
+{
+    private static readonly Dictionary<TypeKind, (Int128 Min, Int128 Max)> IntegerRanges = new()
+    {
+        [TypeKind.I8] = (sbyte.MinValue, sbyte.MaxValue),
+        [TypeKind.U8] = (byte.MinValue, byte.MaxValue),
+        [TypeKind.I16] = (short.MinValue, short.MaxValue),
+        [TypeKind.U16] = (ushort.MinValue, ushort.MaxValue),
+        [TypeKind.I32] = (int.MinValue, int.MaxValue),
+        [TypeKind.U32] = (uint.MinValue, uint.MaxValue),
+        [TypeKind.I64] = (long.MinValue, long.MaxValue),
+        [TypeKind.U64] = (ulong.MinValue, ulong.MaxValue),
+        [TypeKind.I128] = (Int128.MinValue, Int128.MaxValue),
+    };
+
+    public static void Write(JsonElement json, AlgebraicType type, Typespace typespace, BsatnWriter writer)
+    {
+        var resolved = typespace.Resolve(type);
+        switch (resolved.Kind)
+        {
+            case TypeKind.Bool:
+                writer.WriteBool(json.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw Expected("bool", json),
+                });
+                break;
+            case TypeKind.String:
+                writer.WriteString(json.ValueKind == JsonValueKind.String ? json.GetString()! : throw Expected("a string", json));
+                break;
+            case TypeKind.F32:
+                var number = ReadFloat(json, "f32");
+                if (double.IsFinite(number) && Math.Abs(number) > float.MaxValue)
+                {
+                    throw Expected("f32 (magnitude up to 3.4e38)", json);
+                }
+                writer.WriteU32(BitConverter.SingleToUInt32Bits((float)number));
+                break;
+            case TypeKind.F64:
+                writer.WriteU64(BitConverter.DoubleToUInt64Bits(ReadFloat(json, "f64")));
+                break;
+            case TypeKind.U128:
+                writer.WriteU128(ReadU128(json));
+                break;
+            case TypeKind.Array:
+                WriteArray(json, resolved, typespace, writer);
+                break;
+            case TypeKind.Product:
+                WriteProduct(json, resolved, typespace, writer);
+                break;
+            case TypeKind.Sum:
+                WriteSum(json, resolved, typespace, writer);
+                break;
+            default:
+                WriteInteger(json, resolved.Kind, writer);
+                break;
+        }
+    }
+
+    /// <summary>Arguments of a call: a JSON array (positional) or an object (by parameter name).</summary>
+    public static void WriteArguments(JsonElement json, AlgebraicType parameters, Typespace typespace, BsatnWriter writer)
+    {
+        if (json.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object))
+        {
+            throw new ValueConversionException(
+                $"expected the arguments as a JSON array or object ({Signature(parameters, typespace)}), got {JsonValues.Describe(json)}");
+        }
+        WriteFields(json, parameters, typespace, writer, "argument");
+    }
+
+    private static void WriteInteger(JsonElement json, TypeKind kind, BsatnWriter writer)
+    {
+        var (min, max) = IntegerRanges[kind];
+        var name = kind.ToString().ToLowerInvariant();
+        Int128 value;
+        if (json.ValueKind == JsonValueKind.Number && json.TryGetInt64(out var small))
+        {
+            value = small;
+        }
+        else if (!TryGetIntegerText(json, kind, out var text) || !Int128.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
+        {
+            throw Expected(name, json);
+        }
+        if (value < min || value > max)
+        {
+            throw Expected($"{name} ({min}..{max})", json);
+        }
+        switch (kind)
+        {
+            case TypeKind.I8 or TypeKind.U8:
+                writer.WriteU8((byte)value);
+                break;
+            case TypeKind.I16 or TypeKind.U16:
+                writer.WriteU16((ushort)value);
+                break;
+            case TypeKind.I32 or TypeKind.U32:
+                writer.WriteU32((uint)value);
+                break;
+            case TypeKind.I64 or TypeKind.U64:
+                writer.WriteU64((ulong)value);
+                break;
+            default:
+                writer.WriteU128((UInt128)value);
+                break;
+        }
+    }
+
+    /// <summary>Numbers are always accepted; strings only for 64- and 128-bit integers.</summary>
+    private static bool TryGetIntegerText(JsonElement json, TypeKind kind, out string text)
+    {
+        text = json.ValueKind switch
+        {
+            JsonValueKind.Number => json.GetRawText(),
+            JsonValueKind.String when kind is TypeKind.I64 or TypeKind.U64 or TypeKind.I128 or TypeKind.U128 => json.GetString()!,
+            _ => "",
+        };
+        return text.Length > 0;
+    }
+
+    private static UInt128 ReadU128(JsonElement json) =>
+        TryGetIntegerText(json, TypeKind.U128, out var text)
+            && UInt128.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw Expected($"u128 (0..{UInt128.MaxValue})", json);
+
+    private static double ReadFloat(JsonElement json, string name) => json.ValueKind switch
+    {
+        JsonValueKind.Number => json.GetDouble(),
+        JsonValueKind.String => json.GetString() switch
+        {
+            "NaN" => double.NaN,
+            "Infinity" => double.PositiveInfinity,
+            "-Infinity" => double.NegativeInfinity,
+            _ => throw Expected($"{name} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")", json),
+        },
+        _ => throw Expected(name, json),
+    };
+
+    private static void WriteArray(JsonElement json, AlgebraicType array, Typespace typespace, BsatnWriter writer)
+    {
+        if (array.Special == SpecialType.Bytes && json.ValueKind == JsonValueKind.String)
+        {
+            var bytes = ParseHex(json, "bytes as a hex string");
+            writer.WriteU32((uint)bytes.Length);
+            writer.WriteBytes(bytes);
+            return;
+        }
+        if (json.ValueKind != JsonValueKind.Array)
+        {
+            throw Expected(array.Special == SpecialType.Bytes ? "bytes as a hex string" : $"an array ({typespace.Describe(array)})", json);
+        }
+        writer.WriteU32((uint)json.GetArrayLength());
+        var index = 0;
+        foreach (var item in json.EnumerateArray())
+        {
+            try
+            {
+                Write(item, array.Item!, typespace, writer);
+            }
+            catch (ValueConversionException e)
+            {
+                throw e.Within(ValueConversionException.Index(index));
+            }
+            index++;
+        }
+    }
+
+    private static void WriteProduct(JsonElement json, AlgebraicType product, Typespace typespace, BsatnWriter writer)
+    {
+        switch (product.Special)
+        {
+            case SpecialType.Unit when json.ValueKind is JsonValueKind.Null
+                || (json.ValueKind == JsonValueKind.Array && json.GetArrayLength() == 0)
+                || (json.ValueKind == JsonValueKind.Object && !json.EnumerateObject().Any()):
+                return;
+            case SpecialType.Unit:
+                throw Expected("null (unit)", json);
+            case SpecialType.Identity:
+                var identity = ParseHex(json, "an identity (64 hex digits)");
+                writer.WriteU32(32);
+                writer.WriteBytes(identity.Length == 32 ? identity : throw Expected("an identity (64 hex digits)", json));
+                return;
+            case SpecialType.Timestamp when json.ValueKind == JsonValueKind.String:
+                writer.WriteU64((ulong)(JsonValues.TryParseTimestamp(json.GetString()!, out var micros)
+                    ? micros
+                    : throw Expected("a timestamp (RFC 3339, e.g. \"2026-01-01T12:00:00Z\", or microseconds since the Unix epoch)", json)));
+                return;
+            case SpecialType.Timestamp or SpecialType.TimeDuration:
+                WriteInteger(json, TypeKind.I64, writer);
+                return;
+        }
+        if (json.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array))
+        {
+            throw Expected($"an object {typespace.Describe(product)}", json);
+        }
+        WriteFields(json, product, typespace, writer, "field");
+    }
+
+    private static void WriteFields(JsonElement json, AlgebraicType product, Typespace typespace, BsatnWriter writer, string noun)
+    {
+        var fields = product.Elements;
+        if (json.ValueKind == JsonValueKind.Array)
+        {
+            if (json.GetArrayLength() != fields.Count)
+            {
+                throw new ValueConversionException(
+                    $"expected {fields.Count} {noun}s ({Signature(product, typespace)}), got {json.GetArrayLength()}");
+            }
+            var index = 0;
+            foreach (var item in json.EnumerateArray())
+            {
+                WriteField(item, fields[index++], typespace, writer);
+            }
+            return;
+        }
+        foreach (var property in json.EnumerateObject())
+        {
+            if (!fields.Any(f => f.Name == property.Name))
+            {
+                throw new ValueConversionException(
+                    $"unknown {noun} \"{property.Name}\"; expected {Signature(product, typespace)}");
+            }
+        }
+        foreach (var field in fields)
+        {
+            if (json.TryGetProperty(field.Name ?? "", out var value))
+            {
+                WriteField(value, field, typespace, writer);
+            }
+            else if (typespace.Resolve(field.Type).Special == SpecialType.Option)
+            {
+                writer.WriteU8(1);
+            }
+            else
+            {
+                throw new ValueConversionException($"missing {noun} {field.Name} ({typespace.Describe(field.Type)})")
+                    .Within(ValueConversionException.Field(field.Name ?? ""));
+            }
+        }
+    }
+
+    private static void WriteField(JsonElement json, TypeElement field, Typespace typespace, BsatnWriter writer)
+    {
+        try
+        {
+            Write(json, field.Type, typespace, writer);
+        }
+        catch (ValueConversionException e)
+        {
+            throw e.Within(ValueConversionException.Field(field.Name ?? ""));
+        }
+    }
+
+    private static void WriteSum(JsonElement json, AlgebraicType sum, Typespace typespace, BsatnWriter writer)
+    {
+        if (sum.Special == SpecialType.Option)
+        {
+            if (json.ValueKind == JsonValueKind.Null)
+            {
+                writer.WriteU8(1);
+                return;
+            }
+            writer.WriteU8(0);
+            Write(json, sum.Elements[0].Type, typespace, writer);
+            return;
+        }
+        var expected = $"one of {string.Join(", ", sum.Elements.Select(v => $"{{\"{v.Name}\": ...}}"))}";
+        var (name, payload) = json.ValueKind switch
+        {
+            JsonValueKind.String => (json.GetString()!, default(JsonElement?)),
+            JsonValueKind.Object when json.EnumerateObject().Count() == 1 =>
+                (json.EnumerateObject().First().Name, json.EnumerateObject().First().Value),
+            _ => throw Expected(expected, json),
+        };
+        for (var tag = 0; tag < sum.Elements.Count; tag++)
+        {
+            var variant = sum.Elements[tag];
+            if (variant.Name != name)
+            {
+                continue;
+            }
+            writer.WriteU8((byte)tag);
+            if (payload is { } value)
+            {
+                WriteField(value, variant, typespace, writer);
+            }
+            else if (typespace.Resolve(variant.Type).Special != SpecialType.Unit)
+            {
+                throw new ValueConversionException($"variant {name} needs a value: {{\"{name}\": {typespace.Describe(variant.Type)}}}");
+            }
+            return;
+        }
+        throw Expected(expected, json);
+    }
+
+    private static byte[] ParseHex(JsonElement json, string expectation)
+    {
+        var text = json.ValueKind == JsonValueKind.String ? json.GetString()! : throw Expected(expectation, json);
+        try
+        {
+            return Convert.FromHexString(text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text);
+        }
+        catch (FormatException)
+        {
+            throw Expected(expectation, json);
+        }
+    }
+
+    private static string Signature(AlgebraicType product, Typespace typespace) =>
+        string.Join(", ", product.Elements.Select(f => $"{f.Name}: {typespace.Describe(f.Type)}"));
+
+    private static ValueConversionException Expected(string expectation, JsonElement json) =>
+        new($"expected {expectation}, got {JsonValues.Describe(json)}");
+}

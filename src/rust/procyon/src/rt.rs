@@ -1,0 +1,208 @@
+//! The module's half of the host ABI: the imports it calls, the exports the host calls, and
+//! the registry that `#[procedure]` fills. Nothing here is for module authors to call.
+//!
+//! The host instantiates a module, calls every export named `__procyon_preinit__*` in name
+//! order (each registers one function), then `__procyon_describe__` once to learn the module,
+//! and `__procyon_call__` for every call.
+
+use crate::procedure::{ProcedureContext, ProcedureFn};
+use crate::sats::{encode_len, AlgebraicType, DecodeError, Element, ProcyonType, Typespace};
+use crate::{Identity, Timestamp};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub(crate) mod sys {
+    #[link(wasm_import_module = "procyon")]
+    extern "C" {
+        pub fn console_log(
+            level: u32,
+            target: *const u8,
+            target_len: usize,
+            file: *const u8,
+            file_len: usize,
+            line: u32,
+            message: *const u8,
+            message_len: usize,
+        );
+        pub fn panic(message: *const u8, message_len: usize, file: *const u8, file_len: usize, line: u32);
+        pub fn args_read(dst: *mut u8);
+        pub fn result_write(src: *const u8, len: usize);
+        pub fn caller_identity(dst: *mut u8);
+        /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
+        /// the time it woke, in microseconds since the Unix epoch.
+        pub fn sleep_until(target_micros: i64) -> i64;
+    }
+}
+
+const KIND_PROCEDURE: u8 = 0;
+
+const STATUS_OK: u32 = 0;
+const STATUS_BAD_ARGUMENTS: u32 = 2;
+const STATUS_NO_SUCH_FUNCTION: u32 = 3;
+
+type Invoke = Rc<dyn Fn(Timestamp, Identity, &mut &[u8]) -> Result<Vec<u8>, DecodeError>>;
+
+struct Function {
+    name: &'static str,
+    kind: u8,
+    params: Vec<Element>,
+    return_type: AlgebraicType,
+    invoke: Invoke,
+}
+
+#[derive(Default)]
+struct Registry {
+    typespace: Typespace,
+    functions: Vec<Function>,
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+/// Called by the code `#[procedure]` generates.
+pub fn register_procedure<Args, F: ProcedureFn<Args>>(name: &'static str, param_names: &'static [&'static str], f: F) {
+    REGISTRY.with(|registry| {
+        let mut registry = registry.borrow_mut();
+        let typespace = &mut registry.typespace;
+        let params = param_names.iter().zip(F::param_types(typespace)).map(|(n, ty)| Element::named(n, ty)).collect();
+        let return_type = F::return_type(typespace);
+        let invoke: Invoke = Rc::new(move |timestamp, sender, args| {
+            let mut ctx = ProcedureContext::new(timestamp, sender);
+            f.invoke(&mut ctx, args)
+        });
+        registry.functions.push(Function { name, kind: KIND_PROCEDURE, params, return_type, invoke });
+    });
+}
+
+#[export_name = "__procyon_preinit__00_sdk"]
+extern "C" fn preinit_sdk() {
+    std::panic::set_hook(Box::new(report_panic));
+    // Fails only if a logger is already set, which is then the one we set before.
+    let _ = log::set_logger(&HostLogger);
+    log::set_max_level(log::LevelFilter::Trace);
+}
+
+#[export_name = "__procyon_describe__"]
+extern "C" fn describe() {
+    let out = REGISTRY.with(|registry| {
+        let registry = registry.borrow();
+        let mut out = Vec::new();
+        encode_len(registry.typespace.types.len(), &mut out);
+        for ty in &registry.typespace.types {
+            ty.encode(&mut out);
+        }
+        encode_len(registry.typespace.names.len(), &mut out);
+        for (name, type_ref) in &registry.typespace.names {
+            name.encode(&mut out);
+            type_ref.encode(&mut out);
+        }
+        encode_len(registry.functions.len(), &mut out);
+        for function in &registry.functions {
+            function.name.to_owned().encode(&mut out);
+            function.kind.encode(&mut out);
+            AlgebraicType::Product(function.params.clone()).encode(&mut out);
+            function.return_type.encode(&mut out);
+        }
+        out
+    });
+    write_result(&out);
+}
+
+#[export_name = "__procyon_call__"]
+extern "C" fn call(function_id: u32, timestamp_micros: i64, args_len: u32) -> u32 {
+    let invoke = REGISTRY.with(|registry| registry.borrow().functions.get(function_id as usize).map(|f| f.invoke.clone()));
+    let invoke = match invoke {
+        Some(invoke) => invoke,
+        None => {
+            write_result(format!("no function with id {}", function_id).as_bytes());
+            return STATUS_NO_SUCH_FUNCTION;
+        }
+    };
+    let mut args = vec![0u8; args_len as usize];
+    let mut sender = [0u8; 32];
+    unsafe {
+        sys::args_read(args.as_mut_ptr());
+        sys::caller_identity(sender.as_mut_ptr());
+    }
+    let timestamp = Timestamp::from_micros_since_unix_epoch(timestamp_micros);
+    let mut input = &args[..];
+    match invoke(timestamp, Identity::from_bytes(sender), &mut input) {
+        Ok(result) => {
+            write_result(&result);
+            STATUS_OK
+        }
+        Err(e) => {
+            write_result(format!("bad arguments: {}", e).as_bytes());
+            STATUS_BAD_ARGUMENTS
+        }
+    }
+}
+
+/// Space where Asyncify saves the wasm stack while a call sleeps. The host resets `start`
+/// before each unwind; `end` bounds it.
+const ASYNCIFY_STACK_BYTES: usize = 16 * 1024;
+
+#[repr(C, align(8))]
+struct AsyncifyData {
+    start: u32,
+    end: u32,
+    stack: [u8; ASYNCIFY_STACK_BYTES],
+}
+
+static mut ASYNCIFY_DATA: AsyncifyData = AsyncifyData { start: 0, end: 0, stack: [0; ASYNCIFY_STACK_BYTES] };
+
+#[export_name = "__procyon_asyncify_data__"]
+extern "C" fn asyncify_data() -> u32 {
+    // Safety: wasm modules are single-threaded and the host calls this only between calls.
+    unsafe {
+        let data = std::ptr::addr_of_mut!(ASYNCIFY_DATA);
+        let stack = std::ptr::addr_of!((*data).stack) as u32;
+        (*data).start = stack;
+        (*data).end = stack + ASYNCIFY_STACK_BYTES as u32;
+        data as u32
+    }
+}
+
+fn write_result(bytes: &[u8]) {
+    unsafe { sys::result_write(bytes.as_ptr(), bytes.len()) }
+}
+
+fn report_panic(info: &std::panic::PanicInfo<'_>) {
+    let payload = info.payload();
+    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => s,
+        (_, Some(s)) => s.as_str(),
+        _ => "panic with a non-string payload",
+    };
+    let (file, line) = info.location().map(|l| (l.file(), l.line())).unwrap_or(("", 0));
+    unsafe { sys::panic(message.as_ptr(), message.len(), file.as_ptr(), file.len(), line) }
+}
+
+struct HostLogger;
+
+impl log::Log for HostLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let message = record.args().to_string();
+        let target = record.target();
+        let file = record.file().unwrap_or("");
+        unsafe {
+            sys::console_log(
+                record.level() as u32,
+                target.as_ptr(),
+                target.len(),
+                file.as_ptr(),
+                file.len(),
+                record.line().unwrap_or(0),
+                message.as_ptr(),
+                message.len(),
+            )
+        }
+    }
+
+    fn flush(&self) {}
+}
