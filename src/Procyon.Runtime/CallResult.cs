@@ -1,0 +1,63 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Procyon.Runtime;
+
+/// <summary>Why a call did not return a value; the server maps each to one HTTP status.</summary>
+public enum CallFailure
+{
+    None,
+    UnknownDatabase,
+    UnknownFunction,
+    BadArguments,
+    Trapped,
+    Timeout,
+    Overloaded,
+    Cancelled,
+}
+
+public static class CallOrigin
+{
+    public const string Http = "http";
+    public const string Hub = "hub";
+    public const string Schedule = "schedule";
+}
+
+/// <summary>A call to make, from whichever caller.</summary>
+/// <param name="ArgumentsJson">UTF-8 JSON: an array of positional arguments or an object of named ones; empty means none.</param>
+public sealed record CallRequest(string Database, string Function, ReadOnlyMemory<byte> ArgumentsJson, Identity Caller, string Origin, string? RequestId = null);
+
+/// <summary>The outcome of a call, as HTTP returns it and as the hub pushes it to subscribers.</summary>
+public sealed record CallResult
+{
+    public string? RequestId { get; init; }
+
+    public required string Db { get; init; }
+
+    public required string Fn { get; init; }
+
+    public required string Origin { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ulong? ScheduleId { get; init; }
+
+    /// <summary><c>ok</c>, <c>error</c> or <c>timeout</c>.</summary>
+    public required string Status { get; init; }
+
+    /// <summary>The return value as JSON; absent unless the status is <c>ok</c>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Value { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Error { get; init; }
+
+    public required DateTimeOffset StartedAt { get; init; }
+
+    public required long DurationMicros { get; init; }
+
+    /// <summary>The caller's identity in hex.</summary>
+    public required string Caller { get; init; }
+
+    [JsonIgnore]
+    public CallFailure Failure { get; init; }
+}

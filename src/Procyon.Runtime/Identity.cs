@@ -1,0 +1,29 @@
+namespace Procyon.Runtime;
+
+/// <summary>Who made a call: 32 bytes, shown as 64 hex digits.</summary>
+public readonly record struct Identity
+{
+    public const int Length = 32;
+
+    private readonly byte[]? _bytes;
+
+    public Identity(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != Length)
+        {
+            throw new ArgumentException($"an identity is {Length} bytes, not {bytes.Length}", nameof(bytes));
+        }
+        _bytes = bytes.ToArray();
+    }
+
+    /// <summary>The identity of calls that present no token: all zero bytes.</summary>
+    public static Identity Anonymous { get; } = new(new byte[Length]);
+
+    public ReadOnlySpan<byte> Bytes => _bytes ?? Anonymous._bytes!;
+
+    public bool Equals(Identity other) => Bytes.SequenceEqual(other.Bytes);
+
+    public override int GetHashCode() => BitConverter.ToInt32(Bytes);
+
+    public override string ToString() => Convert.ToHexStringLower(Bytes);
+}

@@ -1,0 +1,78 @@
+using System.Collections.Concurrent;
+using Wasmtime;
+
+namespace Procyon.Runtime;
+
+/// <summary>
+/// A compiled module serving one database, with a pool of idle instances. Republishing retires
+/// it: calls in flight finish on it, and their instances are dropped instead of pooled.
+/// </summary>
+public sealed class LoadedModule
+{
+    private readonly WasmEngine _engine;
+    private readonly Module _module;
+    private readonly ModuleLogs _logs;
+    private readonly ConcurrentBag<ModuleInstance> _idle = [];
+    private int _idleCount;
+    private volatile bool _retired;
+
+    internal LoadedModule(WasmEngine engine, Module module, ModuleLogs logs, string database, string sha256, DateTimeOffset updatedAt)
+    {
+        _engine = engine;
+        _module = module;
+        _logs = logs;
+        Database = database;
+        Sha256 = sha256;
+        UpdatedAt = updatedAt;
+        var first = CreateInstance();
+        Description = ModuleDescription.Read(first.ReadDescription());
+        Return(first);
+    }
+
+    public string Database { get; }
+
+    public string Sha256 { get; }
+
+    public DateTimeOffset UpdatedAt { get; }
+
+    public ModuleDescription Description { get; }
+
+    internal ModuleInstance Rent()
+    {
+        if (_idle.TryTake(out var instance))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            return instance;
+        }
+        return CreateInstance();
+    }
+
+    internal void Return(ModuleInstance instance)
+    {
+        if (!instance.Poisoned && !_retired)
+        {
+            if (Interlocked.Increment(ref _idleCount) <= _engine.Options.MaxIdleInstances)
+            {
+                _idle.Add(instance);
+                if (_retired)
+                {
+                    Retire();
+                }
+                return;
+            }
+            Interlocked.Decrement(ref _idleCount);
+        }
+        instance.Dispose();
+    }
+
+    internal void Retire()
+    {
+        _retired = true;
+        while (_idle.TryTake(out var instance))
+        {
+            instance.Dispose();
+        }
+    }
+
+    private ModuleInstance CreateInstance() => new(_engine, _module, Database, _logs);
+}

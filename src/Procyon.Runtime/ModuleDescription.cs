@@ -1,0 +1,93 @@
+using Procyon.Sats;
+
+namespace Procyon.Runtime;
+
+public enum FunctionKind : byte
+{
+    Procedure = 0,
+}
+
+/// <summary>One exported function as the module describes it.</summary>
+/// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
+/// <param name="Parameters">A product type whose fields are the parameters in order.</param>
+public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, AlgebraicType Parameters, AlgebraicType ReturnType);
+
+/// <summary>Everything the host knows about a module: its types and functions.</summary>
+public sealed class ModuleDescription
+{
+    private readonly Dictionary<string, FunctionDescription> _byName;
+
+    private ModuleDescription(Typespace typespace, IReadOnlyList<FunctionDescription> functions)
+    {
+        Typespace = typespace;
+        Functions = functions;
+        _byName = functions.ToDictionary(f => f.Name, StringComparer.Ordinal);
+    }
+
+    public Typespace Typespace { get; }
+
+    public IReadOnlyList<FunctionDescription> Functions { get; }
+
+    public FunctionDescription? Find(string name) => _byName.GetValueOrDefault(name);
+
+    /// <summary>Reads the BSATN the module's <c>__procyon_describe__</c> writes; throws <see cref="InvalidDataException"/>.</summary>
+    public static ModuleDescription Read(ReadOnlySpan<byte> bytes)
+    {
+        var reader = new BsatnReader(bytes);
+        var types = new AlgebraicType[reader.ReadLength()];
+        for (var i = 0; i < types.Length; i++)
+        {
+            types[i] = AlgebraicTypeReader.Read(ref reader);
+        }
+        var names = new Dictionary<uint, string>();
+        for (var count = reader.ReadLength(); count > 0; count--)
+        {
+            var name = reader.ReadString();
+            names[reader.ReadU32()] = name;
+        }
+        var typespace = new Typespace(types, names);
+        var functions = new FunctionDescription[reader.ReadLength()];
+        for (uint id = 0; id < functions.Length; id++)
+        {
+            var name = reader.ReadString();
+            var kind = reader.ReadU8();
+            if (!Enum.IsDefined((FunctionKind)kind))
+            {
+                throw new InvalidDataException($"function '{name}' has unknown kind {kind}");
+            }
+            var parameters = AlgebraicTypeReader.Read(ref reader);
+            if (parameters.Kind != TypeKind.Product)
+            {
+                throw new InvalidDataException($"function '{name}' describes its parameters as {parameters.Kind}, not a product");
+            }
+            functions[id] = new FunctionDescription(id, name, (FunctionKind)kind, parameters, AlgebraicTypeReader.Read(ref reader));
+        }
+        if (reader.Remaining != 0)
+        {
+            throw new InvalidDataException($"{reader.Remaining} bytes left over after the module description");
+        }
+        var duplicate = functions.GroupBy(f => f.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new InvalidDataException($"function '{duplicate.Key}' is defined more than once");
+        }
+        ValidateReferences(typespace, functions);
+        return new ModuleDescription(typespace, functions);
+    }
+
+    private static void ValidateReferences(Typespace typespace, IEnumerable<FunctionDescription> functions)
+    {
+        foreach (var type in typespace.Types)
+        {
+            typespace.Resolve(type);
+        }
+        foreach (var function in functions)
+        {
+            typespace.Resolve(function.ReturnType);
+            foreach (var parameter in function.Parameters.Elements)
+            {
+                typespace.Resolve(parameter.Type);
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Wasmtime;
+
+namespace Procyon.Runtime;
+
+/// <summary>
+/// Turns published bytes into a runnable module: validates them, rewrites them with Binaryen's
+/// Asyncify so <c>sleep_until</c> can suspend without a thread, compiles, checks the imports
+/// against the host's, and reads the module's description.
+/// </summary>
+public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, IOptions<RuntimeOptions> options, ILogger<ModulePreparer> logger)
+{
+    private static readonly string[] RequiredExports =
+    [
+        ModuleAbi.Describe, ModuleAbi.Call, ModuleAbi.AsyncifyData,
+        "asyncify_start_unwind", "asyncify_stop_unwind", "asyncify_start_rewind", "asyncify_stop_rewind",
+    ];
+
+    /// <summary>Returns the Asyncify-rewritten bytes; throws <see cref="ModuleRejectedException"/> for bad input.</summary>
+    public async Task<byte[]> PrepareAsync(byte[] wasm, CancellationToken cancellationToken)
+    {
+        if (wasm.Length > options.Value.MaxModuleBytes)
+        {
+            throw new ModuleRejectedException($"the module is {wasm.Length} bytes; the limit is {options.Value.MaxModuleBytes}");
+        }
+        if (Module.Validate(engine.Engine, wasm) is { } error)
+        {
+            throw new ModuleRejectedException($"not a valid WebAssembly module: {error}");
+        }
+        var stopwatch = Stopwatch.StartNew();
+        var prepared = await RunWasmOptAsync(wasm, cancellationToken);
+        LogPrepared(wasm.Length, prepared.Length, stopwatch.ElapsedMilliseconds);
+        return prepared;
+    }
+
+    /// <summary>Compiles prepared bytes and instantiates once to read the description.</summary>
+    public LoadedModule Load(string database, byte[] prepared, string sha256, DateTimeOffset updatedAt)
+    {
+        Module module;
+        try
+        {
+            module = Module.FromBytes(engine.Engine, database, prepared);
+        }
+        catch (WasmtimeException e)
+        {
+            throw new ModuleRejectedException($"the module does not compile: {e.Message}");
+        }
+        var unknown = module.Imports
+            .Where(i => i.ModuleName != HostImports.Module || !HostImports.Names.Contains(i.Name))
+            .Select(i => $"{i.ModuleName}.{i.Name}")
+            .ToList();
+        if (unknown.Count > 0)
+        {
+            throw new ModuleRejectedException($"the module imports what the host does not provide: {string.Join(", ", unknown)}");
+        }
+        var exports = module.Exports.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        var missing = RequiredExports.Where(e => !exports.Contains(e)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new ModuleRejectedException($"the module lacks the exports {string.Join(", ", missing)}; build it with the procyon SDK");
+        }
+        try
+        {
+            return new LoadedModule(engine, module, logs, database, sha256, updatedAt);
+        }
+        catch (WasmtimeException e)
+        {
+            throw new ModuleRejectedException($"the module failed while starting up: {e.Message.Split('\n', 2)[0]}");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ModuleRejectedException($"the module's description is malformed: {e.Message}");
+        }
+    }
+
+    private async Task<byte[]> RunWasmOptAsync(byte[] wasm, CancellationToken cancellationToken)
+    {
+        var directory = Directory.CreateTempSubdirectory("procyon-prepare-");
+        try
+        {
+            var input = Path.Combine(directory.FullName, "in.wasm");
+            var output = Path.Combine(directory.FullName, "out.wasm");
+            await File.WriteAllBytesAsync(input, wasm, cancellationToken);
+            var start = new ProcessStartInfo(options.Value.WasmOptPath)
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            foreach (var argument in (string[])[input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{HostImports.Module}.{ModuleAbi.SleepImport}", "-o", output])
+            {
+                start.ArgumentList.Add(argument);
+            }
+            using var process = StartProcess(start);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.Value.PrepareTimeout);
+            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                process.Kill(entireProcessTree: true);
+                throw new ModuleRejectedException($"rewriting the module with wasm-opt took longer than {options.Value.PrepareTimeout.TotalSeconds:0} s");
+            }
+            var diagnostics = (await stderr + await stdout).Trim();
+            if (process.ExitCode != 0)
+            {
+                throw new ModuleRejectedException($"wasm-opt could not rewrite the module: {diagnostics}");
+            }
+            return await File.ReadAllBytesAsync(output, cancellationToken);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private Process StartProcess(ProcessStartInfo start)
+    {
+        try
+        {
+            return Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException(
+                $"could not run '{options.Value.WasmOptPath}' ({e.Message}); install Binaryen (Debian package 'binaryen') or set Procyon:Runtime:WasmOptPath",
+                e);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rewrote a {InputBytes}-byte module with Asyncify into {OutputBytes} bytes in {Milliseconds} ms")]
+    private partial void LogPrepared(int inputBytes, int outputBytes, long milliseconds);
+}

@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Procyon.Runtime;
+
+/// <summary>Limits and tools of the Wasmtime host, bound from the <c>Procyon:Runtime</c> section.</summary>
+public sealed class RuntimeOptions
+{
+    public const string Section = "Procyon:Runtime";
+
+    /// <summary>CPU time one call may run between sleeps before it is interrupted (504).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the engine's epoch advances: the resolution of <see cref="CallTimeout"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:01")]
+    public TimeSpan EpochTick { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Linear memory one instance may grow to.</summary>
+    [Range(1 << 20, 4L << 30)]
+    public long MaxMemoryBytes { get; set; } = 64 << 20;
+
+    /// <summary>Largest <c>.wasm</c> accepted for publishing.</summary>
+    [Range(1024, 256 << 20)]
+    public int MaxModuleBytes { get; set; } = 16 << 20;
+
+    /// <summary>Idle instances kept per module for reuse; more are created on demand and dropped after use.</summary>
+    [Range(0, 4096)]
+    public int MaxIdleInstances { get; set; } = 32;
+
+    /// <summary>Binaryen's <c>wasm-opt</c>, which rewrites modules with Asyncify so procedures can sleep.</summary>
+    [Required]
+    public string WasmOptPath { get; set; } = "wasm-opt";
+
+    /// <summary>How long publishing may spend in <c>wasm-opt</c>.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Log lines kept in memory per database for <c>GET /logs</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int LogLinesPerDatabase { get; set; } = 1000;
+}
