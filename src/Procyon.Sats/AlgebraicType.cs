@@ -67,7 +67,7 @@ public sealed class AlgebraicType
     {
         switch (Kind)
         {
-            case TypeKind.Array when Item!.Kind == TypeKind.U8:
+            case TypeKind.Array when Item is { Kind: TypeKind.U8 }:
                 return SpecialType.Bytes;
             case TypeKind.Product when Elements.Count == 0:
                 return SpecialType.Unit;

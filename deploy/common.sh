@@ -1,0 +1,54 @@
+# Shared by run-local.sh and test.sh: installs prerequisites (idempotently), starts the local
+# Postgres and builds the Rust workspace. Source it; it sets REPO and the PROCYON_* variables.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO
+# Debian's Rust has the wasm32 standard library; a rustup toolchain in ~/.cargo/bin does not.
+export PATH="/usr/bin:$PATH"
+
+APT_PACKAGES=(rustc cargo libstd-rust-dev-wasm32 lld-14 wabt binaryen
+  librust-syn-dev librust-quote-dev librust-proc-macro2-dev librust-log-dev librust-serde-dev
+  postgresql)
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_prerequisites() {
+  local missing=()
+  for package in "${APT_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "Installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required (dotnet on PATH)" >&2; exit 1; }
+}
+
+# Starts the local cluster and creates the procyon role and the given databases.
+start_postgres() {
+  local cluster
+  cluster="$(pg_lsclusters -h | awk 'NR==1 {print $1" "$2}')"
+  [ -n "$cluster" ] || { echo "no Postgres cluster found (pg_lsclusters)" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  pg_lsclusters -h | awk 'NR==1 {print $4}' | grep -q online || as_root pg_ctlcluster $cluster start
+  as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'procyon'\"" | grep -q 1 ||
+    as_root su postgres -c "psql -qc \"CREATE ROLE procyon LOGIN PASSWORD 'procyon'\""
+  for database in "$@"; do
+    as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = '$database'\"" | grep -q 1 ||
+      as_root su postgres -c "createdb -O procyon '$database'"
+  done
+}
+
+# Builds the SDK, the example module and the test modules for wasm32.
+build_modules() {
+  log "Building Rust modules (wasm32-unknown-unknown)"
+  (cd "$REPO/src/rust" && cargo build --quiet --release --target wasm32-unknown-unknown)
+  WASM_DIR="$REPO/src/rust/target/wasm32-unknown-unknown/release"
+  export WASM_DIR
+}

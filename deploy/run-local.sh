@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs Procyon on this machine: local Postgres, the example module published as database
+# `example`, Swagger UI at the printed URL. Ctrl-C stops the server.
+source "$(dirname "$0")/common.sh"
+
+PORT="${PORT:-5080}"
+URL="http://localhost:$PORT"
+
+install_prerequisites
+start_postgres procyon
+build_modules
+
+log "Building the server"
+dotnet build --nologo -v quiet -c Release "$REPO/src/Procyon.Server/Procyon.Server.csproj" >/dev/null
+
+export ConnectionStrings__Postgres="${ConnectionStrings__Postgres:-Host=localhost;Username=procyon;Password=procyon;Database=procyon}"
+dotnet run --no-build -c Release --project "$REPO/src/Procyon.Server" -- --urls "$URL" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT INT TERM
+
+for _ in $(seq 1 120); do
+  curl -fs "$URL/healthz" >/dev/null 2>&1 && break
+  kill -0 $SERVER 2>/dev/null || { echo "the server exited; see its output above" >&2; exit 1; }
+  sleep 0.5
+done
+
+log "Publishing the example module as database 'example'"
+curl -fsS -X PUT "$URL/v1/databases/example" --data-binary "@$WASM_DIR/example.wasm" -o /dev/null
+
+cat <<INFO
+
+  Procyon is running.
+  Swagger UI:  $URL/swagger
+  Try:         curl -X POST $URL/v1/databases/example/call/add -d '[2,3]'
+               curl -X POST $URL/v1/databases/example/call/sleep_one_second -d '[]'
+               curl $URL/v1/databases/example/logs
+  Stop:        Ctrl-C
+
+INFO
+wait $SERVER

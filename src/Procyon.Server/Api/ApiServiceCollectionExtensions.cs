@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Procyon.Runtime;
+using Procyon.Storage;
+
+namespace Procyon.Server.Api;
+
+internal static class ApiServiceCollectionExtensions
+{
+    public static IServiceCollection AddProcyonApi(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ApiOptions>()
+            .Bind(configuration.GetSection(ApiOptions.Section))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddHostedService<ModuleLoader>();
+        services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(swagger => swagger.SwaggerDoc("v1", new() { Title = "Procyon", Version = "v1" }));
+        return services;
+    }
+
+    public static WebApplication UseProcyonSwagger(this WebApplication app)
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI();
+        app.MapHealthChecks("/healthz");
+        return app;
+    }
+}
+
+/// <summary>Loads the published modules from Postgres before the server takes requests.</summary>
+internal sealed class ModuleLoader(ModuleRegistry registry) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => registry.LoadAllAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+internal sealed class PostgresHealthCheck(ModuleStore store) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.PingAsync(cancellationToken);
+            return HealthCheckResult.Healthy();
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
+        {
+            return HealthCheckResult.Unhealthy("Postgres is unreachable", e);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using Procyon.Runtime;
+
+namespace Procyon.Server.Api;
+
+/// <summary>The HTTP API under <c>/v1/databases</c>.</summary>
+internal static class DatabaseEndpoints
+{
+    public static IEndpointRouteBuilder MapProcyonApi(this IEndpointRouteBuilder app)
+    {
+        var databases = app.MapGroup("/v1/databases/{db}")
+            .WithTags("Databases")
+            .AddEndpointFilter(async (context, next) =>
+            {
+                var db = (string)context.HttpContext.GetRouteValue("db")!;
+                return DatabaseName.IsValid(db)
+                    ? await next(context)
+                    : TypedResults.Problem($"'{db}' is not a valid database name: {DatabaseName.Rule}", statusCode: StatusCodes.Status400BadRequest, title: "Bad database name");
+            });
+
+        databases.MapPut("", PublishAsync)
+            .WithSummary("Publish or update a module")
+            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module.")
+            .Produces<ModuleSchema>(StatusCodes.Status200OK)
+            .Produces<ModuleSchema>(StatusCodes.Status201Created)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+        databases.MapDelete("", DeleteAsync)
+            .WithSummary("Delete a database and its module")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        databases.MapGet("/schema", GetSchema)
+            .WithSummary("The module's functions and types")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        databases.MapGet("/logs", GetLogs)
+            .WithSummary("Recent log lines the module wrote on this server")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        databases.MapPost("/call/{fn}", CallAsync)
+            .WithSummary("Call a procedure")
+            .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments.")
+            .Produces<object>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+        return app;
+    }
+
+    private static async Task<IResult> PublishAsync(string db, HttpRequest request, ModuleRegistry registry, IOptions<RuntimeOptions> runtime, CancellationToken cancellationToken)
+    {
+        var wasm = await RequestBody.ReadAsync(request, runtime.Value.MaxModuleBytes, cancellationToken);
+        var created = await registry.PublishAsync(db, wasm, cancellationToken);
+        var schema = ModuleSchema.Of(registry.Find(db)!);
+        return created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
+    }
+
+    private static async Task<IResult> DeleteAsync(string db, ModuleRegistry registry, CancellationToken cancellationToken) =>
+        await registry.DeleteAsync(db, cancellationToken) ? TypedResults.NoContent() : UnknownDatabase(db);
+
+    private static IResult GetSchema(string db, ModuleRegistry registry) =>
+        registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);
+
+    private static IResult GetLogs(string db, ModuleRegistry registry, ModuleLogs logs, [FromQuery] int? limit) =>
+        registry.Find(db) is null ? UnknownDatabase(db) : TypedResults.Ok(logs.Recent(db, Math.Clamp(limit ?? 100, 1, 10_000)));
+
+    private static async Task<IResult> CallAsync(
+        string db,
+        string fn,
+        HttpRequest request,
+        CallDispatcher dispatcher,
+        IOptions<ApiOptions> options,
+        IHostApplicationLifetime lifetime,
+        CancellationToken cancellationToken)
+    {
+        var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
+        var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Identity.Anonymous, CallOrigin.Http), lifetime.ApplicationStopping);
+        return result.Failure == CallFailure.None ? TypedResults.Json(result.Value) : ProblemMapping.Problem(result);
+    }
+
+    private static IResult UnknownDatabase(string db) =>
+        ProblemMapping.Problem(CallFailure.UnknownDatabase, $"no database named '{db}' is published", db, null);
+}

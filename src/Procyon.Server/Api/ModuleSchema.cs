@@ -1,0 +1,34 @@
+using Procyon.Runtime;
+
+namespace Procyon.Server.Api;
+
+/// <summary>What <c>GET /v1/databases/{db}/schema</c> returns: the module description, with types spelled Rust-style.</summary>
+internal sealed record ModuleSchema(string Db, string Sha256, DateTimeOffset UpdatedAt, IReadOnlyList<FunctionSchema> Functions, IReadOnlyList<TypeSchema> Types)
+{
+    public static ModuleSchema Of(LoadedModule module)
+    {
+        var description = module.Description;
+        var typespace = description.Typespace;
+        return new ModuleSchema(
+            module.Database,
+            module.Sha256,
+            module.UpdatedAt,
+            description.Functions
+                .Select(f => new FunctionSchema(
+                    f.Name,
+                    f.Kind.ToString().ToLowerInvariant(),
+                    f.Parameters.Elements.Select(p => new ParameterSchema(p.Name ?? "", typespace.Describe(p.Type))).ToList(),
+                    typespace.Describe(f.ReturnType)))
+                .ToList(),
+            typespace.Names
+                .OrderBy(n => n.Key)
+                .Select(n => new TypeSchema(n.Value, typespace.Describe(typespace.Types[(int)n.Key])))
+                .ToList());
+    }
+}
+
+internal sealed record FunctionSchema(string Name, string Kind, IReadOnlyList<ParameterSchema> Params, string Returns);
+
+internal sealed record ParameterSchema(string Name, string Type);
+
+internal sealed record TypeSchema(string Name, string Definition);

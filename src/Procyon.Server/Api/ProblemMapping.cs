@@ -1,0 +1,59 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using Procyon.Runtime;
+
+namespace Procyon.Server.Api;
+
+/// <summary>The one mapping from call failures and domain exceptions to HTTP problems.</summary>
+internal static class ProblemMapping
+{
+    public static (int Status, string Title) ForFailure(CallFailure failure) => failure switch
+    {
+        CallFailure.UnknownDatabase => (StatusCodes.Status404NotFound, "Unknown database"),
+        CallFailure.UnknownFunction => (StatusCodes.Status404NotFound, "Unknown function"),
+        CallFailure.BadArguments => (StatusCodes.Status400BadRequest, "Bad arguments"),
+        CallFailure.Trapped => (StatusCodes.Status500InternalServerError, "The module trapped"),
+        CallFailure.Timeout => (StatusCodes.Status504GatewayTimeout, "Deadline exceeded"),
+        CallFailure.Overloaded => (StatusCodes.Status503ServiceUnavailable, "Overloaded"),
+        CallFailure.Cancelled => (StatusCodes.Status503ServiceUnavailable, "Shutting down"),
+        _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "not a failure"),
+    };
+
+    public static IResult Problem(CallResult result) => Problem(result.Failure, result.Error, result.Db, result.Fn);
+
+    public static IResult Problem(CallFailure failure, string? detail, string db, string? fn)
+    {
+        var (status, title) = ForFailure(failure);
+        return TypedResults.Problem(detail, statusCode: status, title: title, extensions: new Dictionary<string, object?>
+        {
+            ["db"] = db,
+            ["fn"] = fn,
+        });
+    }
+}
+
+/// <summary>Turns domain exceptions thrown by endpoints into problem+json.</summary>
+internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, title) = exception switch
+        {
+            ModuleRejectedException => (StatusCodes.Status400BadRequest, "Module rejected"),
+            PayloadTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Payload too large"),
+            BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
+            _ => (0, ""),
+        };
+        if (status == 0)
+        {
+            return false;
+        }
+        httpContext.Response.StatusCode = status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = exception.Message },
+        });
+    }
+}

@@ -1,0 +1,93 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR;
+using Procyon.Runtime;
+
+namespace Procyon.Server.Hub;
+
+/// <summary>
+/// <c>/hubs/procyon</c>: call functions and subscribe to results. A subscription to a database
+/// covers all its functions; subscribing to one function of a database already subscribed
+/// changes nothing, so no result arrives twice.
+/// </summary>
+public sealed class ProcyonHub(CallDispatcher dispatcher, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
+{
+    public const string Path = "/hubs/procyon";
+
+    /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to subscribers.</summary>
+    public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
+    {
+        var json = args is { ValueKind: not JsonValueKind.Undefined } value ? Encoding.UTF8.GetBytes(value.GetRawText()) : [];
+        return dispatcher.CallAsync(new CallRequest(db, fn, json, Identity.Anonymous, CallOrigin.Hub, requestId), lifetime.ApplicationStopping);
+    }
+
+    public async Task Subscribe(string db, string? fn = null)
+    {
+        var subscriptions = Subscriptions;
+        if (subscriptions.Contains(ResultGroups.Database(db)))
+        {
+            return;
+        }
+        if (fn is null)
+        {
+            foreach (var group in subscriptions.Where(g => ResultGroups.IsFunctionOf(g, db)).ToList())
+            {
+                await Leave(subscriptions, group);
+            }
+        }
+        var joined = ResultGroups.For(db, fn);
+        await Groups.AddToGroupAsync(Context.ConnectionId, joined);
+        subscriptions.Add(joined);
+    }
+
+    /// <summary>Without <paramref name="fn"/>, ends every subscription to the database.</summary>
+    public async Task Unsubscribe(string db, string? fn = null)
+    {
+        var subscriptions = Subscriptions;
+        var leaving = fn is null
+            ? subscriptions.Where(g => g == ResultGroups.Database(db) || ResultGroups.IsFunctionOf(g, db)).ToList()
+            : [ResultGroups.Function(db, fn)];
+        foreach (var group in leaving)
+        {
+            await Leave(subscriptions, group);
+        }
+    }
+
+    private HashSet<string> Subscriptions
+    {
+        get
+        {
+            if (Context.Items.TryGetValue(nameof(Subscriptions), out var existing))
+            {
+                return (HashSet<string>)existing!;
+            }
+            var created = new HashSet<string>(StringComparer.Ordinal);
+            Context.Items[nameof(Subscriptions)] = created;
+            return created;
+        }
+    }
+
+    private async Task Leave(HashSet<string> subscriptions, string group)
+    {
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, group);
+        subscriptions.Remove(group);
+    }
+}
+
+/// <summary>What the server calls on clients.</summary>
+public interface IProcyonClient
+{
+    Task Result(CallResult result);
+}
+
+/// <summary>SignalR group names for result subscriptions.</summary>
+internal static class ResultGroups
+{
+    public static string Database(string db) => $"db:{db}";
+
+    public static string Function(string db, string fn) => $"fn:{db}/{fn}";
+
+    public static string For(string db, string? fn) => fn is null ? Database(db) : Function(db, fn);
+
+    public static bool IsFunctionOf(string group, string db) => group.StartsWith($"fn:{db}/", StringComparison.Ordinal);
+}

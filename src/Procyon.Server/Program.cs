@@ -1,0 +1,41 @@
+using Procyon.Runtime;
+using Procyon.Server.Api;
+using Procyon.Server.Hub;
+using Procyon.Storage;
+
+namespace Procyon.Server;
+
+public static class Program
+{
+    public const string DefaultUrl = "http://localhost:5080";
+
+    public const string DefaultConnectionString = "Host=localhost;Username=procyon;Password=procyon;Database=procyon";
+
+    public static Task Main(string[] args) => Build(args).RunAsync();
+
+    /// <summary>Builds the server; tests start it in-process with <c>--urls=http://127.0.0.1:0</c>.</summary>
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        if (builder.Configuration["urls"] is null && builder.Configuration["http_ports"] is null)
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+        var connectionString = builder.Configuration.GetConnectionString("Postgres")
+            ?? builder.Configuration["PROCYON_POSTGRES"]
+            ?? DefaultConnectionString;
+
+        builder.Services.AddProcyonStorage(connectionString);
+        builder.Services.AddProcyonRuntime(builder.Configuration);
+        builder.Services.AddProcyonApi(builder.Configuration);
+        builder.Services.AddProcyonHub();
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseProcyonSwagger();
+        app.MapProcyonApi();
+        app.MapHub<ProcyonHub>(ProcyonHub.Path);
+        return app;
+    }
+}
