@@ -37,7 +37,10 @@ internal static class HostImports
             });
         linker.DefineFunction(Module, "panic", (Caller caller, int message, int messageLen, int file, int fileLen, int line) =>
         {
-            var text = $"panicked at {ReadText(caller, file, fileLen)}:{(uint)line}: {ReadText(caller, message, messageLen)}";
+            var location = ReadText(caller, file, fileLen);
+            var text = location.Length == 0
+                ? ReadText(caller, message, messageLen)
+                : $"panicked at {location}:{(uint)line}: {ReadText(caller, message, messageLen)}";
             Instance(caller).Frame.Panic = text;
         });
         linker.DefineFunction(Module, "args_read", (Caller caller, int destination) =>

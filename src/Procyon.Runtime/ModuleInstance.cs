@@ -107,9 +107,9 @@ internal sealed class ModuleInstance : IDisposable
         var frame = _frame = new CallFrame(arguments, caller);
         try
         {
+            _store.SetEpochDeadline(_engine.DeadlineTicks);
             while (true)
             {
-                _store.SetEpochDeadline(_engine.DeadlineTicks);
                 var status = _call((int)functionId, timestampMicros, arguments.Length);
                 if (frame.SleepTarget is not { } target)
                 {
@@ -123,12 +123,14 @@ internal sealed class ModuleInstance : IDisposable
                 }
                 _stopUnwind();
                 frame.SleepTarget = null;
-                var remaining = UnixTime.FromMicros(target) - DateTimeOffset.UtcNow;
-                if (remaining > TimeSpan.Zero)
+                // Timers may fire a little early; a call never wakes before its target.
+                for (var remaining = target - UnixTime.NowMicros(); remaining > 0; remaining = target - UnixTime.NowMicros())
                 {
-                    await Task.Delay(remaining, cancellationToken);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(remaining / 1000.0)), cancellationToken);
                 }
                 frame.WokeAt = UnixTime.NowMicros();
+                // Time asleep does not count against the CPU deadline.
+                _store.SetEpochDeadline(_engine.DeadlineTicks);
                 _startRewind(_asyncifyData);
             }
         }

@@ -30,6 +30,11 @@ public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, I
         {
             throw new ModuleRejectedException($"not a valid WebAssembly module: {error}");
         }
+        // Check imports before wasm-opt, which drops the ones a module never calls.
+        using (var original = Module.FromBytes(engine.Engine, "published", wasm))
+        {
+            RefuseUnknownImports(original);
+        }
         var stopwatch = Stopwatch.StartNew();
         var prepared = await RunWasmOptAsync(wasm, cancellationToken);
         LogPrepared(wasm.Length, prepared.Length, stopwatch.ElapsedMilliseconds);
@@ -48,14 +53,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, I
         {
             throw new ModuleRejectedException($"the module does not compile: {e.Message}");
         }
-        var unknown = module.Imports
-            .Where(i => i.ModuleName != HostImports.Module || !HostImports.Names.Contains(i.Name))
-            .Select(i => $"{i.ModuleName}.{i.Name}")
-            .ToList();
-        if (unknown.Count > 0)
-        {
-            throw new ModuleRejectedException($"the module imports what the host does not provide: {string.Join(", ", unknown)}");
-        }
+        RefuseUnknownImports(module);
         var exports = module.Exports.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var missing = RequiredExports.Where(e => !exports.Contains(e)).ToList();
         if (missing.Count > 0)
@@ -73,6 +71,18 @@ public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, I
         catch (InvalidDataException e)
         {
             throw new ModuleRejectedException($"the module's description is malformed: {e.Message}");
+        }
+    }
+
+    private static void RefuseUnknownImports(Module module)
+    {
+        var unknown = module.Imports
+            .Where(i => i.ModuleName != HostImports.Module || !HostImports.Names.Contains(i.Name))
+            .Select(i => $"{i.ModuleName}.{i.Name}")
+            .ToList();
+        if (unknown.Count > 0)
+        {
+            throw new ModuleRejectedException($"the module imports what the host does not provide: {string.Join(", ", unknown)}");
         }
     }
 

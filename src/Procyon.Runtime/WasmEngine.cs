@@ -9,7 +9,8 @@ namespace Procyon.Runtime;
 /// </summary>
 public sealed class WasmEngine : IDisposable
 {
-    private readonly Timer _ticker;
+    private readonly Thread _ticker;
+    private readonly CancellationTokenSource _stopping = new();
 
     public WasmEngine(IOptions<RuntimeOptions> options)
     {
@@ -24,7 +25,9 @@ public sealed class WasmEngine : IDisposable
         Linker = new Linker(Engine);
         HostImports.Define(Linker);
         DeadlineTicks = (ulong)Math.Ceiling(Options.CallTimeout / Options.EpochTick);
-        _ticker = new Timer(_ => Engine.IncrementEpoch(), null, Options.EpochTick, Options.EpochTick);
+        // A thread of its own: a pool timer would starve exactly when modules hog the pool's threads.
+        _ticker = new Thread(Tick) { IsBackground = true, Name = "Procyon epoch ticker" };
+        _ticker.Start();
     }
 
     public RuntimeOptions Options { get; }
@@ -35,9 +38,19 @@ public sealed class WasmEngine : IDisposable
 
     internal ulong DeadlineTicks { get; }
 
+    private void Tick()
+    {
+        while (!_stopping.Token.WaitHandle.WaitOne(Options.EpochTick))
+        {
+            Engine.IncrementEpoch();
+        }
+    }
+
     public void Dispose()
     {
-        _ticker.Dispose();
+        _stopping.Cancel();
+        _ticker.Join();
+        _stopping.Dispose();
         Linker.Dispose();
         Engine.Dispose();
     }

@@ -32,3 +32,35 @@ fn naps(ctx: &mut ProcedureContext, count: u32, millis: u64) -> Vec<i64> {
         })
         .collect()
 }
+
+/// Never returns: the host's CPU deadline must stop it.
+#[procedure]
+fn spins(_ctx: &mut ProcedureContext) -> u64 {
+    let mut n: u64 = 0;
+    loop {
+        // Volatile, so the optimiser cannot prove the loop does nothing.
+        unsafe { std::ptr::write_volatile(&mut n, std::ptr::read_volatile(&n).wrapping_add(1)) };
+    }
+}
+
+/// Allocates `megabytes` and touches every page: beyond the instance's memory limit it traps.
+#[procedure]
+fn allocates(_ctx: &mut ProcedureContext, megabytes: u32) -> u32 {
+    let block = vec![1u8; megabytes as usize * 1024 * 1024];
+    block.iter().step_by(4096).map(|&b| b as u32).sum()
+}
+
+/// Recurses `depth` times; deep enough, it overflows the wasm stack.
+#[procedure]
+fn recurses(_ctx: &mut ProcedureContext, depth: u32) -> u32 {
+    #[inline(never)]
+    fn down(n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        let frame = [n as u8; 128];
+        // Volatile, so the frame stays on the stack and the recursion stays a recursion.
+        down(n - 1) + unsafe { std::ptr::read_volatile(&frame[(n % 128) as usize]) } as u32
+    }
+    down(depth)
+}

@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Procyon.Tests.Infrastructure;
+using static Procyon.Tests.Problems;
+
+namespace Procyon.Tests;
+
+/// <summary>Modules that loop, eat memory or recurse: each call fails cleanly and others keep answering.</summary>
+public sealed class HostileModuleTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private TestServer Server => fixture.Server;
+
+    [Fact]
+    public async Task Infinite_loop_returns_504_within_the_deadline_and_add_still_answers()
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var problem = await AssertProblemAsync(await Server.CallAsync("faulty", "spins", "[]"), HttpStatusCode.GatewayTimeout);
+
+        Assert.Contains("deadline", problem.Detail());
+        Assert.InRange(stopwatch.Elapsed.TotalSeconds, 0.5, 3);
+        await AssertAddStillAnswersAsync();
+    }
+
+    [Fact]
+    public async Task Memory_bomb_traps_with_500_and_add_still_answers()
+    {
+        var problem = await AssertProblemAsync(await Server.CallAsync("faulty", "allocates", "[1024]"), HttpStatusCode.InternalServerError);
+
+        Assert.Contains("out of memory: an allocation of 1073741824 bytes failed", problem.Detail());
+        await AssertAddStillAnswersAsync();
+    }
+
+    [Fact]
+    public async Task Allocation_within_the_limit_succeeds()
+    {
+        var response = await Server.CallAsync("faulty", "allocates", "[4]");
+
+        Assert.Equal("1024", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Stack_overflow_traps_with_500_and_add_still_answers()
+    {
+        var problem = await AssertProblemAsync(await Server.CallAsync("faulty", "recurses", "[10000000]"), HttpStatusCode.InternalServerError);
+
+        Assert.Contains("trapped", problem.Detail());
+        await AssertAddStillAnswersAsync();
+    }
+
+    [Fact]
+    public async Task Repeated_sleeps_keep_local_state_across_each_unwind_and_rewind()
+    {
+        var response = await Server.CallAsync("faulty", "naps", "[3, 50]");
+
+        var naps = JsonSerializer.Deserialize<long[]>(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(3, naps.Length);
+        Assert.All(naps, micros => Assert.InRange(micros, 50_000, 150_000));
+    }
+
+    [Fact]
+    public async Task Concurrent_sleepers_all_answer_while_add_keeps_answering()
+    {
+        var sleepers = Enumerable.Range(0, 200).Select(_ => Server.CallAsync("faulty", "naps", "[1, 300]")).ToList();
+
+        await AssertAddStillAnswersAsync();
+        var responses = await Task.WhenAll(sleepers);
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+    }
+
+    private async Task AssertAddStillAnswersAsync() =>
+        Assert.Equal("3", await (await Server.CallAsync("faulty", "add", "[1,2]")).Content.ReadAsStringAsync());
+}

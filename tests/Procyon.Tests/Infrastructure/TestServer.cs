@@ -1,0 +1,67 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.SignalR.Client;
+using Procyon.Server;
+
+namespace Procyon.Tests.Infrastructure;
+
+/// <summary>The real server on Kestrel, on a free loopback port, against a test database.</summary>
+public sealed class TestServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TestServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public Uri Address { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<TestServer> StartAsync(TestDatabase database, params string[] settings)
+    {
+        string[] args =
+        [
+            "--urls=http://127.0.0.1:0",
+            $"--ConnectionStrings:Postgres={database.ConnectionString}",
+            "--Logging:LogLevel:Default=Warning",
+            .. settings,
+        ];
+        var app = Program.Build(args);
+        await app.StartAsync();
+        return new TestServer(app, new Uri(app.Urls.First()));
+    }
+
+    public async Task<HttpResponseMessage> PublishAsync(string database, string module) =>
+        await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)));
+
+    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm)
+    {
+        using var content = new ByteArrayContent(wasm);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
+        return await Http.PutAsync($"/v1/databases/{database}", content);
+    }
+
+    public async Task<HttpResponseMessage> CallAsync(string database, string function, string json)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        return await Http.PostAsync($"/v1/databases/{database}/call/{function}", content);
+    }
+
+    public async Task<HubConnection> ConnectHubAsync()
+    {
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(Address, "/hubs/procyon")).Build();
+        await hub.StartAsync();
+        return hub;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

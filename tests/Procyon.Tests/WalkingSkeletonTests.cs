@@ -1,0 +1,119 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
+using Procyon.Tests.Infrastructure;
+
+namespace Procyon.Tests;
+
+/// <summary>The four steps of the README's walk-through, against the example module.</summary>
+public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private TestServer Server => fixture.Server;
+
+    [Fact]
+    public async Task Sleep_one_second_answers_after_a_second_and_logs_a_delta_between_1_0_and_1_2_s()
+    {
+        var response = await Server.CallAsync("example", "sleep_one_second", "[]");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("null", await response.Content.ReadAsStringAsync());
+        var logs = await Server.Http.GetFromJsonAsync<JsonElement>("/v1/databases/example/logs");
+        var line = logs.EnumerateArray().Select(l => l.GetProperty("message").GetString()!).Last(m => m.StartsWith("Slept from", StringComparison.Ordinal));
+        var match = SleptPattern().Match(line);
+        Assert.True(match.Success, line);
+        var delta = double.Parse(match.Groups["seconds"].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(delta, 1.0, 1.2);
+        var from = DateTimeOffset.Parse(match.Groups["from"].Value, CultureInfo.InvariantCulture);
+        var to = DateTimeOffset.Parse(match.Groups["to"].Value, CultureInfo.InvariantCulture);
+        Assert.InRange((to - from).TotalSeconds, 1.0, 1.2);
+    }
+
+    [Fact]
+    public async Task Add_returns_the_sum()
+    {
+        var response = await Server.CallAsync("example", "add", "[2,3]");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("5", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Add_accepts_named_arguments()
+    {
+        var response = await Server.CallAsync("example", "add", """{"b": 40, "a": 2}""");
+
+        Assert.Equal("42", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Greet_returns_a_string()
+    {
+        var response = await Server.CallAsync("example", "greet", """["Ada", 2]""");
+
+        Assert.Equal("\"Hello, Ada! Hello, Ada!\"", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Subscriber_receives_a_Result_for_each_call()
+    {
+        await using var hub = await Server.ConnectHubAsync();
+        var results = Channel.CreateUnbounded<JsonElement>();
+        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
+        await hub.InvokeAsync("Subscribe", "example", null);
+
+        await Server.CallAsync("example", "add", "[2,3]");
+        await Server.CallAsync("example", "sleep_one_second", "[]");
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var add = await NextAsync(results, "add", timeout.Token);
+        Assert.Equal("example", add.GetProperty("db").GetString());
+        Assert.Equal("http", add.GetProperty("origin").GetString());
+        Assert.Equal("ok", add.GetProperty("status").GetString());
+        Assert.Equal(5, add.GetProperty("value").GetInt32());
+        Assert.Equal(new string('0', 64), add.GetProperty("caller").GetString());
+        Assert.True(add.GetProperty("durationMicros").GetInt64() >= 0);
+        Assert.InRange(add.GetProperty("startedAt").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow);
+        var sleep = await NextAsync(results, "sleep_one_second", timeout.Token);
+        Assert.Equal("ok", sleep.GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, sleep.GetProperty("value").ValueKind);
+        Assert.InRange(sleep.GetProperty("durationMicros").GetInt64(), 1_000_000, 1_200_000);
+    }
+
+    [Fact]
+    public async Task Schema_lists_functions_with_parameter_names_and_types()
+    {
+        var schema = await Server.Http.GetFromJsonAsync<JsonElement>("/v1/databases/example/schema");
+
+        var add = schema.GetProperty("functions").EnumerateArray().Single(f => f.GetProperty("name").GetString() == "add");
+        Assert.Equal("procedure", add.GetProperty("kind").GetString());
+        Assert.Equal("""[{"name":"a","type":"i32"},{"name":"b","type":"i32"}]""", add.GetProperty("params").GetRawText());
+        Assert.Equal("i32", add.GetProperty("returns").GetString());
+    }
+
+    [Fact]
+    public async Task Swagger_UI_and_health_are_served()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Server.Http.GetAsync("/swagger/index.html")).StatusCode);
+        Assert.Contains("/v1/databases/{db}/call/{fn}", await Server.Http.GetStringAsync("/swagger/v1/swagger.json"));
+        Assert.Equal("Healthy", await Server.Http.GetStringAsync("/healthz"));
+    }
+
+    internal static async Task<JsonElement> NextAsync(Channel<JsonElement> results, string function, CancellationToken cancellationToken)
+    {
+        await foreach (var result in results.Reader.ReadAllAsync(cancellationToken))
+        {
+            if (result.GetProperty("fn").GetString() == function)
+            {
+                return result;
+            }
+        }
+        throw new InvalidOperationException("the channel ended");
+    }
+
+    [GeneratedRegex(@"^Slept from (?<from>\S+) to (?<to>\S+), a total of (?<seconds>[0-9.]+)s$")]
+    private static partial Regex SleptPattern();
+}
