@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: installs prerequisites, starts the local Postgres, builds the Rust
+# workspace (SDK, example and test modules) and the .NET solution, then runs the tests.
+# Extra arguments go to `dotnet test` (e.g. --filter HostileModuleTests).
+source "$(dirname "$0")/common.sh"
+
+install_prerequisites
+start_postgres procyon
+build_modules
+
+log "Building and testing the .NET solution"
+dotnet build --nologo -v quiet "$REPO/Server.sln"
+dotnet test --nologo --no-build "$REPO/Server.sln" --logger "console;verbosity=normal" "$@"
