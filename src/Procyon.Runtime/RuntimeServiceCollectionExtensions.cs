@@ -8,15 +8,23 @@ public static class RuntimeServiceCollectionExtensions
     /// <summary>Registers the Wasmtime engine, the module registry and the call dispatcher.</summary>
     public static IServiceCollection AddProcyonRuntime(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<RuntimeOptions>()
-            .Bind(configuration.GetSection(RuntimeOptions.Section))
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddValidatedOptions<RuntimeOptions>(configuration, RuntimeOptions.Section);
         services.AddSingleton<WasmEngine>();
         services.AddSingleton<ModuleLogs>();
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<CallDispatcher>();
+        return services;
+    }
+
+    /// <summary>Binds options from a configuration section and validates their data annotations when the host starts.</summary>
+    public static IServiceCollection AddValidatedOptions<TOptions>(this IServiceCollection services, IConfiguration configuration, string section)
+        where TOptions : class
+    {
+        services.AddOptions<TOptions>()
+            .Bind(configuration.GetSection(section))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         return services;
     }
 }

@@ -5,10 +5,8 @@ using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
 
-public sealed class HubTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed class HubTests(ServerFixture fixture) : ServerTest(fixture)
 {
-    private TestServer Server => fixture.Server;
-
     [Fact]
     public async Task Call_returns_the_Result_with_the_request_id()
     {

@@ -10,10 +10,8 @@ using Procyon.Tests.Infrastructure;
 namespace Procyon.Tests;
 
 /// <summary>The four steps of the README's walk-through, against the example module.</summary>
-public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : ServerTest(fixture)
 {
-    private TestServer Server => fixture.Server;
-
     [Fact]
     public async Task Sleep_one_second_answers_after_a_second_and_logs_a_delta_between_1_0_and_1_2_s()
     {

@@ -8,10 +8,7 @@ internal static class ApiServiceCollectionExtensions
 {
     public static IServiceCollection AddProcyonApi(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<ApiOptions>()
-            .Bind(configuration.GetSection(ApiOptions.Section))
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section);
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddHostedService<ModuleLoader>();
