@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Procyon.Sats;
 
 namespace Procyon.Runtime;
@@ -15,11 +16,13 @@ public interface IResultSink
 /// The one path of a call for HTTP, the hub and the scheduler: JSON arguments → BSATN → an
 /// instance of the module → BSATN result → JSON, then the result goes to every sink.
 /// </summary>
-public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks)
+public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, IOptions<RuntimeOptions> options)
 {
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
 
     private readonly IResultSink[] _sinks = sinks.ToArray();
+    private readonly SemaphoreSlim _slots = new(options.Value.MaxConcurrentCalls);
+    private int _queued;
 
     /// <param name="cancellationToken">Ends sleeping calls early; pass the server's shutdown token, not a request's.</param>
     public async Task<CallResult> CallAsync(CallRequest request, CancellationToken cancellationToken)
@@ -78,15 +81,27 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             return (CallFailure.BadArguments, null, e.Message);
         }
-        var instance = module.Rent();
+        if (!await EnterAsync(cancellationToken))
+        {
+            return (CallFailure.Overloaded, null,
+                $"the server is running {options.Value.MaxConcurrentCalls} calls and has {options.Value.MaxQueuedCalls} more waiting; try again shortly");
+        }
         InstanceOutcome outcome;
         try
         {
-            outcome = await instance.RunAsync(function.Id, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+            var instance = module.Rent();
+            try
+            {
+                outcome = await instance.RunAsync(function.Id, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+            }
+            finally
+            {
+                module.Return(instance);
+            }
         }
         finally
         {
-            module.Return(instance);
+            _slots.Release();
         }
         if (outcome.Failure != CallFailure.None)
         {
@@ -100,6 +115,29 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         catch (InvalidDataException e)
         {
             return (CallFailure.Trapped, null, $"the module returned bytes that are not a {typespace.Describe(function.ReturnType)}: {e.Message}");
+        }
+    }
+
+    /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>
+    private async ValueTask<bool> EnterAsync(CancellationToken cancellationToken)
+    {
+        if (_slots.Wait(0))
+        {
+            return true;
+        }
+        if (Interlocked.Increment(ref _queued) > options.Value.MaxQueuedCalls)
+        {
+            Interlocked.Decrement(ref _queued);
+            return false;
+        }
+        try
+        {
+            await _slots.WaitAsync(cancellationToken);
+            return true;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _queued);
         }
     }
 }

@@ -11,7 +11,7 @@ namespace Procyon.Runtime;
 /// Asyncify so <c>sleep_until</c> can suspend without a thread, compiles, checks the imports
 /// against the host's, and reads the module's description.
 /// </summary>
-public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, IOptions<RuntimeOptions> options, ILogger<ModulePreparer> logger)
+public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCache cache, ModuleLogs logs, IOptions<RuntimeOptions> options, ILogger<ModulePreparer> logger)
 {
     private static readonly string[] RequiredExports =
     [
@@ -47,7 +47,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, ModuleLogs logs, I
         Module module;
         try
         {
-            module = Module.FromBytes(engine.Engine, database, prepared);
+            module = cache.GetOrCompile(database, prepared);
         }
         catch (WasmtimeException e)
         {

@@ -6,7 +6,7 @@ using Procyon.Storage;
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ILogger<ModuleRegistry> logger)
+public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _publishing = new(1, 1);
@@ -69,6 +69,17 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         {
             _publishing.Release();
         }
+    }
+
+    /// <summary>Frees every idle instance before the engine goes away.</summary>
+    public void Dispose()
+    {
+        foreach (var module in _modules.Values)
+        {
+            module.Retire();
+        }
+        _modules.Clear();
+        _publishing.Dispose();
     }
 
     private void Swap(LoadedModule loaded)

@@ -38,4 +38,15 @@ public sealed class RuntimeOptions
     /// <summary>Log lines kept in memory per database for <c>GET /logs</c>.</summary>
     [Range(1, 1_000_000)]
     public int LogLinesPerDatabase { get; set; } = 1000;
+
+    /// <summary>Calls running at once, sleeping ones included; more wait in a queue.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConcurrentCalls { get; set; } = 16_384;
+
+    /// <summary>Calls waiting for a slot; beyond this a call is refused with 503 and <c>Retry-After</c>.</summary>
+    [Range(0, 1_000_000)]
+    public int MaxQueuedCalls { get; set; } = 4096;
+
+    /// <summary>Where compiled modules are kept across restarts; empty turns the cache off. Only the server should write here.</summary>
+    public string CompiledModuleCache { get; set; } = Path.Combine(Path.GetTempPath(), "procyon-compiled");
 }

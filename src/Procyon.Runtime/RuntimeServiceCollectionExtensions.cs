@@ -11,6 +11,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddValidatedOptions<RuntimeOptions>(configuration, RuntimeOptions.Section);
         services.AddSingleton<WasmEngine>();
         services.AddSingleton<ModuleLogs>();
+        services.AddSingleton<CompiledModuleCache>();
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<CallDispatcher>();

@@ -43,6 +43,7 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status500InternalServerError)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return app;
     }
@@ -75,6 +76,10 @@ internal static class DatabaseEndpoints
     {
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
         var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Identity.Anonymous, CallOrigin.Http), lifetime.ApplicationStopping);
+        if (result.Failure == CallFailure.Overloaded)
+        {
+            request.HttpContext.Response.Headers.RetryAfter = "1";
+        }
         return result.Failure == CallFailure.None ? TypedResults.Json(result.Value) : ProblemMapping.Problem(result);
     }
 
