@@ -12,6 +12,7 @@ public sealed class LoadedModule
     private readonly WasmEngine _engine;
     private readonly Module _module;
     private readonly ModuleLogs _logs;
+    private readonly string[] _preinits;
     private readonly ConcurrentBag<ModuleInstance> _idle = [];
     private int _idleCount;
     private volatile bool _retired;
@@ -21,6 +22,11 @@ public sealed class LoadedModule
         _engine = engine;
         _module = module;
         _logs = logs;
+        _preinits = module.Exports
+            .Select(e => e.Name)
+            .Where(n => n.StartsWith(ModuleAbi.PreinitPrefix, StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
         Database = database;
         Sha256 = sha256;
         UpdatedAt = updatedAt;
@@ -74,5 +80,5 @@ public sealed class LoadedModule
         }
     }
 
-    private ModuleInstance CreateInstance() => new(_engine, _module, Database, _logs);
+    private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs);
 }

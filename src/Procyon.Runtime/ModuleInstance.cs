@@ -51,7 +51,7 @@ internal sealed class ModuleInstance : IDisposable
     private CallFrame? _frame;
 
     /// <summary>Instantiates the module and runs its <c>__procyon_preinit__*</c> exports in name order.</summary>
-    public ModuleInstance(WasmEngine engine, Module module, string database, ModuleLogs logs)
+    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs)
     {
         _engine = engine;
         Database = database;
@@ -71,7 +71,7 @@ internal sealed class ModuleInstance : IDisposable
             var asyncifyData = instance.GetFunction<int>(ModuleAbi.AsyncifyData) ?? throw Missing(ModuleAbi.AsyncifyData, "() -> i32");
             _describe = instance.GetAction(ModuleAbi.Describe) ?? throw Missing(ModuleAbi.Describe, "()");
             _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous);
-            foreach (var preinit in module.Exports.Select(e => e.Name).Where(n => n.StartsWith(ModuleAbi.PreinitPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+            foreach (var preinit in preinits)
             {
                 (instance.GetAction(preinit) ?? throw Missing(preinit, "()"))();
             }

@@ -1,4 +1,5 @@
 using System.Net;
+using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 

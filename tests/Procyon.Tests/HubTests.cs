@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR.Client;
+using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;

@@ -1,5 +1,5 @@
 using System.Net;
-using Procyon.Tests.Infrastructure;
+using Procyon.Testing;
 
 namespace Procyon.Tests;
 

@@ -1,3 +1,5 @@
+using Procyon.Testing;
+
 namespace Procyon.Tests.Infrastructure;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Procyon.Testing;
+
 namespace Procyon.Tests.Infrastructure;
 
 /// <summary>A test class against its own server with the example and faulty modules published.</summary>

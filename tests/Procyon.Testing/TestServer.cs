@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Server;
 
-namespace Procyon.Tests.Infrastructure;
+namespace Procyon.Testing;
 
 /// <summary>The real server on Kestrel, on a free loopback port, against a test database.</summary>
 public sealed class TestServer : IAsyncDisposable

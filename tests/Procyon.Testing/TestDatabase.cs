@@ -1,6 +1,6 @@
 using Npgsql;
 
-namespace Procyon.Tests.Infrastructure;
+namespace Procyon.Testing;
 
 /// <summary>A fresh Postgres database for one test class, dropped afterwards.</summary>
 public sealed class TestDatabase : IAsyncDisposable

@@ -1,4 +1,4 @@
-namespace Procyon.Tests.Infrastructure;
+namespace Procyon.Testing;
 
 /// <summary>The wasm modules the Rust workspace builds (deploy/test.sh builds them first).</summary>
 public static class Modules

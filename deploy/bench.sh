@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs a benchmark against the local Postgres: ./deploy/bench.sh sleepers 1000 5000 10000
+#                                            ./deploy/bench.sh startup 50
+# Prints Procyon's figures beside a bare baseline run in the same process.
+source "$(dirname "$0")/common.sh"
+
+install_prerequisites
+start_postgres procyon
+build_modules
+dotnet build --nologo -v quiet -c Release "$REPO/tests/Procyon.Benchmarks/Procyon.Benchmarks.csproj" >/dev/null
+exec dotnet run --no-build -c Release --project "$REPO/tests/Procyon.Benchmarks" -- "$@"

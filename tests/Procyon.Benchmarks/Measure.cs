@@ -1,0 +1,50 @@
+namespace Procyon.Benchmarks;
+
+/// <summary>Percentiles and the process's own peaks while a benchmark runs.</summary>
+internal static class Measure
+{
+    public static double Percentile(IReadOnlyList<double> sorted, double p) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p / 100 * sorted.Count) - 1)];
+
+    /// <summary>Samples thread count and resident memory of this process until disposed.</summary>
+    public sealed class Peaks : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _sampling;
+
+        public Peaks() => _sampling = SampleAsync();
+
+        public int Threads { get; private set; }
+
+        public long RssBytes { get; private set; }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _sampling;
+            _stop.Dispose();
+        }
+
+        private async Task SampleAsync()
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+            do
+            {
+                // /proc/self/status is one small read; Process.Threads would walk every thread.
+                foreach (var line in await File.ReadAllLinesAsync("/proc/self/status"))
+                {
+                    if (line.StartsWith("Threads:", StringComparison.Ordinal))
+                    {
+                        Threads = Math.Max(Threads, int.Parse(line["Threads:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                    else if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    {
+                        var kib = long.Parse(line["VmRSS:".Length..].Replace("kB", "", StringComparison.Ordinal).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                        RssBytes = Math.Max(RssBytes, kib * 1024);
+                    }
+                }
+            }
+            while (await timer.WaitForNextTickAsync(_stop.Token).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
+        }
+    }
+}
