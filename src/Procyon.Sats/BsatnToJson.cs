@@ -71,7 +71,16 @@ public static class BsatnToJson
                 WriteInteger(reader.ReadU128(), json);
                 break;
             case TypeKind.F32:
-                WriteFloat(BitConverter.UInt32BitsToSingle(reader.ReadU32()), json);
+                var single = BitConverter.UInt32BitsToSingle(reader.ReadU32());
+                if (float.IsFinite(single))
+                {
+                    // The float overload prints the shortest text that reads back as this f32 (0.1, not 0.10000000149011612).
+                    json.WriteNumberValue(single);
+                }
+                else
+                {
+                    WriteFloat(single, json);
+                }
                 break;
             case TypeKind.F64:
                 WriteFloat(BitConverter.UInt64BitsToDouble(reader.ReadU64()), json);
@@ -114,7 +123,16 @@ public static class BsatnToJson
                 json.WriteStringValue(System.Convert.ToHexStringLower(reader.ReadBytes(length)));
                 return;
             case SpecialType.Timestamp:
-                json.WriteStringValue(JsonValues.FormatTimestamp((long)reader.ReadU64()));
+                var micros = (long)reader.ReadU64();
+                if (JsonValues.TryFormatTimestamp(micros) is { } text)
+                {
+                    json.WriteStringValue(text);
+                }
+                else
+                {
+                    // Beyond what RFC 3339 can spell (years 1 to 9999): the microseconds themselves.
+                    WriteInteger(micros, json);
+                }
                 return;
             case SpecialType.TimeDuration:
                 WriteInteger((long)reader.ReadU64(), json);

@@ -22,9 +22,15 @@ internal static class JsonValues
 
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..61] + "...";
 
-    public static string FormatTimestamp(long micros) =>
-        new DateTimeOffset(UnixEpochTicks + micros * TimeSpan.TicksPerMicrosecond, TimeSpan.Zero)
-            .ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+    private static readonly long MinTimestampMicros = (DateTimeOffset.MinValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMicrosecond;
+    private static readonly long MaxTimestampMicros = (DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMicrosecond;
+
+    /// <summary>RFC 3339 with microseconds, or null outside years 1 to 9999.</summary>
+    public static string? TryFormatTimestamp(long micros) =>
+        micros < MinTimestampMicros || micros > MaxTimestampMicros
+            ? null
+            : new DateTimeOffset(UnixEpochTicks + micros * TimeSpan.TicksPerMicrosecond, TimeSpan.Zero)
+                .ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
     public static bool TryParseTimestamp(string text, out long micros)
     {

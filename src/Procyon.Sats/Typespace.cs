@@ -49,7 +49,7 @@ public sealed class Typespace
             SpecialType.TimeDuration => "TimeDuration",
             _ => "{ " + string.Join(", ", type.Elements.Select(e => $"{e.Name}: {Describe(e.Type)}")) + " }",
         },
-        TypeKind.Sum => string.Join(" | ", type.Elements.Select(e => $"{e.Name}({Describe(e.Type)})")),
+        TypeKind.Sum => string.Join(" | ", type.Elements.Select(e => e.Type.Special == SpecialType.Unit ? e.Name : $"{e.Name}({Describe(e.Type)})")),
         TypeKind.String => "String",
         _ => type.Kind.ToString().ToLowerInvariant(),
     };

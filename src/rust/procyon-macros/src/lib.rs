@@ -51,3 +51,114 @@ fn param_name(arg: &FnArg) -> syn::Result<String> {
     }
     Err(syn::Error::new(arg.span(), "parameters of exported functions must be plain names"))
 }
+
+/// Gives a struct with named fields (a product) or an enum whose variants carry nothing or one
+/// value (a sum) an algebraic type and a BSATN encoding, so it can be an argument, a return
+/// value or a column. The type is named in the module's typespace after the Rust type.
+#[proc_macro_derive(ProcyonType)]
+pub fn derive_procyon_type(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    match derive_type(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn derive_type(input: &syn::DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(input.generics.span(), "#[derive(ProcyonType)] does not support generic types"));
+    }
+    let name = &input.ident;
+    let name_text = name.to_string();
+    let (definition, encode, decode) = match &input.data {
+        syn::Data::Struct(data) => derive_struct(name, data)?,
+        syn::Data::Enum(data) => derive_enum(name, &name_text, data)?,
+        syn::Data::Union(data) => {
+            return Err(syn::Error::new(data.union_token.span, "#[derive(ProcyonType)] does not support unions"))
+        }
+    };
+    Ok(quote! {
+        impl ::procyon::ProcyonType for #name {
+            fn algebraic_type(typespace: &mut ::procyon::sats::Typespace) -> ::procyon::sats::AlgebraicType {
+                typespace.named::<Self>(#name_text, |typespace| { let _ = &typespace; #definition })
+            }
+            fn encode(&self, out: &mut ::std::vec::Vec<u8>) {
+                #encode
+            }
+            fn decode(input: &mut &[u8]) -> ::std::result::Result<Self, ::procyon::sats::DecodeError> {
+                #decode
+            }
+        }
+    })
+}
+
+type Derived = (proc_macro2::TokenStream, proc_macro2::TokenStream, proc_macro2::TokenStream);
+
+fn derive_struct(name: &syn::Ident, data: &syn::DataStruct) -> syn::Result<Derived> {
+    let fields: Vec<&syn::Field> = match &data.fields {
+        syn::Fields::Named(named) => named.named.iter().collect(),
+        syn::Fields::Unit => Vec::new(),
+        syn::Fields::Unnamed(unnamed) => {
+            return Err(syn::Error::new(unnamed.span(), "#[derive(ProcyonType)] needs named fields (they become JSON keys)"))
+        }
+    };
+    let idents: Vec<&syn::Ident> = fields.iter().filter_map(|f| f.ident.as_ref()).collect();
+    let names: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let types: Vec<&syn::Type> = fields.iter().map(|f| &f.ty).collect();
+    let construct = if matches!(data.fields, syn::Fields::Unit) {
+        quote!(#name)
+    } else {
+        quote!(#name { #(#idents: <#types as ::procyon::ProcyonType>::decode(input)?),* })
+    };
+    Ok((
+        quote!(::procyon::sats::AlgebraicType::Product(::std::vec![
+            #(::procyon::sats::Element::named(#names, <#types as ::procyon::ProcyonType>::algebraic_type(typespace))),*
+        ])),
+        quote!(let _ = &out; #(::procyon::ProcyonType::encode(&self.#idents, out);)*),
+        quote!(let _ = &input; ::std::result::Result::Ok(#construct)),
+    ))
+}
+
+fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn::Result<Derived> {
+    if data.variants.len() > 256 {
+        return Err(syn::Error::new(data.brace_token.span, "an enum may have at most 256 variants"));
+    }
+    let mut elements = Vec::new();
+    let mut encodes = Vec::new();
+    let mut decodes = Vec::new();
+    for (index, variant) in data.variants.iter().enumerate() {
+        let tag = index as u8;
+        let ident = &variant.ident;
+        let text = ident.to_string();
+        match &variant.fields {
+            syn::Fields::Unit => {
+                elements.push(quote!(::procyon::sats::Element::named(#text, ::procyon::sats::AlgebraicType::unit())));
+                encodes.push(quote!(#name::#ident => out.push(#tag)));
+                decodes.push(quote!(#tag => ::std::result::Result::Ok(#name::#ident)));
+            }
+            syn::Fields::Unnamed(fields) if fields.unnamed.len() == 1 => {
+                let ty = &fields.unnamed[0].ty;
+                elements.push(quote!(::procyon::sats::Element::named(#text, <#ty as ::procyon::ProcyonType>::algebraic_type(typespace))));
+                encodes.push(quote!(#name::#ident(value) => { out.push(#tag); ::procyon::ProcyonType::encode(value, out); }));
+                decodes.push(quote!(#tag => ::std::result::Result::Ok(#name::#ident(<#ty as ::procyon::ProcyonType>::decode(input)?))));
+            }
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    "a variant carries nothing or exactly one value; wrap several in a struct that derives ProcyonType",
+                ))
+            }
+        }
+    }
+    let empty = if data.variants.is_empty() { quote!(match *self {}) } else { quote!(match self { #(#encodes),* }) };
+    Ok((
+        quote!(::procyon::sats::AlgebraicType::Sum(::std::vec![#(#elements),*])),
+        empty,
+        quote! {
+            match ::procyon::sats::decode_tag(input)? {
+                #(#decodes,)*
+                tag => ::std::result::Result::Err(::procyon::sats::unknown_variant(#name_text, tag)),
+            }
+        },
+    ))
+}

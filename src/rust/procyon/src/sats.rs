@@ -3,6 +3,7 @@
 //! BSATN is little-endian and carries no self-description: the host decodes a value only
 //! through the type a module declared for it. The C# twin lives in `src/Procyon.Sats`.
 
+use std::any::TypeId;
 use std::fmt;
 
 /// The type of a value, as the host sees it. Tags are the BSATN encoding of the type itself.
@@ -97,6 +98,30 @@ impl AlgebraicType {
 pub struct Typespace {
     pub types: Vec<AlgebraicType>,
     pub names: Vec<(String, u32)>,
+    registered: Vec<(TypeId, u32)>,
+}
+
+impl Typespace {
+    /// A reference to the named type `T`, defined on first use. Because the reference exists
+    /// before `define` runs, a type may contain itself (through `Vec`, `Option` or `Box`).
+    pub fn named<T: 'static>(&mut self, name: &str, define: fn(&mut Typespace) -> AlgebraicType) -> AlgebraicType {
+        let id = TypeId::of::<T>();
+        if let Some((_, index)) = self.registered.iter().find(|(known, _)| *known == id) {
+            return AlgebraicType::Ref(*index);
+        }
+        let index = self.types.len() as u32;
+        self.types.push(AlgebraicType::unit());
+        self.registered.push((id, index));
+        let mut display = name.to_owned();
+        let mut copy = 1;
+        while self.names.iter().any(|(taken, _)| *taken == display) {
+            copy += 1;
+            display = format!("{}{}", name, copy);
+        }
+        self.names.push((display, index));
+        self.types[index as usize] = define(self);
+        AlgebraicType::Ref(index)
+    }
 }
 
 /// A value that could not be read from BSATN.
@@ -240,4 +265,26 @@ impl<T: ProcyonType> ProcyonType for Option<T> {
             tag => Err(DecodeError(format!("invalid option tag {}", tag))),
         }
     }
+}
+
+impl<T: ProcyonType> ProcyonType for Box<T> {
+    fn algebraic_type(typespace: &mut Typespace) -> AlgebraicType {
+        T::algebraic_type(typespace)
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        (**self).encode(out)
+    }
+    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
+        Ok(Box::new(T::decode(input)?))
+    }
+}
+
+/// Reads the tag of a sum value, for `#[derive(ProcyonType)]` on enums.
+pub fn decode_tag(input: &mut &[u8]) -> Result<u8, DecodeError> {
+    u8::decode(input)
+}
+
+/// The error for a tag no variant has.
+pub fn unknown_variant(type_name: &str, tag: u8) -> DecodeError {
+    DecodeError(format!("{} has no variant with tag {}", type_name, tag))
 }

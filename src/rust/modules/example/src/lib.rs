@@ -1,6 +1,8 @@
-//! The example module: what `deploy/run-local.sh` publishes as database `example`.
+//! The example module: what `deploy/run-local.sh` publishes as database `example`. Besides the
+//! walk-through procedures it echoes one value of every supported type, so each type can be
+//! tried from Swagger UI, HTTP and the hub.
 
-use procyon::{procedure, ProcedureContext};
+use procyon::{procedure, Identity, ProcedureContext, ProcyonType, ScheduleAt, TimeDuration, Timestamp};
 use std::time::Duration;
 
 #[procedure]
@@ -22,4 +24,99 @@ fn add(_ctx: &mut ProcedureContext, a: i32, b: i32) -> i32 {
 #[procedure]
 fn greet(_ctx: &mut ProcedureContext, name: String, times: u32) -> String {
     vec![format!("Hello, {}!", name); times as usize].join(" ")
+}
+
+#[derive(ProcyonType, Clone, Debug, PartialEq)]
+pub struct Item {
+    pub name: String,
+    pub qty: u8,
+    pub tags: Vec<String>,
+}
+
+#[derive(ProcyonType, Clone, Debug, PartialEq)]
+pub enum Status {
+    Pending,
+    Shipped(Timestamp),
+    Cancelled(String),
+}
+
+#[derive(ProcyonType, Clone, Debug, PartialEq)]
+pub struct Order {
+    pub id: u64,
+    pub customer: Identity,
+    pub items: Vec<Item>,
+    pub note: Option<String>,
+    pub status: Status,
+    pub placed: Timestamp,
+    pub total: f64,
+}
+
+/// A recursive type: a tree of numbers.
+#[derive(ProcyonType, Clone, Debug, PartialEq)]
+pub struct Tree {
+    pub value: i32,
+    pub children: Vec<Tree>,
+}
+
+/// Every primitive and special type in one struct.
+#[derive(ProcyonType, Clone, Debug, PartialEq)]
+pub struct Everything {
+    pub flag: bool,
+    pub i8: i8,
+    pub i16: i16,
+    pub i32: i32,
+    pub i64: i64,
+    pub i128: i128,
+    pub u8: u8,
+    pub u16: u16,
+    pub u32: u32,
+    pub u64: u64,
+    pub u128: u128,
+    pub f32: f32,
+    pub f64: f64,
+    pub text: String,
+    pub bytes: Vec<u8>,
+    pub list: Vec<i32>,
+    pub maybe: Option<u32>,
+    pub who: Identity,
+    pub when: Timestamp,
+    pub every: TimeDuration,
+    pub schedule: ScheduleAt,
+    pub nothing: (),
+}
+
+/// Returns the order unchanged.
+#[procedure]
+fn echo_order(_ctx: &mut ProcedureContext, order: Order) -> Order {
+    order
+}
+
+#[procedure]
+fn echo_everything(_ctx: &mut ProcedureContext, value: Everything) -> Everything {
+    value
+}
+
+/// Sums every value in the tree.
+#[procedure]
+fn tree_sum(_ctx: &mut ProcedureContext, tree: Tree) -> i64 {
+    fn sum(tree: &Tree) -> i64 {
+        tree.value as i64 + tree.children.iter().map(sum).sum::<i64>()
+    }
+    sum(&tree)
+}
+
+#[procedure]
+fn echo_tree(_ctx: &mut ProcedureContext, tree: Tree) -> Tree {
+    tree
+}
+
+/// Counts the units across all items of an order.
+#[procedure]
+fn count_units(_ctx: &mut ProcedureContext, order: Order) -> u32 {
+    order.items.iter().map(|item| item.qty as u32).sum()
+}
+
+#[procedure]
+fn who_am_i(ctx: &mut ProcedureContext) -> Identity {
+    ctx.sender
 }

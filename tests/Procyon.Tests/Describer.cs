@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Procyon.Runtime;
+using Procyon.Testing;
+
+namespace Procyon.Tests;
+
+/// <summary>Prepares a module with the real runtime, outside any server, to read its description.</summary>
+internal static class Describer
+{
+    private static readonly IOptions<RuntimeOptions> Options = Microsoft.Extensions.Options.Options.Create(new RuntimeOptions { CompiledModuleCache = "" });
+    private static readonly WasmEngine Engine = new(Options);
+
+    public static async Task<LoadedModule> LoadAsync(string module)
+    {
+        var preparer = new ModulePreparer(
+            Engine,
+            new CompiledModuleCache(Engine, NullLogger<CompiledModuleCache>.Instance),
+            new ModuleLogs(Options),
+            Options,
+            NullLogger<ModulePreparer>.Instance);
+        var prepared = await preparer.PrepareAsync(await File.ReadAllBytesAsync(Modules.PathOf(module)), CancellationToken.None);
+        return preparer.Load(module, prepared, "", DateTimeOffset.UtcNow);
+    }
+}
