@@ -8,6 +8,9 @@ install_prerequisites
 start_postgres procyon
 build_modules
 
+log "Testing the Rust SDK on the build machine (codec golden vectors)"
+(cd "$REPO/src/rust" && cargo test --quiet --workspace)
+
 log "Building and testing the .NET solution"
 dotnet build --nologo -v quiet "$REPO/Server.sln"
 dotnet test --nologo --no-build "$REPO/Server.sln" --logger "console;verbosity=normal" "$@"

@@ -13,7 +13,7 @@ public static class Modules
             : throw new FileNotFoundException($"{path} is missing; build the modules first (./deploy/test.sh does)", path);
     }
 
-    private static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

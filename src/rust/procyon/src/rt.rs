@@ -11,6 +11,7 @@ use crate::{Identity, Timestamp};
 use std::cell::RefCell;
 use std::rc::Rc;
 
+#[cfg(target_arch = "wasm32")]
 pub(crate) mod sys {
     #[link(wasm_import_module = "procyon")]
     extern "C" {
@@ -31,6 +32,33 @@ pub(crate) mod sys {
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.
         pub fn sleep_until(target_micros: i64) -> i64;
+    }
+}
+
+/// Outside wasm (the SDK's own `cargo test` on the build machine) there is no host: the value
+/// codec works, calling into the host does not.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::missing_safety_doc)]
+pub(crate) mod sys {
+    const NO_HOST: &str = "the Procyon host exists only inside a wasm module";
+
+    pub unsafe fn console_log(_: u32, _: *const u8, _: usize, _: *const u8, _: usize, _: u32, _: *const u8, _: usize) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn panic(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn args_read(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn result_write(_: *const u8, _: usize) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn caller_identity(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn sleep_until(_: i64) -> i64 {
+        unreachable!("{}", NO_HOST)
     }
 }
 
