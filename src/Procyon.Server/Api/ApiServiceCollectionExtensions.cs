@@ -14,13 +14,17 @@ internal static class ApiServiceCollectionExtensions
         services.AddHostedService<ModuleLoader>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         services.AddEndpointsApiExplorer();
-        services.AddSwaggerGen(swagger => swagger.SwaggerDoc("v1", new() { Title = "Procyon", Version = "v1" }));
+        services.AddSwaggerGen(swagger =>
+        {
+            swagger.SwaggerDoc("v1", new() { Title = "Procyon", Version = "v1", Description = "Call the procedures of published modules. Each function has its own operation below, grouped by database." });
+            swagger.DocumentFilter<FunctionOperations>();
+        });
         return services;
     }
 
     public static WebApplication UseProcyonSwagger(this WebApplication app)
     {
-        app.UseSwagger();
+        app.UseSwagger(swagger => swagger.OpenApiVersion = Microsoft.OpenApi.OpenApiSpecVersion.OpenApi3_1);
         app.UseSwaggerUI();
         app.MapHealthChecks("/healthz");
         return app;
