@@ -4,9 +4,12 @@
 # Extra arguments go to `dotnet test` (e.g. --filter HostileModuleTests).
 source "$(dirname "$0")/common.sh"
 
-install_prerequisites
+install_prerequisites chromium
 start_postgres procyon
 build_modules
+
+log "Installing the browser tests' packages (playwright-core drives Debian's Chromium)"
+(cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 
 log "Testing the Rust SDK on the build machine (codec golden vectors)"
 (cd "$REPO/src/rust" && cargo test --quiet --workspace)
