@@ -2,10 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Procyon.Testing;
 
 namespace Procyon.Benchmarks;
@@ -18,7 +14,7 @@ namespace Procyon.Benchmarks;
 /// </summary>
 internal static class SleepersBenchmark
 {
-    private const int NapMillis = 1000;
+    public const int NapMillis = 1000;
 
     private const int Rounds = 3;
 
@@ -30,7 +26,7 @@ internal static class SleepersBenchmark
         // HTTP/2 without TLS (prior knowledge): 10,000 calls share a few hundred connections, because
         // this machine allows a process 20,000 open files and client and server live in one process.
         await using var server = await TestServer.StartAsync(database, Http2, "--Kestrel:Limits:Http2:MaxStreamsPerConnection=100", "--Procyon:Runtime:MaxConcurrentCalls=20000", "--Procyon:Runtime:MaxIdleInstances=20000");
-        await using var bare = await StartBareAsync();
+        await using var bare = await BareServer.StartAsync(Http2);
         using var client = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = true, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
         {
             Timeout = TimeSpan.FromMinutes(5),
@@ -113,23 +109,5 @@ internal static class SleepersBenchmark
         }
         millis.Sort();
         return millis;
-    }
-
-    /// <summary>The baseline: the same two endpoints with no module behind them.</summary>
-    private static async Task<WebApplication> StartBareAsync()
-    {
-        var builder = WebApplication.CreateSlimBuilder([Http2]);
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        var app = builder.Build();
-        app.MapPost("/nap", async () =>
-        {
-            var started = Stopwatch.GetTimestamp();
-            await Task.Delay(NapMillis);
-            return Results.Json(new[] { (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds });
-        });
-        app.MapPost("/add", () => Results.Json(3));
-        await app.StartAsync();
-        return app;
     }
 }

@@ -8,6 +8,7 @@ using static Procyon.Tests.Problems;
 namespace Procyon.Tests;
 
 /// <summary>Modules that loop, eat memory or recurse: each call fails cleanly and others keep answering.</summary>
+[Collection(TimingCollection.Name)]
 public sealed class HostileModuleTests(ServerFixture fixture) : ServerTest(fixture)
 {
     [Fact]
@@ -54,7 +55,8 @@ public sealed class HostileModuleTests(ServerFixture fixture) : ServerTest(fixtu
 
         var naps = JsonSerializer.Deserialize<long[]>(await response.Content.ReadAsStringAsync())!;
         Assert.Equal(3, naps.Length);
-        Assert.All(naps, micros => Assert.InRange(micros, 50_000, 150_000));
+        // Each nap ends after its own target: the loop's state survived every unwind and rewind.
+        Assert.All(naps, micros => Assert.InRange(micros, 50_000, 1_000_000));
     }
 
     [Fact]

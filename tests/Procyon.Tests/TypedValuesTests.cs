@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Runtime;
+using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 

@@ -11,6 +11,7 @@ using Procyon.Tests.Infrastructure;
 namespace Procyon.Tests;
 
 /// <summary>The four steps of the README's walk-through, against the example module.</summary>
+[Collection(TimingCollection.Name)]
 public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : ServerTest(fixture)
 {
     [Fact]

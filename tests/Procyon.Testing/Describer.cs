@@ -1,12 +1,11 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
-using Procyon.Testing;
 
-namespace Procyon.Tests;
+namespace Procyon.Testing;
 
 /// <summary>Prepares a module with the real runtime, outside any server, to read its description.</summary>
-internal static class Describer
+public static class Describer
 {
     private static readonly IOptions<RuntimeOptions> Options = Microsoft.Extensions.Options.Options.Create(new RuntimeOptions { CompiledModuleCache = "" });
     private static readonly WasmEngine Engine = new(Options);

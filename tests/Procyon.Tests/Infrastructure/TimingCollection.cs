@@ -1,0 +1,11 @@
+namespace Procyon.Tests.Infrastructure;
+
+/// <summary>
+/// Tests that assert on elapsed time (the 1.0–1.2 s sleep, the CPU deadline) run after the
+/// parallel ones and alone, so other test classes cannot starve them of CPU.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimingCollection
+{
+    public const string Name = "Timing";
+}
