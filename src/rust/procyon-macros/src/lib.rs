@@ -14,14 +14,32 @@ pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
         let attr = proc_macro2::TokenStream::from(attr);
         return syn::Error::new(attr.span(), "#[procedure] takes no arguments").to_compile_error().into();
     }
-    match register(&function, "procedure") {
+    match register(&function, "procedure", quote!()) {
+        Ok(registration) => quote!(#function #registration).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Exports `fn f(ctx: &ReducerContext, args..)` (returning `()` or `Result<(), String>`) as a
+/// reducer: it runs in one transaction. `#[reducer(init)]` also runs once when the database is
+/// first published.
+#[proc_macro_attribute]
+pub fn reducer(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = parse_macro_input!(item as ItemFn);
+    let attr = proc_macro2::TokenStream::from(attr);
+    let init = match attr.to_string().as_str() {
+        "" => false,
+        "init" => true,
+        _ => return syn::Error::new(attr.span(), "#[reducer] takes nothing or `init`").to_compile_error().into(),
+    };
+    match register(&function, "reducer", quote!(#init,)) {
         Ok(registration) => quote!(#function #registration).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }
 
 /// The exported registration function the host calls before describing the module.
-fn register(function: &ItemFn, kind: &str) -> syn::Result<proc_macro2::TokenStream> {
+fn register(function: &ItemFn, kind: &str, extra: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream> {
     let name = &function.sig.ident;
     let mut inputs = function.sig.inputs.iter();
     if inputs.next().is_none() {
@@ -37,7 +55,7 @@ fn register(function: &ItemFn, kind: &str) -> syn::Result<proc_macro2::TokenStre
         const _: () = {
             #[export_name = #export]
             extern "C" fn __procyon_register() {
-                ::procyon::rt::#register(stringify!(#name), &[#(#param_names),*], #name);
+                ::procyon::rt::#register(stringify!(#name), #extra &[#(#param_names),*], #name);
             }
         };
     })
@@ -161,4 +179,117 @@ fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn:
             }
         },
     ))
+}
+
+/// Arguments of `#[table(name = person, public)]`.
+struct TableArgs {
+    name: syn::Ident,
+    public: bool,
+}
+
+impl syn::parse::Parse for TableArgs {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let mut name = None;
+        let mut public = false;
+        while !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            match key.to_string().as_str() {
+                "name" => {
+                    input.parse::<syn::Token![=]>()?;
+                    name = Some(input.parse::<syn::Ident>()?);
+                }
+                "public" => public = true,
+                "scheduled" => return Err(syn::Error::new(key.span(), "scheduled tables are not built yet")),
+                _ => return Err(syn::Error::new(key.span(), "expected `name = ...` or `public`")),
+            }
+            if !input.is_empty() {
+                input.parse::<syn::Token![,]>()?;
+            }
+        }
+        let name = name.ok_or_else(|| input.error("#[table] needs `name = ...`"))?;
+        Ok(TableArgs { name, public })
+    }
+}
+
+const COLUMN_ATTRIBUTES: [(&str, u8); 4] = [("primary_key", 1), ("auto_inc", 2), ("unique", 4), ("index", 8)];
+
+/// Stores a struct as a Postgres table: `#[table(name = person, public)]` on a struct with named
+/// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]` or `#[index(btree)]`.
+/// Generates `ctx.db.person()` (with `insert`, `iter`, `count`, `delete` from `procyon::Table`)
+/// and, for each unique column, `ctx.db.person().<column>()` with `find`, `update`, `delete`.
+#[proc_macro_attribute]
+pub fn table(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(attr as TableArgs);
+    let mut row = parse_macro_input!(item as syn::ItemStruct);
+    match derive_table(&args, &mut row) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc_macro2::TokenStream> {
+    let fields = match &mut row.fields {
+        syn::Fields::Named(named) => &mut named.named,
+        other => return Err(syn::Error::new(other.span(), "a table row needs named fields (they become columns)")),
+    };
+    let mut columns = Vec::new();
+    let mut unique = Vec::new();
+    for (index, field) in fields.iter_mut().enumerate() {
+        let mut flags = 0u8;
+        field.attrs.retain(|attr| match COLUMN_ATTRIBUTES.iter().find(|(name, _)| attr.path.is_ident(name)) {
+            Some((_, flag)) => {
+                flags |= flag;
+                false
+            }
+            None => true,
+        });
+        let ident = field.ident.clone().expect("named field");
+        let column = ident.to_string();
+        if flags & (1 | 4) != 0 {
+            unique.push((ident, field.ty.clone(), index as u32));
+        }
+        columns.push(quote!((#column, #flags)));
+    }
+    let row_name = &row.ident;
+    let vis = &row.vis;
+    let table = &args.name;
+    let table_text = table.to_string();
+    let public = args.public;
+    let export = format!("__procyon_preinit__10_table_{}", table_text);
+    let unique_trait = syn::Ident::new(&format!("{}__columns", table_text), table.span());
+    let unique_methods = unique.iter().map(|(ident, ty, _)| quote!(fn #ident(&self) -> ::procyon::UniqueColumn<#row_name, #ty>;));
+    let unique_impls = unique
+        .iter()
+        .map(|(ident, ty, index)| quote!(fn #ident(&self) -> ::procyon::UniqueColumn<#row_name, #ty> { ::procyon::UniqueColumn::new(#table_text, #index) }));
+    Ok(quote! {
+        #[derive(::procyon::ProcyonType)]
+        #row
+
+        const _: () = {
+            #[export_name = #export]
+            extern "C" fn __procyon_register() {
+                ::procyon::rt::register_table::<#row_name>(#table_text, #public, &[#(#columns),*]);
+            }
+        };
+
+        #[allow(non_camel_case_types)]
+        #vis trait #table {
+            fn #table(&self) -> ::procyon::TableHandle<#row_name>;
+        }
+
+        impl #table for ::procyon::Db {
+            fn #table(&self) -> ::procyon::TableHandle<#row_name> {
+                ::procyon::TableHandle::new(#table_text)
+            }
+        }
+
+        #[allow(non_camel_case_types)]
+        #vis trait #unique_trait {
+            #(#unique_methods)*
+        }
+
+        impl #unique_trait for ::procyon::TableHandle<#row_name> {
+            #(#unique_impls)*
+        }
+    })
 }

@@ -3,16 +3,22 @@
 
 #[cfg(target_arch = "wasm32")]
 mod alloc;
+mod function;
 mod identity;
 mod procedure;
+mod reducer;
+mod table;
 #[doc(hidden)]
 pub mod rt;
 pub mod sats;
 mod time;
 
 pub use identity::Identity;
-pub use procedure::{ProcedureContext, ProcedureFn};
-pub use procyon_macros::{procedure, ProcyonType};
+pub use function::{ProcedureFn, ReducerFn, ReducerResult};
+pub use procedure::ProcedureContext;
+pub use procyon_macros::{procedure, reducer, table, ProcyonType};
+pub use reducer::ReducerContext;
+pub use table::{Db, Table, TableHandle, UniqueColumn, UniqueViolation};
 pub use sats::ProcyonType;
 pub use time::{ScheduleAt, TimeDuration, Timestamp};
 

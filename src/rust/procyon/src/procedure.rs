@@ -1,5 +1,5 @@
+use crate::reducer::ReducerContext;
 use crate::rt::sys;
-use crate::sats::{AlgebraicType, DecodeError, ProcyonType, Typespace};
 use crate::{Identity, Timestamp};
 
 /// What a procedure gets: the time (updated after each sleep) and who called.
@@ -8,6 +8,12 @@ pub struct ProcedureContext {
     pub sender: Identity,
     _private: (),
 }
+
+/// `tx_commit` asks the SDK to run the closure again: Postgres could not serialize the transaction.
+const TX_RETRY: i64 = 1;
+
+/// How often `with_tx` runs a closure whose transaction Postgres could not serialize.
+const TX_ATTEMPTS: u32 = 5;
 
 impl ProcedureContext {
     pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
@@ -20,51 +26,34 @@ impl ProcedureContext {
         let woke = unsafe { sys::sleep_until(target.to_micros_since_unix_epoch()) };
         self.timestamp = Timestamp::from_micros_since_unix_epoch(woke);
     }
-}
 
-/// A function `#[procedure]` can export: `fn(&mut ProcedureContext, A, B, ..) -> R`.
-pub trait ProcedureFn<Args>: 'static {
-    fn param_types(typespace: &mut Typespace) -> Vec<AlgebraicType>;
-    fn return_type(typespace: &mut Typespace) -> AlgebraicType;
-    fn invoke(&self, ctx: &mut ProcedureContext, args: &mut &[u8]) -> Result<Vec<u8>, DecodeError>;
-}
+    /// Runs `body` in a serializable transaction and commits it. If Postgres cannot serialize
+    /// the transaction, it is rolled back and `body` runs again (up to 5 times), so `body`
+    /// should only touch the database.
+    pub fn with_tx<R>(&mut self, body: impl Fn(&ReducerContext) -> R) -> R {
+        match self.try_with_tx(|tx| Ok::<R, std::convert::Infallible>(body(tx))) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
 
-macro_rules! impl_procedure_fn {
-    ($($arg:ident),*) => {
-        impl<Func, Ret, $($arg),*> ProcedureFn<($($arg,)*)> for Func
-        where
-            Func: Fn(&mut ProcedureContext, $($arg),*) -> Ret + 'static,
-            Ret: ProcyonType,
-            $($arg: ProcyonType,)*
-        {
-            fn param_types(_typespace: &mut Typespace) -> Vec<AlgebraicType> {
-                vec![$($arg::algebraic_type(_typespace)),*]
-            }
-
-            fn return_type(typespace: &mut Typespace) -> AlgebraicType {
-                Ret::algebraic_type(typespace)
-            }
-
-            #[allow(non_snake_case)]
-            fn invoke(&self, ctx: &mut ProcedureContext, args: &mut &[u8]) -> Result<Vec<u8>, DecodeError> {
-                $(let $arg = $arg::decode(args)?;)*
-                if !args.is_empty() {
-                    return Err(DecodeError(format!("{} bytes left over after the arguments", args.len())));
+    /// Like `with_tx`, but an `Err` from `body` rolls the transaction back and is returned.
+    pub fn try_with_tx<T, E>(&mut self, body: impl Fn(&ReducerContext) -> Result<T, E>) -> Result<T, E> {
+        for _ in 0..TX_ATTEMPTS {
+            unsafe { sys::tx_begin() };
+            let tx = ReducerContext::new(self.timestamp, self.sender);
+            match body(&tx) {
+                Ok(value) => {
+                    if unsafe { sys::tx_commit() } != TX_RETRY {
+                        return Ok(value);
+                    }
                 }
-                let mut out = Vec::new();
-                self(ctx, $($arg),*).encode(&mut out);
-                Ok(out)
+                Err(error) => {
+                    unsafe { sys::tx_rollback() };
+                    return Err(error);
+                }
             }
         }
-    };
+        panic!("the transaction could not be serialized after {} attempts", TX_ATTEMPTS)
+    }
 }
-
-impl_procedure_fn!();
-impl_procedure_fn!(A1);
-impl_procedure_fn!(A1, A2);
-impl_procedure_fn!(A1, A2, A3);
-impl_procedure_fn!(A1, A2, A3, A4);
-impl_procedure_fn!(A1, A2, A3, A4, A5);
-impl_procedure_fn!(A1, A2, A3, A4, A5, A6);
-impl_procedure_fn!(A1, A2, A3, A4, A5, A6, A7);
-impl_procedure_fn!(A1, A2, A3, A4, A5, A6, A7, A8);

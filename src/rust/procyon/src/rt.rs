@@ -5,7 +5,9 @@
 //! order (each registers one function), then `__procyon_describe__` once to learn the module,
 //! and `__procyon_call__` for every call.
 
-use crate::procedure::{ProcedureContext, ProcedureFn};
+use crate::function::{ProcedureFn, ReducerFn};
+use crate::procedure::ProcedureContext;
+use crate::reducer::ReducerContext;
 use crate::sats::{encode_len, AlgebraicType, DecodeError, Element, ProcyonType, Typespace};
 use crate::{Identity, Timestamp};
 use std::cell::RefCell;
@@ -32,6 +34,24 @@ pub(crate) mod sys {
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.
         pub fn sleep_until(target_micros: i64) -> i64;
+        /// Copies the host's reply to the last table call (its length was that call's result).
+        pub fn buffer_read(dst: *mut u8);
+        /// The length of that reply, for replies whose length the call could not return.
+        pub fn buffer_len() -> u32;
+        // Table calls suspend like sleep_until while the host talks to Postgres. A result >= 0
+        // is a count or the length of a reply in the buffer; negative results are TABLE_* codes.
+        pub fn table_insert(table: *const u8, table_len: usize, row: *const u8, row_len: usize) -> i64;
+        pub fn table_scan(table: *const u8, table_len: usize) -> i64;
+        pub fn table_count(table: *const u8, table_len: usize) -> i64;
+        pub fn table_find(table: *const u8, table_len: usize, column: u32, key: *const u8, key_len: usize) -> i64;
+        pub fn table_delete_by(table: *const u8, table_len: usize, column: u32, key: *const u8, key_len: usize) -> i64;
+        pub fn table_update_by(table: *const u8, table_len: usize, column: u32, row: *const u8, row_len: usize) -> i64;
+        pub fn table_delete_row(table: *const u8, table_len: usize, row: *const u8, row_len: usize) -> i64;
+        /// Opens a transaction for a procedure's `with_tx`.
+        pub fn tx_begin() -> i64;
+        /// Commits it: 0, or TX_RETRY when Postgres could not serialize it (the closure runs again).
+        pub fn tx_commit() -> i64;
+        pub fn tx_rollback() -> i64;
     }
 }
 
@@ -60,15 +80,60 @@ pub(crate) mod sys {
     pub unsafe fn sleep_until(_: i64) -> i64 {
         unreachable!("{}", NO_HOST)
     }
+    pub unsafe fn buffer_read(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn buffer_len() -> u32 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_insert(_: *const u8, _: usize, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_scan(_: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_count(_: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_find(_: *const u8, _: usize, _: u32, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_delete_by(_: *const u8, _: usize, _: u32, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_update_by(_: *const u8, _: usize, _: u32, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_delete_row(_: *const u8, _: usize, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn tx_begin() -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn tx_commit() -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn tx_rollback() -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
 }
 
 const KIND_PROCEDURE: u8 = 0;
+const KIND_REDUCER: u8 = 1;
+const KIND_INIT_REDUCER: u8 = 2;
 
 const STATUS_OK: u32 = 0;
 const STATUS_BAD_ARGUMENTS: u32 = 2;
 const STATUS_NO_SUCH_FUNCTION: u32 = 3;
+const STATUS_FAILED: u32 = 4;
 
-type Invoke = Rc<dyn Fn(Timestamp, Identity, &mut &[u8]) -> Result<Vec<u8>, DecodeError>>;
+/// What an exported function returned: a value, or (for reducers) an error that rolls back.
+pub enum Outcome {
+    Value(Vec<u8>),
+    Failed(String),
+}
+
+type Invoke = Rc<dyn Fn(Timestamp, Identity, &mut &[u8]) -> Result<Outcome, DecodeError>>;
 
 struct Function {
     name: &'static str,
@@ -78,10 +143,19 @@ struct Function {
     invoke: Invoke,
 }
 
+/// A `#[table]` as the host learns it: the row type and what each column is.
+struct TableDef {
+    name: &'static str,
+    row_type: AlgebraicType,
+    public: bool,
+    columns: &'static [(&'static str, u8)],
+}
+
 #[derive(Default)]
 struct Registry {
     typespace: Typespace,
     functions: Vec<Function>,
+    tables: Vec<TableDef>,
 }
 
 thread_local! {
@@ -90,16 +164,49 @@ thread_local! {
 
 /// Called by the code `#[procedure]` generates.
 pub fn register_procedure<Args, F: ProcedureFn<Args>>(name: &'static str, param_names: &'static [&'static str], f: F) {
+    register(name, KIND_PROCEDURE, param_names, F::param_types, F::return_type, move |timestamp, sender, args| {
+        let mut ctx = ProcedureContext::new(timestamp, sender);
+        f.invoke(&mut ctx, args)
+    });
+}
+
+/// Called by the code `#[reducer]` generates; `init` marks the reducer run once at first publish.
+pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, init: bool, param_names: &'static [&'static str], f: F) {
+    let kind = if init { KIND_INIT_REDUCER } else { KIND_REDUCER };
+    register(name, kind, param_names, F::param_types, |_| AlgebraicType::unit(), move |timestamp, sender, args| {
+        let ctx = ReducerContext::new(timestamp, sender);
+        f.invoke(&ctx, args)
+    });
+}
+
+/// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits.
+pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: &'static [(&'static str, u8)]) {
+    REGISTRY.with(|registry| {
+        let mut registry = registry.borrow_mut();
+        let row_type = Row::algebraic_type(&mut registry.typespace);
+        registry.tables.push(TableDef { name, row_type, public, columns });
+    });
+}
+
+pub const COLUMN_PRIMARY_KEY: u8 = 1;
+pub const COLUMN_AUTO_INC: u8 = 2;
+pub const COLUMN_UNIQUE: u8 = 4;
+pub const COLUMN_INDEXED: u8 = 8;
+
+fn register(
+    name: &'static str,
+    kind: u8,
+    param_names: &'static [&'static str],
+    param_types: fn(&mut Typespace) -> Vec<AlgebraicType>,
+    return_type: fn(&mut Typespace) -> AlgebraicType,
+    invoke: impl Fn(Timestamp, Identity, &mut &[u8]) -> Result<Outcome, DecodeError> + 'static,
+) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
         let typespace = &mut registry.typespace;
-        let params = param_names.iter().zip(F::param_types(typespace)).map(|(n, ty)| Element::named(n, ty)).collect();
-        let return_type = F::return_type(typespace);
-        let invoke: Invoke = Rc::new(move |timestamp, sender, args| {
-            let mut ctx = ProcedureContext::new(timestamp, sender);
-            f.invoke(&mut ctx, args)
-        });
-        registry.functions.push(Function { name, kind: KIND_PROCEDURE, params, return_type, invoke });
+        let params = param_names.iter().zip(param_types(typespace)).map(|(n, ty)| Element::named(n, ty)).collect();
+        let return_type = return_type(typespace);
+        registry.functions.push(Function { name, kind, params, return_type, invoke: Rc::new(invoke) });
     });
 }
 
@@ -132,6 +239,17 @@ extern "C" fn describe() {
             AlgebraicType::Product(function.params.clone()).encode(&mut out);
             function.return_type.encode(&mut out);
         }
+        encode_len(registry.tables.len(), &mut out);
+        for table in &registry.tables {
+            table.name.to_owned().encode(&mut out);
+            table.row_type.encode(&mut out);
+            table.public.encode(&mut out);
+            encode_len(table.columns.len(), &mut out);
+            for (column, flags) in table.columns {
+                (*column).to_owned().encode(&mut out);
+                flags.encode(&mut out);
+            }
+        }
         out
     });
     write_result(&out);
@@ -156,9 +274,13 @@ extern "C" fn call(function_id: u32, timestamp_micros: i64, args_len: u32) -> u3
     let timestamp = Timestamp::from_micros_since_unix_epoch(timestamp_micros);
     let mut input = &args[..];
     match invoke(timestamp, Identity::from_bytes(sender), &mut input) {
-        Ok(result) => {
+        Ok(Outcome::Value(result)) => {
             write_result(&result);
             STATUS_OK
+        }
+        Ok(Outcome::Failed(message)) => {
+            write_result(message.as_bytes());
+            STATUS_FAILED
         }
         Err(e) => {
             write_result(format!("bad arguments: {}", e).as_bytes());

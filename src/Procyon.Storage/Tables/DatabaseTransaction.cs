@@ -1,0 +1,193 @@
+using System.Data;
+using Npgsql;
+using Procyon.Sats;
+
+namespace Procyon.Storage.Tables;
+
+/// <summary>A unique or primary key value already exists; the module may handle it.</summary>
+public sealed class UniqueViolationException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>Postgres could not serialize the transaction (or broke a deadlock): run it again.</summary>
+public sealed class SerializationFailureException(Exception inner) : Exception("the transaction could not be serialized with concurrent ones", inner);
+
+/// <summary>
+/// One serializable Postgres transaction and the table operations a module runs in it. Rows and
+/// keys arrive and leave as BSATN in the module's types.
+/// </summary>
+public sealed class DatabaseTransaction : IAsyncDisposable
+{
+    private readonly NpgsqlConnection _connection;
+    private readonly NpgsqlTransaction _transaction;
+
+    private DatabaseTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        _connection = connection;
+        _transaction = transaction;
+    }
+
+    public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            return new DatabaseTransaction(connection, await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken));
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task CommitAsync(CancellationToken cancellationToken) => Translate(() => _transaction.CommitAsync(cancellationToken));
+
+    public Task RollbackAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync(cancellationToken);
+
+    public async Task<byte[]> InsertAsync(TableSchema table, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
+    {
+        var values = Values(table.Columns, row.Span);
+        var included = table.Columns.Select((c, i) => (Column: c, Value: values[i]))
+            .Where(p => !(p.Column.Flags.HasFlag(ColumnFlags.AutoIncrement) && Convert.ToInt64(p.Value, System.Globalization.CultureInfo.InvariantCulture) == 0))
+            .ToList();
+        var sql = included.Count == 0
+            ? $"INSERT INTO {table.QualifiedName} DEFAULT VALUES{table.ReturningAll}"
+            : $"INSERT INTO {table.QualifiedName} ({string.Join(", ", included.Select(p => Sql.Quote(p.Column.Name)))}) VALUES ({string.Join(", ", included.Select((_, i) => $"${i + 1}"))}){table.ReturningAll}";
+        return await SingleRowAsync(table, Command(sql, included.Select(p => (p.Column, p.Value))), cancellationToken)
+            ?? throw new InvalidOperationException("INSERT returned no row");
+    }
+
+    public async Task<byte[]> ScanAsync(TableSchema table, CancellationToken cancellationToken)
+    {
+        await using var command = Command(table.SelectAll, []);
+        var rows = new BsatnWriter();
+        var count = 0;
+        rows.WriteU32(0);
+        await Translate(async () =>
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                WriteRow(table, reader, rows);
+                count++;
+            }
+        });
+        var bytes = rows.WrittenSpan.ToArray();
+        BitConverter.TryWriteBytes(bytes.AsSpan(0, 4), (uint)count);
+        return bytes;
+    }
+
+    public async Task<long> CountAsync(TableSchema table, CancellationToken cancellationToken)
+    {
+        await using var command = Command(table.Count, []);
+        return await Translate(async () => (long)(await command.ExecuteScalarAsync(cancellationToken))!);
+    }
+
+    public Task<byte[]?> FindAsync(TableSchema table, int column, ReadOnlyMemory<byte> key, CancellationToken cancellationToken)
+    {
+        var keyColumn = table.Columns[column];
+        return SingleRowAsync(table, Command($"{table.SelectAll} WHERE {Sql.Quote(keyColumn.Name)} = $1", [(keyColumn, Values([keyColumn], key.Span)[0])]), cancellationToken);
+    }
+
+    public async Task<long> DeleteByAsync(TableSchema table, int column, ReadOnlyMemory<byte> key, CancellationToken cancellationToken)
+    {
+        var keyColumn = table.Columns[column];
+        await using var command = Command($"DELETE FROM {table.QualifiedName} WHERE {Sql.Quote(keyColumn.Name)} = $1", [(keyColumn, Values([keyColumn], key.Span)[0])]);
+        return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
+    /// <summary>Replaces the row whose <paramref name="column"/> matches; null when there is none.</summary>
+    public Task<byte[]?> UpdateByAsync(TableSchema table, int column, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
+    {
+        var values = Values(table.Columns, row.Span);
+        var assignments = string.Join(", ", table.Columns.Select((c, i) => $"{Sql.Quote(c.Name)} = ${i + 1}"));
+        var sql = $"UPDATE {table.QualifiedName} SET {assignments} WHERE {Sql.Quote(table.Columns[column].Name)} = ${column + 1}{table.ReturningAll}";
+        return SingleRowAsync(table, Command(sql, table.Columns.Select((c, i) => (c, values[i]))), cancellationToken);
+    }
+
+    public async Task<long> DeleteRowAsync(TableSchema table, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
+    {
+        var values = Values(table.Columns, row.Span);
+        var key = table.RowKey.Select(c => (Column: c, Value: values[IndexOf(table, c)])).ToList();
+        var conditions = string.Join(" AND ", key.Select((k, i) => $"{Sql.Quote(k.Column.Name)} IS NOT DISTINCT FROM ${i + 1}"));
+        await using var command = Command($"DELETE FROM {table.QualifiedName} WHERE {conditions}", key.Select(k => (k.Column, k.Value)));
+        return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _transaction.DisposeAsync();
+        await _connection.DisposeAsync();
+    }
+
+    private static int IndexOf(TableSchema table, TableColumn column) => table.Columns.ToList().IndexOf(column);
+
+    private static object[] Values(IReadOnlyList<TableColumn> columns, ReadOnlySpan<byte> bsatn)
+    {
+        var reader = new BsatnReader(bsatn);
+        var values = new object[columns.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = columns[i].Storage.ReadParameter(ref reader);
+        }
+        return reader.Remaining == 0 ? values : throw new InvalidDataException($"{reader.Remaining} bytes left over after the row");
+    }
+
+    private NpgsqlCommand Command(string sql, IEnumerable<(TableColumn Column, object Value)> parameters)
+    {
+        var command = new NpgsqlCommand(sql, _connection, _transaction);
+        foreach (var (column, value) in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = column.Storage.DbType, Value = value });
+        }
+        return command;
+    }
+
+    private async Task<byte[]?> SingleRowAsync(TableSchema table, NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        await using (command)
+        {
+            return await Translate(async () =>
+            {
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    return null;
+                }
+                var row = new BsatnWriter();
+                WriteRow(table, reader, row);
+                return row.WrittenSpan.ToArray();
+            });
+        }
+    }
+
+    private static void WriteRow(TableSchema table, NpgsqlDataReader reader, BsatnWriter row)
+    {
+        for (var i = 0; i < table.Columns.Count; i++)
+        {
+            table.Columns[i].Storage.WriteValue(reader, i, row);
+        }
+    }
+
+    private static async Task Translate(Func<Task> operation) => await Translate(async () =>
+    {
+        await operation();
+        return true;
+    });
+
+    /// <summary>Turns the Postgres errors a module can act on into their own exceptions.</summary>
+    private static async Task<T> Translate<T>(Func<Task<T>> operation)
+    {
+        try
+        {
+            return await operation();
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new UniqueViolationException($"{e.MessageText}{(e.Detail is null ? "" : ": " + e.Detail)}", e);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected)
+        {
+            throw new SerializationFailureException(e);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+using Procyon.Sats;
+
+namespace Procyon.Storage.Tables;
+
+[Flags]
+public enum ColumnFlags : byte
+{
+    None = 0,
+    PrimaryKey = 1,
+    AutoIncrement = 2,
+    Unique = 4,
+    Indexed = 8,
+}
+
+public sealed record TableColumn(string Name, AlgebraicType Type, ColumnFlags Flags, ColumnType Storage);
+
+/// <summary>
+/// One module table as Postgres holds it, with its SQL prepared once: every identifier comes
+/// from the module's description and goes through <see cref="Sql.Quote"/>.
+/// </summary>
+public sealed class TableSchema
+{
+    public TableSchema(string database, string name, bool isPublic, IReadOnlyList<TableColumn> columns)
+    {
+        Database = database;
+        Name = name;
+        IsPublic = isPublic;
+        Columns = columns;
+        QualifiedName = $"{Sql.Quote(Sql.SchemaOf(database))}.{Sql.Quote(name)}";
+        var all = string.Join(", ", columns.Select(c => Sql.Quote(c.Name)));
+        SelectAll = $"SELECT {all} FROM {QualifiedName}";
+        var keys = columns.Where(c => c.Flags.HasFlag(ColumnFlags.PrimaryKey)).ToList();
+        RowKey = keys.Count > 0 ? keys : columns;
+        Count = $"SELECT count(*) FROM {QualifiedName}";
+        ReturningAll = $" RETURNING {all}";
+    }
+
+    public string Database { get; }
+
+    public string Name { get; }
+
+    public bool IsPublic { get; }
+
+    public IReadOnlyList<TableColumn> Columns { get; }
+
+    public string QualifiedName { get; }
+
+    public string SelectAll { get; }
+
+    public string Count { get; }
+
+    public string ReturningAll { get; }
+
+    /// <summary>The columns that identify a row for <c>delete(row)</c>: the primary key, or all of them.</summary>
+    public IReadOnlyList<TableColumn> RowKey { get; }
+
+    /// <summary>What the catalog remembers to compare with the next publish: column names, types and flags.</summary>
+    public string Definition(Typespace typespace) =>
+        string.Join("; ", Columns.Select(c => $"{c.Name}: {typespace.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"));
+
+    public string CreateSql()
+    {
+        var columns = Columns.Select(c => $"{Sql.Quote(c.Name)} {c.Storage.SqlType}{(c.Storage.Nullable ? "" : " NOT NULL")}{(c.Flags.HasFlag(ColumnFlags.Unique) ? " UNIQUE" : "")}");
+        var primaryKey = Columns.Where(c => c.Flags.HasFlag(ColumnFlags.PrimaryKey)).Select(c => Sql.Quote(c.Name)).ToList();
+        var constraints = primaryKey.Count > 0 ? [$"PRIMARY KEY ({string.Join(", ", primaryKey)})"] : Array.Empty<string>();
+        var create = $"CREATE TABLE {QualifiedName} ({string.Join(", ", columns.Concat(constraints))});";
+        var indexes = Columns
+            .Where(c => c.Flags.HasFlag(ColumnFlags.Indexed) && !c.Flags.HasFlag(ColumnFlags.PrimaryKey) && !c.Flags.HasFlag(ColumnFlags.Unique))
+            .Select(c => $"CREATE INDEX ON {QualifiedName} USING btree ({Sql.Quote(c.Name)});");
+        return string.Join("\n", indexes.Prepend(create));
+    }
+}

@@ -1,0 +1,16 @@
+use crate::table::Db;
+use crate::{Identity, Timestamp};
+
+/// What a reducer (and a procedure's `with_tx` closure) gets: the time, the caller and the
+/// tables, all inside one transaction.
+pub struct ReducerContext {
+    pub timestamp: Timestamp,
+    pub sender: Identity,
+    pub db: Db,
+}
+
+impl ReducerContext {
+    pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
+        ReducerContext { timestamp, sender, db: Db::new() }
+    }
+}
