@@ -39,8 +39,8 @@ start_postgres() {
   pg_lsclusters -h | awk 'NR==1 {print $4}' | grep -q online || as_root pg_ctlcluster $cluster start
   as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'procyon'\"" | grep -q 1 ||
     as_root su postgres -c "psql -qc \"CREATE ROLE procyon LOGIN PASSWORD 'procyon'\""
-  # Tests create a database per test class.
-  as_root su postgres -c "psql -qc \"ALTER ROLE procyon CREATEDB\""
+  # Tests create a database per test class; each published database gets a read-only role.
+  as_root su postgres -c "psql -qc \"ALTER ROLE procyon CREATEDB CREATEROLE\""
   for database in "$@"; do
     as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = '$database'\"" | grep -q 1 ||
       as_root su postgres -c "createdb -O procyon '$database'"

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using Npgsql;
+using Procyon.Storage.Tables;
 using Procyon.Sats;
 
 namespace Procyon.Runtime;
@@ -16,8 +18,11 @@ public interface IResultSink
 /// The one path of a call for HTTP, the hub and the scheduler: JSON arguments → BSATN → an
 /// instance of the module → BSATN result → JSON, then the result goes to every sink.
 /// </summary>
-public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, IOptions<RuntimeOptions> options)
+public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, NpgsqlDataSource dataSource, IOptions<RuntimeOptions> options)
 {
+    /// <summary>Runs of a reducer whose transaction Postgres could not serialize, before giving up (503).</summary>
+    private const int ReducerAttempts = 8;
+
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
 
     private readonly IResultSink[] _sinks = sinks.ToArray();
@@ -81,6 +86,10 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             return (CallFailure.BadArguments, null, e.Message);
         }
+        if (function.Kind == FunctionKind.InitReducer && request.Origin != CallOrigin.Init)
+        {
+            return (CallFailure.BadArguments, null, $"'{request.Function}' is the init reducer; it runs only when the database is first published");
+        }
         if (!await EnterAsync(cancellationToken))
         {
             return (CallFailure.Overloaded, null,
@@ -89,15 +98,9 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         InstanceOutcome outcome;
         try
         {
-            var instance = module.Rent();
-            try
-            {
-                outcome = await instance.RunAsync(function.Id, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
-            }
-            finally
-            {
-                module.Return(instance);
-            }
+            outcome = function.Kind == FunctionKind.Procedure
+                ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
+                : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
         }
         finally
         {
@@ -117,6 +120,70 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             return (CallFailure.Trapped, null, $"the module returned bytes that are not a {typespace.Describe(function.ReturnType)}: {e.Message}");
         }
     }
+
+    private async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
+    {
+        var context = new CallContext(module.Tables, BeginAsync, isReducer: false, cancellationToken);
+        try
+        {
+            return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
+        }
+        finally
+        {
+            // A procedure that trapped inside with_tx leaves its transaction open: roll it back.
+            if (context.Transaction is { } abandoned)
+            {
+                await abandoned.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs a reducer in one serializable transaction: committed when it returns <c>Ok</c>, rolled
+    /// back on <c>Err</c> or a trap, and run again when Postgres cannot serialize it.
+    /// </summary>
+    private async Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken);
+            await using var transaction = context.Transaction = await BeginAsync(cancellationToken);
+            var outcome = await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
+            if (outcome.Failure == CallFailure.None)
+            {
+                try
+                {
+                    await transaction.CommitAsync(cancellationToken);
+                    return outcome;
+                }
+                catch (SerializationFailureException e)
+                {
+                    outcome = InstanceOutcome.Failed(CallFailure.Contention, e.Message);
+                }
+            }
+            if (outcome.Failure != CallFailure.Contention || attempt == ReducerAttempts)
+            {
+                return outcome.Failure == CallFailure.Contention
+                    ? InstanceOutcome.Failed(CallFailure.Contention, $"{outcome.Error} ({ReducerAttempts} attempts)")
+                    : outcome;
+            }
+        }
+    }
+
+    private static async Task<InstanceOutcome> RunOnInstanceAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
+    {
+        var instance = module.Rent();
+        try
+        {
+            return await instance.RunAsync(function.Id, arguments, caller, timestampMicros, context);
+        }
+        finally
+        {
+            module.Return(instance);
+        }
+    }
+
+    private Task<DatabaseTransaction> BeginAsync(CancellationToken cancellationToken) => DatabaseTransaction.BeginAsync(dataSource, cancellationToken);
 
     /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>
     private async ValueTask<bool> EnterAsync(CancellationToken cancellationToken)

@@ -10,7 +10,13 @@ public enum CallFailure
     UnknownDatabase,
     UnknownFunction,
     BadArguments,
+
+    /// <summary>A reducer returned <c>Err</c>; its transaction was rolled back.</summary>
+    ReducerFailed,
     Trapped,
+
+    /// <summary>Postgres could not serialize the call's transaction, even after retries.</summary>
+    Contention,
     Timeout,
     Overloaded,
     Cancelled,
@@ -21,6 +27,9 @@ public static class CallOrigin
     public const string Http = "http";
     public const string Hub = "hub";
     public const string Schedule = "schedule";
+
+    /// <summary>The init reducer, run by the server when a database is first published.</summary>
+    public const string Init = "init";
 }
 
 /// <summary>A call to make, from whichever caller.</summary>

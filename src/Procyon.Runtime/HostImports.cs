@@ -1,4 +1,5 @@
 using System.Text;
+using Procyon.Storage.Tables;
 using Wasmtime;
 
 namespace Procyon.Runtime;
@@ -16,10 +17,21 @@ internal static class HostImports
 
     private static readonly string[] Levels = ["ERROR", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 
-    public static IReadOnlySet<string> Names { get; } = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "console_log", "panic", "args_read", "result_write", "caller_identity", "sleep_until",
-    };
+    /// <summary>Imports that wait (for a timer or Postgres): Asyncify instruments the module to suspend in them.</summary>
+    public static IReadOnlyList<string> Suspending { get; } =
+    [
+        "sleep_until", "table_insert", "table_scan", "table_count", "table_find", "table_delete_by", "table_update_by",
+        "table_delete_row", "tx_begin", "tx_commit", "tx_rollback",
+    ];
+
+    public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
+        ["console_log", "panic", "args_read", "result_write", "caller_identity", "buffer_read", "buffer_len", .. Suspending],
+        StringComparer.Ordinal);
+
+    private const long UniqueViolation = -1;
+    private const long NotFound = -2;
+    private const long TxRetry = 1;
+    private static readonly byte[] NoRows = [0, 0, 0, 0];
 
     public static void Define(Linker linker)
     {
@@ -57,7 +69,162 @@ internal static class HostImports
             Instance(caller).Frame.Caller.Bytes.CopyTo(Guest(caller, destination, Identity.Length));
         });
         linker.DefineFunction(Module, "sleep_until", (Caller caller, long targetMicros) => Instance(caller).SleepUntil(targetMicros));
+        linker.DefineFunction(Module, "buffer_read", (Caller caller, int destination) =>
+        {
+            var buffer = Instance(caller).Frame.Buffer;
+            buffer.CopyTo(Guest(caller, destination, buffer.Length));
+        });
+        linker.DefineFunction(Module, "buffer_len", (Caller caller) => Instance(caller).Frame.Buffer.Length);
+        DefineTables(linker);
+        DefineTransactions(linker);
     }
+
+    private static void DefineTables(Linker linker)
+    {
+        linker.DefineFunction(Module, "table_insert", (Caller caller, int table, int tableLen, int row, int rowLen) =>
+        {
+            var bytes = Guest(caller, row, rowLen).ToArray();
+            return TableCall(caller, table, tableLen, (bytes.Length, bytes), async (tx, schema, ct) =>
+            {
+                try
+                {
+                    var inserted = await tx.InsertAsync(schema, bytes, ct);
+                    return (inserted.Length, inserted);
+                }
+                catch (UniqueViolationException e)
+                {
+                    return (UniqueViolation, Encoding.UTF8.GetBytes(e.Message));
+                }
+            });
+        });
+        linker.DefineFunction(Module, "table_scan", (Caller caller, int table, int tableLen) =>
+            TableCall(caller, table, tableLen, (NoRows.Length, NoRows), async (tx, schema, ct) =>
+            {
+                var rows = await tx.ScanAsync(schema, ct);
+                return (rows.Length, rows);
+            }));
+        linker.DefineFunction(Module, "table_count", (Caller caller, int table, int tableLen) =>
+            TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
+        linker.DefineFunction(Module, "table_find", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
+        {
+            var bytes = Guest(caller, key, keyLen).ToArray();
+            return TableCall(caller, table, tableLen, (NotFound, []), async (tx, schema, ct) =>
+                await tx.FindAsync(schema, Column(schema, column), bytes, ct) is { } row ? (row.Length, row) : (NotFound, []));
+        });
+        linker.DefineFunction(Module, "table_delete_by", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
+        {
+            var bytes = Guest(caller, key, keyLen).ToArray();
+            return TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.DeleteByAsync(schema, Column(schema, column), bytes, ct), []));
+        });
+        linker.DefineFunction(Module, "table_update_by", (Caller caller, int table, int tableLen, int column, int row, int rowLen) =>
+        {
+            var bytes = Guest(caller, row, rowLen).ToArray();
+            return TableCall(caller, table, tableLen, (bytes.Length, bytes), async (tx, schema, ct) =>
+            {
+                try
+                {
+                    return await tx.UpdateByAsync(schema, Column(schema, column), bytes, ct) is { } updated ? (updated.Length, updated) : (NotFound, []);
+                }
+                catch (UniqueViolationException e)
+                {
+                    return (UniqueViolation, Encoding.UTF8.GetBytes(e.Message));
+                }
+            });
+        });
+        linker.DefineFunction(Module, "table_delete_row", (Caller caller, int table, int tableLen, int row, int rowLen) =>
+        {
+            var bytes = Guest(caller, row, rowLen).ToArray();
+            return TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.DeleteRowAsync(schema, bytes, ct), []));
+        });
+    }
+
+    private static void DefineTransactions(Linker linker)
+    {
+        linker.DefineFunction(Module, "tx_begin", (Caller caller) => Instance(caller).Suspend(async frame =>
+        {
+            var context = frame.Context;
+            if (context.IsReducer || context.Transaction is not null)
+            {
+                throw new GuestFaultException("a transaction is already open; with_tx cannot nest or run inside a reducer");
+            }
+            context.Transaction = await context.BeginAsync();
+            context.Doomed = false;
+            return 0;
+        }));
+        linker.DefineFunction(Module, "tx_commit", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: true)));
+        linker.DefineFunction(Module, "tx_rollback", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: false)));
+    }
+
+    /// <summary>Ends a procedure's transaction: 0, or <see cref="TxRetry"/> when Postgres could not serialize it.</summary>
+    private static async Task<long> EndAsync(CallContext context, bool commit)
+    {
+        var transaction = context.Transaction;
+        if (context.IsReducer || transaction is null)
+        {
+            throw new GuestFaultException("no transaction of the procedure's is open");
+        }
+        context.Transaction = null;
+        await using (transaction)
+        {
+            if (!commit || context.Doomed)
+            {
+                await transaction.RollbackAsync(context.CancellationToken);
+                return commit ? TxRetry : 0;
+            }
+            try
+            {
+                await transaction.CommitAsync(context.CancellationToken);
+                return 0;
+            }
+            catch (SerializationFailureException)
+            {
+                return TxRetry;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A table operation in the call's transaction. Its reply goes to the buffer; its result to the
+    /// module. When Postgres cannot serialize a procedure's transaction, the rest of it only
+    /// pretends (<paramref name="doomed"/>) and its commit asks the SDK to run the closure again.
+    /// </summary>
+    private static long TableCall(
+        Caller caller,
+        int table,
+        int tableLen,
+        (long Result, byte[] Buffer) doomed,
+        Func<DatabaseTransaction, TableSchema, CancellationToken, Task<(long Result, byte[] Buffer)>> operation)
+    {
+        var name = ReadText(caller, table, tableLen);
+        return Instance(caller).Suspend(async frame =>
+        {
+            var context = frame.Context;
+            var schema = context.Tables.GetValueOrDefault(name) ?? throw new GuestFaultException($"the module has no table named '{name}'");
+            var transaction = context.Transaction ?? throw new GuestFaultException($"table {name} was used outside a transaction: in a procedure, use ctx.with_tx");
+            (long Result, byte[] Buffer) reply;
+            if (context.Doomed)
+            {
+                reply = doomed;
+            }
+            else
+            {
+                try
+                {
+                    reply = await operation(transaction, schema, context.CancellationToken);
+                }
+                catch (SerializationFailureException) when (!context.IsReducer)
+                {
+                    context.Doomed = true;
+                    reply = doomed;
+                }
+            }
+            frame.Buffer = reply.Buffer;
+            return reply.Result;
+        });
+    }
+
+    private static int Column(TableSchema schema, int column) =>
+        column >= 0 && column < schema.Columns.Count ? column : throw new GuestFaultException($"table {schema.Name} has no column {column}");
 
     private static ModuleInstance Instance(Caller caller) => (ModuleInstance)caller.GetData()!;
 

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Procyon.Sats;
+using Procyon.Storage.Tables;
 using Wasmtime;
 
 namespace Procyon.Runtime;
@@ -32,6 +34,7 @@ public sealed class LoadedModule
         UpdatedAt = updatedAt;
         var first = CreateInstance();
         Description = ModuleDescription.Read(first.ReadDescription());
+        Tables = Description.Tables.Select(Schema).ToDictionary(t => t.Name, StringComparer.Ordinal);
         Return(first);
     }
 
@@ -42,6 +45,9 @@ public sealed class LoadedModule
     public DateTimeOffset UpdatedAt { get; }
 
     public ModuleDescription Description { get; }
+
+    /// <summary>The module's tables as Postgres stores them, by name.</summary>
+    public IReadOnlyDictionary<string, TableSchema> Tables { get; }
 
     internal ModuleInstance Rent()
     {
@@ -78,6 +84,22 @@ public sealed class LoadedModule
         {
             instance.Dispose();
         }
+    }
+
+    private TableSchema Schema(TableDescription table)
+    {
+        var typespace = Description.Typespace;
+        var row = typespace.Resolve(table.RowType);
+        if (row.Kind != TypeKind.Product || row.Elements.Count == 0)
+        {
+            throw new InvalidDataException($"table {table.Name} needs a struct with at least one field as its row");
+        }
+        var columns = row.Elements.Select(field =>
+        {
+            var flags = (ColumnFlags)table.Columns.FirstOrDefault(c => c.Name == field.Name).Flags;
+            return new TableColumn(field.Name!, field.Type, flags, new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement)));
+        });
+        return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList());
     }
 
     private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs);

@@ -7,7 +7,6 @@ internal static class ModuleAbi
     public const string Describe = "__procyon_describe__";
     public const string Call = "__procyon_call__";
     public const string AsyncifyData = "__procyon_asyncify_data__";
-    public const string SleepImport = "sleep_until";
 }
 
 /// <summary>A module that cannot be published, with the reason the publisher gets (400).</summary>

@@ -5,7 +5,14 @@ namespace Procyon.Runtime;
 public enum FunctionKind : byte
 {
     Procedure = 0,
+    Reducer = 1,
+
+    /// <summary>A reducer that runs once, when the database's tables are first created.</summary>
+    InitReducer = 2,
 }
+
+/// <summary>A <c>#[table]</c>: its name, row type and column flags (<see cref="Storage.Tables.ColumnFlags"/>).</summary>
+public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<(string Name, byte Flags)> Columns);
 
 /// <summary>One exported function as the module describes it.</summary>
 /// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
@@ -17,16 +24,19 @@ public sealed class ModuleDescription
 {
     private readonly Dictionary<string, FunctionDescription> _byName;
 
-    private ModuleDescription(Typespace typespace, IReadOnlyList<FunctionDescription> functions)
+    private ModuleDescription(Typespace typespace, IReadOnlyList<FunctionDescription> functions, IReadOnlyList<TableDescription> tables)
     {
         Typespace = typespace;
         Functions = functions;
+        Tables = tables;
         _byName = functions.ToDictionary(f => f.Name, StringComparer.Ordinal);
     }
 
     public Typespace Typespace { get; }
 
     public IReadOnlyList<FunctionDescription> Functions { get; }
+
+    public IReadOnlyList<TableDescription> Tables { get; }
 
     public FunctionDescription? Find(string name) => _byName.GetValueOrDefault(name);
 
@@ -62,6 +72,19 @@ public sealed class ModuleDescription
             }
             functions[id] = new FunctionDescription(id, name, (FunctionKind)kind, parameters, AlgebraicTypeReader.Read(ref reader));
         }
+        var tables = new TableDescription[reader.Remaining == 0 ? 0 : reader.ReadLength()];
+        for (var i = 0; i < tables.Length; i++)
+        {
+            var name = reader.ReadString();
+            var rowType = AlgebraicTypeReader.Read(ref reader);
+            var isPublic = reader.ReadBool();
+            var columns = new (string, byte)[reader.ReadLength()];
+            for (var c = 0; c < columns.Length; c++)
+            {
+                columns[c] = (reader.ReadString(), reader.ReadU8());
+            }
+            tables[i] = new TableDescription(name, rowType, isPublic, columns);
+        }
         if (reader.Remaining != 0)
         {
             throw new InvalidDataException($"{reader.Remaining} bytes left over after the module description");
@@ -72,7 +95,11 @@ public sealed class ModuleDescription
             throw new InvalidDataException($"function '{duplicate.Key}' is defined more than once");
         }
         ValidateReferences(typespace, functions);
-        return new ModuleDescription(typespace, functions);
+        if (functions.Count(f => f.Kind == FunctionKind.InitReducer) > 1)
+        {
+            throw new InvalidDataException("a module may have one #[reducer(init)]");
+        }
+        return new ModuleDescription(typespace, functions, tables);
     }
 
     private static void ValidateReferences(Typespace typespace, IEnumerable<FunctionDescription> functions)

@@ -9,21 +9,49 @@ internal readonly record struct InstanceOutcome(CallFailure Failure, byte[] Outp
 }
 
 /// <summary>The state of the call an instance is running, read and written by the host imports.</summary>
-internal sealed class CallFrame(ReadOnlyMemory<byte> arguments, Identity caller)
+internal sealed class CallFrame(ReadOnlyMemory<byte> arguments, Identity caller, CallContext context)
 {
     public ReadOnlyMemory<byte> Arguments { get; } = arguments;
 
     public Identity Caller { get; } = caller;
 
+    public CallContext Context { get; } = context;
+
     public byte[] Result { get; set; } = [];
 
     public string? Panic { get; set; }
 
-    /// <summary>Set while the wasm stack unwinds for a sleep.</summary>
-    public long? SleepTarget { get; set; }
+    /// <summary>The reply to the last table call, which the module copies out with <c>buffer_read</c>.</summary>
+    public byte[] Buffer { get; set; } = [];
 
-    /// <summary>Set while the wasm stack rewinds after a sleep: the time the call woke.</summary>
-    public long? WokeAt { get; set; }
+    /// <summary>Set while the wasm stack unwinds: the host operation the call waits for.</summary>
+    public Task<long>? Pending { get; set; }
+
+    /// <summary>Set while the wasm stack rewinds: what that operation returned.</summary>
+    public long? Resumed { get; set; }
+}
+
+/// <summary>What a call's host operations work with: its transaction, the tables, cancellation.</summary>
+internal sealed class CallContext(
+    IReadOnlyDictionary<string, Storage.Tables.TableSchema> tables,
+    Func<CancellationToken, Task<Storage.Tables.DatabaseTransaction>> begin,
+    bool isReducer,
+    CancellationToken cancellationToken)
+{
+    /// <summary>A reducer's transaction belongs to the host; a procedure opens its own with <c>with_tx</c>.</summary>
+    public bool IsReducer { get; } = isReducer;
+
+    public IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables { get; } = tables;
+
+    public CancellationToken CancellationToken { get; } = cancellationToken;
+
+    /// <summary>The open transaction: the reducer's, or a procedure's <c>with_tx</c>.</summary>
+    public Storage.Tables.DatabaseTransaction? Transaction { get; set; }
+
+    /// <summary>A procedure's transaction that Postgres could not serialize: its commit becomes a retry.</summary>
+    public bool Doomed { get; set; }
+
+    public Task<Storage.Tables.DatabaseTransaction> BeginAsync() => begin(CancellationToken);
 }
 
 /// <summary>
@@ -37,6 +65,14 @@ internal sealed class ModuleInstance : IDisposable
     private const int StatusOk = 0;
     private const int StatusBadArguments = 2;
     private const int StatusNoSuchFunction = 3;
+    private const int StatusFailed = 4;
+
+    /// <summary>The context of the calls an instance makes outside a real call (pre-init, describe).</summary>
+    private static readonly CallContext Idle = new(
+        new Dictionary<string, Storage.Tables.TableSchema>(),
+        _ => throw new GuestFaultException("no transactions while the module starts"),
+        isReducer: false,
+        CancellationToken.None);
 
     private readonly WasmEngine _engine;
     private readonly Store _store;
@@ -70,7 +106,7 @@ internal sealed class ModuleInstance : IDisposable
             _stopRewind = instance.GetAction("asyncify_stop_rewind") ?? throw Missing("asyncify_stop_rewind", "()");
             var asyncifyData = instance.GetFunction<int>(ModuleAbi.AsyncifyData) ?? throw Missing(ModuleAbi.AsyncifyData, "() -> i32");
             _describe = instance.GetAction(ModuleAbi.Describe) ?? throw Missing(ModuleAbi.Describe, "()");
-            _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous);
+            _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous, Idle);
             foreach (var preinit in preinits)
             {
                 (instance.GetAction(preinit) ?? throw Missing(preinit, "()"))();
@@ -96,43 +132,50 @@ internal sealed class ModuleInstance : IDisposable
     /// <summary>Runs the module's description export and returns the bytes it wrote.</summary>
     public byte[] ReadDescription()
     {
-        _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous);
+        _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous, Idle);
         _store.SetEpochDeadline(_engine.DeadlineTicks);
         _describe();
         return _frame.Result;
     }
 
-    public async Task<InstanceOutcome> RunAsync(uint functionId, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
+    public async Task<InstanceOutcome> RunAsync(uint functionId, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
     {
-        var frame = _frame = new CallFrame(arguments, caller);
+        var frame = _frame = new CallFrame(arguments, caller, context);
         try
         {
             _store.SetEpochDeadline(_engine.DeadlineTicks);
             while (true)
             {
                 var status = _call((int)functionId, timestampMicros, arguments.Length);
-                if (frame.SleepTarget is not { } target)
+                if (frame.Pending is not { } pending)
                 {
                     return status switch
                     {
                         StatusOk => new InstanceOutcome(CallFailure.None, frame.Result, null),
                         StatusBadArguments => InstanceOutcome.Failed(CallFailure.BadArguments, ModuleText(frame.Result)),
                         StatusNoSuchFunction => InstanceOutcome.Failed(CallFailure.UnknownFunction, ModuleText(frame.Result)),
+                        StatusFailed => InstanceOutcome.Failed(CallFailure.ReducerFailed, ModuleText(frame.Result)),
                         _ => Poison(CallFailure.Trapped, $"the module returned unknown status {status}"),
                     };
                 }
                 _stopUnwind();
-                frame.SleepTarget = null;
-                // Timers may fire a little early; a call never wakes before its target.
-                for (var remaining = target - UnixTime.NowMicros(); remaining > 0; remaining = target - UnixTime.NowMicros())
+                frame.Pending = null;
+                try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(remaining / 1000.0)), cancellationToken);
+                    frame.Resumed = await pending;
                 }
-                frame.WokeAt = UnixTime.NowMicros();
-                // Time asleep does not count against the CPU deadline.
+                catch (Exception e) when (e is not (OperationCanceledException or Storage.Tables.SerializationFailureException))
+                {
+                    return Poison(CallFailure.Trapped, e is GuestFaultException ? e.Message : $"a host operation failed: {e.Message}");
+                }
+                // Time spent waiting does not count against the CPU deadline.
                 _store.SetEpochDeadline(_engine.DeadlineTicks);
                 _startRewind(_asyncifyData);
             }
+        }
+        catch (Storage.Tables.SerializationFailureException e)
+        {
+            return Poison(CallFailure.Contention, e.Message);
         }
         catch (TrapException e) when (e.Type == TrapCode.Interrupt)
         {
@@ -152,26 +195,41 @@ internal sealed class ModuleInstance : IDisposable
         }
     }
 
-    /// <summary>The <c>sleep_until</c> import: starts an unwind, or finishes a rewind with the wake time.</summary>
-    public long SleepUntil(long targetMicros)
+    /// <summary>
+    /// Runs an asynchronous host operation for an import without blocking the thread: the first
+    /// time, starts it and unwinds the wasm stack back to <see cref="RunAsync"/>, which awaits it;
+    /// when the stack is rewound into the same import, returns the operation's result.
+    /// </summary>
+    public long Suspend(Func<CallFrame, Task<long>> operation)
     {
         var frame = Frame;
-        if (frame.WokeAt is { } wokeAt)
+        if (frame.Resumed is { } result)
         {
             _stopRewind();
-            frame.WokeAt = null;
-            return wokeAt;
+            frame.Resumed = null;
+            return result;
         }
-        var now = UnixTime.NowMicros();
-        if (targetMicros <= now)
-        {
-            return now;
-        }
+        frame.Pending = operation(frame);
         // Asyncify's buffer header is {next free byte, end}; each unwind starts at the beginning.
         _memory.WriteInt32(_asyncifyData, _asyncifyData + 8);
-        frame.SleepTarget = targetMicros;
         _startUnwind(_asyncifyData);
         return 0;
+    }
+
+    /// <summary>The <c>sleep_until</c> import.</summary>
+    public long SleepUntil(long targetMicros) =>
+        Frame.Resumed is null && targetMicros <= UnixTime.NowMicros()
+            ? UnixTime.NowMicros()
+            : Suspend(frame => SleepAsync(targetMicros, frame.Context.CancellationToken));
+
+    private static async Task<long> SleepAsync(long targetMicros, CancellationToken cancellationToken)
+    {
+        // Timers may fire a little early; a call never wakes before its target.
+        for (var remaining = targetMicros - UnixTime.NowMicros(); remaining > 0; remaining = targetMicros - UnixTime.NowMicros())
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(remaining / 1000.0)), cancellationToken);
+        }
+        return UnixTime.NowMicros();
     }
 
     public void Log(ModuleLogRecord record) => Logs.Append(Database, record);

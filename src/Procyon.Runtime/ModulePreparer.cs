@@ -100,7 +100,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
                 RedirectStandardOutput = true,
                 UseShellExecute = false,
             };
-            foreach (var argument in (string[])[input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{HostImports.Module}.{ModuleAbi.SleepImport}", "-o", output])
+            foreach (var argument in (string[])[input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{string.Join(",", HostImports.Suspending.Select(name => $"{HostImports.Module}.{name}"))}", "-o", output])
             {
                 start.ArgumentList.Add(argument);
             }

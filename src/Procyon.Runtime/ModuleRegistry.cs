@@ -2,11 +2,16 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Procyon.Storage;
+using Procyon.Storage.Tables;
 
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
+/// <param name="Created">The database name was new.</param>
+/// <param name="TablesCreated">Its tables were created from nothing: time for the init reducer.</param>
+public sealed record PublishOutcome(bool Created, bool TablesCreated);
+
+public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, DatabaseSchemas schemas, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _publishing = new(1, 1);
@@ -32,8 +37,11 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         }
     }
 
-    /// <summary>Publishes or replaces a module; returns true when the database is new.</summary>
-    public async Task<bool> PublishAsync(string database, byte[] wasm, CancellationToken cancellationToken)
+    /// <summary>
+    /// Publishes or replaces a module and creates its new tables. Changed or removed tables are
+    /// refused (<see cref="SchemaConflictException"/>) unless <paramref name="clear"/> drops the old data.
+    /// </summary>
+    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, bool clear, CancellationToken cancellationToken)
     {
         var prepared = await preparer.PrepareAsync(wasm, cancellationToken);
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
@@ -41,10 +49,11 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         try
         {
             var loaded = preparer.Load(database, prepared, sha256, DateTimeOffset.UtcNow);
+            var tablesCreated = await schemas.EnsureAsync(database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var created = await store.SaveAsync(new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt), cancellationToken);
             Swap(loaded);
             LogPublished(database, sha256, loaded.Description.Functions.Count);
-            return created;
+            return new PublishOutcome(created, tablesCreated);
         }
         finally
         {
@@ -58,6 +67,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         try
         {
             var deleted = await store.DeleteAsync(database, cancellationToken);
+            await schemas.DropAsync(database, cancellationToken);
             if (_modules.TryRemove(database, out var old))
             {
                 old.Retire();

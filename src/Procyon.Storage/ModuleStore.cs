@@ -20,6 +20,12 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             created_at  timestamptz NOT NULL DEFAULT now(),
             updated_at  timestamptz NOT NULL DEFAULT now()
         );
+        CREATE TABLE IF NOT EXISTS procyon.tables (
+            db          text NOT NULL,
+            name        text NOT NULL,
+            definition  text NOT NULL,
+            PRIMARY KEY (db, name)
+        );
         """;
 
     private const string UpsertSql = """

@@ -7,8 +7,10 @@ public static class StorageServiceCollectionExtensions
     /// <summary>Registers the Npgsql data source and the module catalog.</summary>
     public static IServiceCollection AddProcyonStorage(this IServiceCollection services, string connectionString)
     {
-        services.AddNpgsqlDataSource(connectionString);
+        // Error details (e.g. "Key (email)=(a@x) already exists.") reach modules as unique-violation messages.
+        services.AddNpgsqlDataSource(connectionString, dataSource => dataSource.ConnectionStringBuilder.IncludeErrorDetail = true);
         services.AddSingleton<ModuleStore>();
+        services.AddSingleton<Tables.DatabaseSchemas>();
         return services;
     }
 }

@@ -21,10 +21,11 @@ internal static class DatabaseEndpoints
 
         databases.MapPut("", PublishAsync)
             .WithSummary("Publish or update a module")
-            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module.")
+            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. When the tables were created from nothing, the init reducer runs and its result is in `init`.")
             .Produces<ModuleSchema>(StatusCodes.Status200OK)
             .Produces<ModuleSchema>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         databases.MapDelete("", DeleteAsync)
             .WithSummary("Delete a database and its module")
@@ -42,18 +43,32 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return app;
     }
 
-    private static async Task<IResult> PublishAsync(string db, HttpRequest request, ModuleRegistry registry, IOptions<RuntimeOptions> runtime, CancellationToken cancellationToken)
+    private static async Task<IResult> PublishAsync(
+        string db,
+        [FromQuery] bool? clear,
+        HttpRequest request,
+        ModuleRegistry registry,
+        CallDispatcher dispatcher,
+        IOptions<RuntimeOptions> runtime,
+        IHostApplicationLifetime lifetime,
+        CancellationToken cancellationToken)
     {
         var wasm = await RequestBody.ReadAsync(request, runtime.Value.MaxModuleBytes, cancellationToken);
-        var created = await registry.PublishAsync(db, wasm, cancellationToken);
-        var schema = ModuleSchema.Of(registry.Find(db)!);
-        return created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
+        var outcome = await registry.PublishAsync(db, wasm, clear ?? false, cancellationToken);
+        var module = registry.Find(db)!;
+        var init = module.Description.Functions.FirstOrDefault(f => f.Kind == FunctionKind.InitReducer);
+        var initResult = outcome.TablesCreated && init is not null
+            ? await dispatcher.CallAsync(new CallRequest(db, init.Name, ReadOnlyMemory<byte>.Empty, Identity.Anonymous, CallOrigin.Init), lifetime.ApplicationStopping)
+            : null;
+        var schema = ModuleSchema.Of(module) with { Init = initResult };
+        return outcome.Created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
     }
 
     private static async Task<IResult> DeleteAsync(string db, ModuleRegistry registry, CancellationToken cancellationToken) =>
@@ -76,7 +91,7 @@ internal static class DatabaseEndpoints
     {
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
         var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Identity.Anonymous, CallOrigin.Http), lifetime.ApplicationStopping);
-        if (result.Failure == CallFailure.Overloaded)
+        if (result.Failure is CallFailure.Overloaded or CallFailure.Contention)
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";
         }

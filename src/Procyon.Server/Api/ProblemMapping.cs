@@ -12,6 +12,8 @@ internal static class ProblemMapping
         CallFailure.UnknownDatabase => (StatusCodes.Status404NotFound, "Unknown database"),
         CallFailure.UnknownFunction => (StatusCodes.Status404NotFound, "Unknown function"),
         CallFailure.BadArguments => (StatusCodes.Status400BadRequest, "Bad arguments"),
+        CallFailure.ReducerFailed => (StatusCodes.Status422UnprocessableEntity, "The reducer failed"),
+        CallFailure.Contention => (StatusCodes.Status503ServiceUnavailable, "Contention"),
         CallFailure.Trapped => (StatusCodes.Status500InternalServerError, "The module trapped"),
         CallFailure.Timeout => (StatusCodes.Status504GatewayTimeout, "Deadline exceeded"),
         CallFailure.Overloaded => (StatusCodes.Status503ServiceUnavailable, "Overloaded"),
@@ -41,6 +43,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
         {
             ModuleRejectedException => (StatusCodes.Status400BadRequest, "Module rejected"),
             PayloadTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Payload too large"),
+            Storage.Tables.SchemaConflictException => (StatusCodes.Status409Conflict, "Tables changed"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
             _ => (0, ""),
         };

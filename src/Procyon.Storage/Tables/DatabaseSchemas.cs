@@ -1,0 +1,130 @@
+using Npgsql;
+using Procyon.Sats;
+
+namespace Procyon.Storage.Tables;
+
+/// <summary>Republishing would change or drop existing tables; the detail lists how.</summary>
+public sealed class SchemaConflictException(IReadOnlyList<string> differences)
+    : Exception("the module's tables differ from the stored ones (publish with ?clear=true to drop the data): " + string.Join("; ", differences))
+{
+    public IReadOnlyList<string> Differences { get; } = differences;
+}
+
+/// <summary>
+/// Each database's Postgres schema: its tables, the catalog of their definitions (to refuse
+/// incompatible republishes) and the read-only role the SQL endpoint uses.
+/// </summary>
+public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
+{
+    private const string LockSql = "SELECT pg_advisory_xact_lock(hashtext('procyon.schema:' || @db))";
+    private const string DefinitionsSql = "SELECT name, definition FROM procyon.tables WHERE db = @db";
+    private const string ForgetSql = "DELETE FROM procyon.tables WHERE db = @db";
+    private const string RememberSql = "INSERT INTO procyon.tables (db, name, definition) VALUES (@db, @name, @definition)";
+
+    /// <summary>
+    /// Creates the schema and any new tables. Changed or removed tables are refused unless
+    /// <paramref name="clear"/>, which drops the old data. Returns true when the database's
+    /// tables were created from nothing (so its init reducer should run).
+    /// </summary>
+    public async Task<bool> EnsureAsync(string database, IReadOnlyList<TableSchema> tables, Typespace typespace, bool clear, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, LockSql, cancellationToken, ("db", database));
+        var existing = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using (var command = new NpgsqlCommand(DefinitionsSql, connection, transaction))
+        {
+            command.Parameters.AddWithValue("db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                existing[reader.GetString(0)] = reader.GetString(1);
+            }
+        }
+        var fresh = existing.Count == 0;
+        if (clear && !fresh)
+        {
+            await DropAsync(connection, transaction, database, cancellationToken);
+            existing.Clear();
+            fresh = true;
+        }
+        var differences = Differences(existing, tables, typespace);
+        if (differences.Count > 0)
+        {
+            throw new SchemaConflictException(differences);
+        }
+        var schema = Sql.Quote(Sql.SchemaOf(database));
+        var role = Sql.Quote(Sql.ReaderRoleOf(database));
+        var roleName = Sql.ReaderRoleOf(database).Replace("'", "''", StringComparison.Ordinal);
+        await ExecuteAsync(connection, transaction, $"""
+            CREATE SCHEMA IF NOT EXISTS {schema};
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
+                    CREATE ROLE {role} NOLOGIN;
+                END IF;
+            END $$;
+            GRANT {role} TO CURRENT_USER;
+            GRANT USAGE ON SCHEMA {schema} TO {role};
+            """, cancellationToken);
+        foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
+        {
+            await ExecuteAsync(connection, transaction, table.CreateSql(), cancellationToken);
+            await ExecuteAsync(connection, transaction, RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
+        }
+        await ExecuteAsync(connection, transaction, $"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}", cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return fresh && tables.Count > 0;
+    }
+
+    /// <summary>Drops the database's schema, its tables and its role.</summary>
+    public async Task DropAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, LockSql, cancellationToken, ("db", database));
+        await DropAsync(connection, transaction, database, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private static async Task DropAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string database, CancellationToken cancellationToken)
+    {
+        var roleName = Sql.ReaderRoleOf(database).Replace("'", "''", StringComparison.Ordinal);
+        await ExecuteAsync(connection, transaction, $"""
+            DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE;
+            DO $$ BEGIN
+                IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
+                    DROP ROLE {Sql.Quote(Sql.ReaderRoleOf(database))};
+                END IF;
+            END $$;
+            """, cancellationToken);
+        await ExecuteAsync(connection, transaction, ForgetSql, cancellationToken, ("db", database));
+    }
+
+    private static List<string> Differences(Dictionary<string, string> existing, IReadOnlyList<TableSchema> tables, Typespace typespace)
+    {
+        var differences = new List<string>();
+        var published = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        foreach (var (name, definition) in existing.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            if (!published.TryGetValue(name, out var table))
+            {
+                differences.Add($"table {name} would be removed");
+            }
+            else if (table.Definition(typespace) != definition)
+            {
+                differences.Add($"table {name} changes from ({definition}) to ({table.Definition(typespace)})");
+            }
+        }
+        return differences;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

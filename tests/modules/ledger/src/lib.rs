@@ -1,0 +1,152 @@
+//! A module with tables, for the server's storage and transaction tests.
+
+use procyon::{procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, Table, Timestamp};
+
+#[table(name = counter, public)]
+pub struct Counter {
+    #[primary_key]
+    id: u32,
+    value: i64,
+}
+
+#[reducer(init)]
+fn init(ctx: &ReducerContext) {
+    ctx.db.counter().insert(Counter { id: 1, value: 0 });
+}
+
+/// Read-modify-write of one row: concurrent calls must serialize.
+#[reducer]
+fn increment(ctx: &ReducerContext, by: i64) {
+    let mut counter = ctx.db.counter().id().find(&1).expect("the init reducer made counter 1");
+    counter.value += by;
+    ctx.db.counter().id().update(counter);
+}
+
+#[procedure]
+fn counter_value(ctx: &mut ProcedureContext) -> i64 {
+    ctx.with_tx(|tx| tx.db.counter().id().find(&1).map(|c| c.value).unwrap_or(-1))
+}
+
+#[table(name = account, public)]
+pub struct Account {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[unique]
+    pub email: String,
+    pub balance: i64,
+    #[index(btree)]
+    pub owner: Identity,
+    pub opened: Timestamp,
+    pub nickname: Option<String>,
+    pub tags: Vec<String>,
+    pub big: u128,
+}
+
+#[reducer]
+fn open_account(ctx: &ReducerContext, email: String, balance: i64, nickname: Option<String>) -> Result<(), String> {
+    let account = Account { id: 0, email, balance, owner: ctx.sender, opened: ctx.timestamp, nickname, tags: vec!["new".into()], big: u128::MAX };
+    match ctx.db.account().try_insert(account) {
+        Ok(inserted) => {
+            log::info!("opened account {}", inserted.id);
+            Ok(())
+        }
+        Err(violation) => Err(format!("taken: {}", violation)),
+    }
+}
+
+/// Moves money; refuses (after having written both rows) when `from` would go negative.
+#[reducer]
+fn transfer(ctx: &ReducerContext, from: String, to: String, amount: i64) -> Result<(), String> {
+    let accounts = ctx.db.account();
+    let mut source = accounts.email().find(&from).ok_or("no such source account")?;
+    let mut target = accounts.email().find(&to).ok_or("no such target account")?;
+    source.balance -= amount;
+    target.balance += amount;
+    let overdrawn = source.balance < 0;
+    accounts.email().update(source);
+    accounts.email().update(target);
+    if overdrawn {
+        return Err("insufficient funds".into());
+    }
+    Ok(())
+}
+
+/// Writes, then panics: nothing it wrote may remain.
+#[reducer]
+fn transfer_then_panic(ctx: &ReducerContext, from: String, amount: i64) {
+    let mut source = ctx.db.account().email().find(&from).expect("source");
+    source.balance -= amount;
+    ctx.db.account().email().update(source);
+    panic!("the ledger caught fire");
+}
+
+#[reducer]
+fn close_account(ctx: &ReducerContext, email: String) -> Result<(), String> {
+    if ctx.db.account().email().delete(&email) {
+        Ok(())
+    } else {
+        Err(format!("no account {}", email))
+    }
+}
+
+#[derive(ProcyonType)]
+pub struct Balance {
+    pub email: String,
+    pub balance: i64,
+}
+
+/// The whole table, as a procedure reads it.
+#[procedure]
+fn accounts(ctx: &mut ProcedureContext) -> Vec<Balance> {
+    ctx.with_tx(|tx| {
+        let mut all: Vec<Balance> = tx.db.account().iter().map(|a| Balance { email: a.email, balance: a.balance }).collect();
+        all.sort_by(|a, b| a.email.cmp(&b.email));
+        all
+    })
+}
+
+#[procedure]
+fn account_ids(ctx: &mut ProcedureContext) -> Vec<u64> {
+    let mut ids: Vec<u64> = ctx.with_tx(|tx| tx.db.account().iter().map(|a| a.id).collect());
+    ids.sort_unstable();
+    ids
+}
+
+/// A procedure's try_with_tx: an Err rolls back what the closure wrote.
+#[procedure]
+fn deposit_unless(ctx: &mut ProcedureContext, email: String, amount: i64, refuse: bool) -> String {
+    let outcome = ctx.try_with_tx(|tx| {
+        let mut account = tx.db.account().email().find(&email).ok_or_else(|| "no account".to_string())?;
+        account.balance += amount;
+        tx.db.account().email().update(account);
+        if refuse {
+            Err("refused".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    match outcome {
+        Ok(()) => "deposited".into(),
+        Err(reason) => reason,
+    }
+}
+
+/// Table and column names that are SQL keywords.
+#[table(name = select)]
+pub struct Select {
+    #[primary_key]
+    order: u32,
+    group: String,
+    user: Option<i32>,
+}
+
+#[reducer]
+fn add_select(ctx: &ReducerContext, order: u32, group: String) {
+    ctx.db.select().insert(Select { order, group, user: None });
+}
+
+#[procedure]
+fn count_selects(ctx: &mut ProcedureContext) -> u64 {
+    ctx.with_tx(|tx| tx.db.select().count())
+}
