@@ -26,6 +26,10 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             definition  text NOT NULL,
             PRIMARY KEY (db, name)
         );
+        CREATE TABLE IF NOT EXISTS procyon.readers (
+            db          text PRIMARY KEY,
+            password    text NOT NULL
+        );
         """;
 
     private const string UpsertSql = """

@@ -11,6 +11,7 @@ public static class StorageServiceCollectionExtensions
         services.AddNpgsqlDataSource(connectionString, dataSource => dataSource.ConnectionStringBuilder.IncludeErrorDetail = true);
         services.AddSingleton<ModuleStore>();
         services.AddSingleton<Tables.DatabaseSchemas>();
+        services.AddSingleton<Tables.ReadOnlyQueries>();
         return services;
     }
 }

@@ -10,4 +10,12 @@ public sealed class ApiOptions
     /// <summary>Largest JSON body a call accepts (413 beyond it).</summary>
     [Range(64, 64 << 20)]
     public int MaxCallBodyBytes { get; set; } = 1 << 20;
+
+    /// <summary>Rows the SQL endpoint returns at most; the response says when it cut.</summary>
+    [Range(1, 1_000_000)]
+    public int SqlRowLimit { get; set; } = 1000;
+
+    /// <summary>Statement timeout of the SQL endpoint.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan SqlTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
+using Procyon.Storage.Tables;
 
 namespace Procyon.Server.Api;
 
@@ -35,6 +36,11 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapGet("/logs", GetLogs)
             .WithSummary("Recent log lines the module wrote on this server")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        databases.MapPost("/sql", QueryAsync)
+            .WithSummary("Read-only SQL over the database's tables")
+            .WithDescription("The body is one SQL statement. It runs as the database's own read-only role, with search_path set to its schema, a statement timeout and a row limit. Returns {columns, rows, truncated}.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
@@ -79,6 +85,17 @@ internal static class DatabaseEndpoints
 
     private static IResult GetLogs(string db, ModuleRegistry registry, ModuleLogs logs, [FromQuery] int? limit) =>
         registry.Find(db) is null ? UnknownDatabase(db) : TypedResults.Ok(logs.Recent(db, Math.Clamp(limit ?? 100, 1, 10_000)));
+
+    private static async Task<IResult> QueryAsync(string db, HttpRequest request, ModuleRegistry registry, ReadOnlyQueries queries, IOptions<ApiOptions> options, CancellationToken cancellationToken)
+    {
+        if (registry.Find(db) is null)
+        {
+            return UnknownDatabase(db);
+        }
+        var sql = System.Text.Encoding.UTF8.GetString(await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken));
+        var rows = await queries.RunAsync(db, sql, options.Value.SqlRowLimit, options.Value.SqlTimeout, cancellationToken);
+        return TypedResults.Bytes(rows, "application/json");
+    }
 
     private static async Task<IResult> CallAsync(
         string db,

@@ -20,6 +20,11 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
     private const string DefinitionsSql = "SELECT name, definition FROM procyon.tables WHERE db = @db";
     private const string ForgetSql = "DELETE FROM procyon.tables WHERE db = @db";
     private const string RememberSql = "INSERT INTO procyon.tables (db, name, definition) VALUES (@db, @name, @definition)";
+    private const string ReaderSql = """
+        INSERT INTO procyon.readers (db, password) VALUES (@db, @password)
+        ON CONFLICT (db) DO UPDATE SET password = excluded.password
+        """;
+    private const string ForgetReaderSql = "DELETE FROM procyon.readers WHERE db = @db";
 
     /// <summary>
     /// Creates the schema and any new tables. Changed or removed tables are refused unless
@@ -55,17 +60,21 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         }
         var schema = Sql.Quote(Sql.SchemaOf(database));
         var role = Sql.Quote(Sql.ReaderRoleOf(database));
-        var roleName = Sql.ReaderRoleOf(database).Replace("'", "''", StringComparison.Ordinal);
+        var roleName = Sql.ReaderRoleOf(database);
+        // Hex only, so it can sit in the DDL literal; the role logs in as itself, so a query
+        // cannot SET ROLE back to the server's own (privileged) role.
+        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         await ExecuteAsync(connection, transaction, $"""
             CREATE SCHEMA IF NOT EXISTS {schema};
             DO $$ BEGIN
                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
-                    CREATE ROLE {role} NOLOGIN;
+                    CREATE ROLE {role} LOGIN;
                 END IF;
             END $$;
-            GRANT {role} TO CURRENT_USER;
+            ALTER ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT 16;
             GRANT USAGE ON SCHEMA {schema} TO {role};
             """, cancellationToken);
+        await ExecuteAsync(connection, transaction, ReaderSql, cancellationToken, ("db", database), ("password", password));
         foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
         {
             await ExecuteAsync(connection, transaction, table.CreateSql(), cancellationToken);
@@ -88,7 +97,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
 
     private static async Task DropAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string database, CancellationToken cancellationToken)
     {
-        var roleName = Sql.ReaderRoleOf(database).Replace("'", "''", StringComparison.Ordinal);
+        var roleName = Sql.ReaderRoleOf(database);
         await ExecuteAsync(connection, transaction, $"""
             DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE;
             DO $$ BEGIN
@@ -98,6 +107,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             END $$;
             """, cancellationToken);
         await ExecuteAsync(connection, transaction, ForgetSql, cancellationToken, ("db", database));
+        await ExecuteAsync(connection, transaction, ForgetReaderSql, cancellationToken, ("db", database));
     }
 
     private static List<string> Differences(Dictionary<string, string> existing, IReadOnlyList<TableSchema> tables, Typespace typespace)
