@@ -21,12 +21,13 @@ public interface IResultSink
 public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, NpgsqlDataSource dataSource, IOptions<RuntimeOptions> options)
 {
     /// <summary>Runs of a reducer whose transaction Postgres could not serialize, before giving up (503).</summary>
-    private const int ReducerAttempts = 8;
+    private const int ReducerAttempts = 20;
 
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
 
     private readonly IResultSink[] _sinks = sinks.ToArray();
     private readonly SemaphoreSlim _slots = new(options.Value.MaxConcurrentCalls);
+    private readonly SemaphoreSlim _transactions = new(options.Value.MaxConcurrentTransactions);
     private int _queued;
 
     /// <param name="cancellationToken">Ends sleeping calls early; pass the server's shutdown token, not a request's.</param>
@@ -167,6 +168,8 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
                     ? InstanceOutcome.Failed(CallFailure.Contention, $"{outcome.Error} ({ReducerAttempts} attempts)")
                     : outcome;
             }
+            // Random backoff, growing with each attempt, so the transactions that collided spread out.
+            await Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
         }
     }
 
@@ -183,7 +186,20 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         }
     }
 
-    private Task<DatabaseTransaction> BeginAsync(CancellationToken cancellationToken) => DatabaseTransaction.BeginAsync(dataSource, cancellationToken);
+    /// <summary>Opens a transaction once one of <see cref="RuntimeOptions.MaxConcurrentTransactions"/> is free; disposing it frees the slot.</summary>
+    private async Task<DatabaseTransaction> BeginAsync(CancellationToken cancellationToken)
+    {
+        await _transactions.WaitAsync(cancellationToken);
+        try
+        {
+            return await DatabaseTransaction.BeginAsync(dataSource, () => _transactions.Release(), cancellationToken);
+        }
+        catch
+        {
+            _transactions.Release();
+            throw;
+        }
+    }
 
     /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>
     private async ValueTask<bool> EnterAsync(CancellationToken cancellationToken)

@@ -52,4 +52,8 @@ public sealed class RuntimeOptions
 
     /// <summary>Where compiled modules are kept across restarts; empty turns the cache off. Only the server should write here.</summary>
     public string CompiledModuleCache { get; set; } = Path.Combine(Path.GetTempPath(), "procyon-compiled");
+
+    /// <summary>Transactions open at once (reducers and procedures' with_tx); keep it below the Npgsql pool size (default 100).</summary>
+    [Range(1, 10_000)]
+    public int MaxConcurrentTransactions { get; set; } = 64;
 }

@@ -59,8 +59,8 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             throw new SchemaConflictException(differences);
         }
         var schema = Sql.Quote(Sql.SchemaOf(database));
-        var role = Sql.Quote(Sql.ReaderRoleOf(database));
-        var roleName = Sql.ReaderRoleOf(database);
+        var role = Sql.Quote(Sql.ReaderRoleOf(dataSource, database));
+        var roleName = Sql.ReaderRoleOf(dataSource, database);
         // Hex only, so it can sit in the DDL literal; the role logs in as itself, so a query
         // cannot SET ROLE back to the server's own (privileged) role.
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
@@ -95,14 +95,14 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         await transaction.CommitAsync(cancellationToken);
     }
 
-    private static async Task DropAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string database, CancellationToken cancellationToken)
+    private async Task DropAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string database, CancellationToken cancellationToken)
     {
-        var roleName = Sql.ReaderRoleOf(database);
+        var roleName = Sql.ReaderRoleOf(dataSource, database);
         await ExecuteAsync(connection, transaction, $"""
             DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE;
             DO $$ BEGIN
                 IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
-                    DROP ROLE {Sql.Quote(Sql.ReaderRoleOf(database))};
+                    DROP ROLE {Sql.Quote(Sql.ReaderRoleOf(dataSource, database))};
                 END IF;
             END $$;
             """, cancellationToken);

@@ -18,19 +18,22 @@ public sealed class DatabaseTransaction : IAsyncDisposable
 {
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlTransaction _transaction;
+    private readonly Action _onDispose;
 
-    private DatabaseTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    private DatabaseTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction, Action onDispose)
     {
         _connection = connection;
         _transaction = transaction;
+        _onDispose = onDispose;
     }
 
-    public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    /// <param name="onDispose">Runs once the connection is back in the pool.</param>
+    public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, CancellationToken cancellationToken)
     {
         var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
-            return new DatabaseTransaction(connection, await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken));
+            return new DatabaseTransaction(connection, await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken), onDispose);
         }
         catch
         {
@@ -117,6 +120,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     {
         await _transaction.DisposeAsync();
         await _connection.DisposeAsync();
+        _onDispose();
     }
 
     private static int IndexOf(TableSchema table, TableColumn column) => table.Columns.ToList().IndexOf(column);

@@ -51,7 +51,7 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
             ?? throw new QueryRejectedException($"database '{database}' has no tables to query");
         return new NpgsqlConnectionStringBuilder(dataSource.ConnectionString)
         {
-            Username = Sql.ReaderRoleOf(database),
+            Username = Sql.ReaderRoleOf(dataSource, database),
             Password = password,
             MaxPoolSize = 4,
         }.ConnectionString;

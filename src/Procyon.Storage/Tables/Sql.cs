@@ -11,7 +11,11 @@ public static class Sql
     /// <summary>The Postgres schema that holds a database's tables.</summary>
     public static string SchemaOf(string database) => "db_" + database;
 
-    /// <summary>The role that the read-only SQL endpoint of a database runs as (hashed: role names stop at 63 bytes).</summary>
-    public static string ReaderRoleOf(string database) =>
-        "procyon_read_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(database)))[..24];
+    /// <summary>
+    /// The login role the read-only SQL endpoint of a database runs as. Roles belong to the whole
+    /// Postgres cluster, so the name covers the Postgres database too; hashed, as role names stop at 63 bytes.
+    /// </summary>
+    public static string ReaderRoleOf(Npgsql.NpgsqlDataSource dataSource, string database) =>
+        "procyon_read_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+            $"{new Npgsql.NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database}/{database}")))[..24];
 }

@@ -3,8 +3,8 @@ using Procyon.Testing;
 namespace Procyon.Tests.Infrastructure;
 
 /// <summary>
-/// One server per test class with the example module as <c>example</c> and the misbehaving
-/// test module as <c>faulty</c>. A short CPU deadline keeps the infinite-loop test quick.
+/// One server per test class with the example module as <c>example</c>, the misbehaving test
+/// module as <c>faulty</c> and the table test module as <c>ledger</c>. A short CPU deadline keeps the infinite-loop test quick.
 /// </summary>
 public sealed class ServerFixture : IAsyncLifetime
 {
@@ -19,7 +19,7 @@ public sealed class ServerFixture : IAsyncLifetime
     {
         _database = await TestDatabase.CreateAsync();
         _server = await TestServer.StartAsync(_database, "--Procyon:Runtime:CallTimeout=00:00:00.500", "--Procyon:Runtime:MaxMemoryBytes=33554432");
-        foreach (var module in (string[])["example", "faulty"])
+        foreach (var module in (string[])["example", "faulty", "ledger"])
         {
             (await _server.PublishAsync(module, module)).EnsureSuccessStatusCode();
         }

@@ -1,8 +1,10 @@
-//! The example module: what `deploy/run-local.sh` publishes as database `example`. Besides the
-//! walk-through procedures it echoes one value of every supported type, so each type can be
-//! tried from Swagger UI, HTTP and the hub.
+//! The example module: what `deploy/run-local.sh` publishes as database `example`. It has the
+//! walk-through procedures, the `person` table of DESIGN.md, and procedures that echo one value
+//! of every supported type, so each type can be tried from Swagger UI, HTTP and the hub.
 
-use procyon::{procedure, Identity, ProcedureContext, ProcyonType, ScheduleAt, TimeDuration, Timestamp};
+use procyon::{
+    procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, TimeDuration, Timestamp,
+};
 use std::time::Duration;
 
 #[procedure]
@@ -18,6 +20,29 @@ fn sleep_one_second(ctx: &mut ProcedureContext) {
 #[procedure]
 fn add(_ctx: &mut ProcedureContext, a: i32, b: i32) -> i32 {
     a + b
+}
+
+#[table(name = person, public)]
+pub struct Person {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    name: String,
+    age: u8,
+}
+
+#[reducer]
+fn add_person(ctx: &ReducerContext, name: String, age: u8) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    ctx.db.person().insert(Person { id: 0, name, age });
+    Ok(())
+}
+
+#[procedure]
+fn count_people(ctx: &mut ProcedureContext) -> u64 {
+    ctx.with_tx(|tx| tx.db.person().count())
 }
 
 /// Says hello to `name`, `times` times.
