@@ -25,7 +25,14 @@ for _ in $(seq 1 120); do
 done
 
 log "Publishing the example module as database 'example'"
-curl -fsS -X PUT "$URL/v1/databases/example" --data-binary "@$WASM_DIR/example.wasm" -o /dev/null
+# The first identity to publish a database owns it: keep this machine's token for the next run.
+TOKEN_FILE="$REPO/.procyon/local-token"
+if [ ! -s "$TOKEN_FILE" ]; then
+  mkdir -p "$(dirname "$TOKEN_FILE")"
+  curl -fsS -X POST "$URL/v1/identity" | sed -E 's/.*"token":"([^"]+)".*/\1/' > "$TOKEN_FILE"
+fi
+TOKEN="$(cat "$TOKEN_FILE")"
+curl -fsS -X PUT "$URL/v1/databases/example" -H "Authorization: Bearer $TOKEN" --data-binary "@$WASM_DIR/example.wasm" -o /dev/null
 
 cat <<INFO
 
@@ -34,6 +41,9 @@ cat <<INFO
   Try:         curl -X POST $URL/v1/databases/example/call/add -d '[2,3]'
                curl -X POST $URL/v1/databases/example/call/sleep_one_second -d '[]'
                curl $URL/v1/databases/example/logs
+  Publish:     curl -X PUT $URL/v1/databases/example -H "Authorization: Bearer \$TOKEN" --data-binary @module.wasm
+               with the token of the identity that owns 'example':
+               TOKEN=$TOKEN
   Stop:        Ctrl-C
 
 INFO

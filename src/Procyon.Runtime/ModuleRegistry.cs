@@ -41,8 +41,9 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
     /// Publishes or replaces a module and creates its new tables. Changed or removed tables are
     /// refused (<see cref="SchemaConflictException"/>) unless <paramref name="clear"/> drops the old data.
     /// </summary>
-    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, bool clear, CancellationToken cancellationToken)
+    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, CancellationToken cancellationToken)
     {
+        await RequireOwnerAsync(database, owner, cancellationToken);
         var prepared = await preparer.PrepareAsync(wasm, cancellationToken);
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
         await _publishing.WaitAsync(cancellationToken);
@@ -50,7 +51,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         {
             var loaded = preparer.Load(database, prepared, sha256, DateTimeOffset.UtcNow);
             var tablesCreated = await schemas.EnsureAsync(database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
-            var created = await store.SaveAsync(new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt), cancellationToken);
+            var created = await store.SaveAsync(new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt), owner.ToString(), cancellationToken);
             Swap(loaded);
             LogPublished(database, sha256, loaded.Description.Functions.Count);
             return new PublishOutcome(created, tablesCreated);
@@ -61,8 +62,9 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         }
     }
 
-    public async Task<bool> DeleteAsync(string database, CancellationToken cancellationToken)
+    public async Task<bool> DeleteAsync(string database, Identity caller, CancellationToken cancellationToken)
     {
+        await RequireOwnerAsync(database, caller, cancellationToken);
         await _publishing.WaitAsync(cancellationToken);
         try
         {
@@ -90,6 +92,15 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         }
         _modules.Clear();
         _publishing.Dispose();
+    }
+
+    /// <summary>The first identity to publish a database owns it; nobody else may replace or delete it.</summary>
+    private async Task RequireOwnerAsync(string database, Identity caller, CancellationToken cancellationToken)
+    {
+        if (await store.OwnerAsync(database, cancellationToken) is { } owner && owner != caller.ToString())
+        {
+            throw new NotOwnerException(database);
+        }
     }
 
     private void Swap(LoadedModule loaded)

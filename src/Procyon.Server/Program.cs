@@ -1,5 +1,6 @@
 using Procyon.Runtime;
 using Procyon.Server.Api;
+using Procyon.Server.Auth;
 using Procyon.Server.Hub;
 using Procyon.Storage;
 
@@ -27,6 +28,7 @@ public static class Program
 
         builder.Services.AddProcyonStorage(connectionString);
         builder.Services.AddProcyonRuntime(builder.Configuration);
+        builder.Services.AddProcyonAuth(builder.Configuration);
         builder.Services.AddProcyonApi(builder.Configuration);
         builder.Services.AddProcyonHub();
 
@@ -34,6 +36,9 @@ public static class Program
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseProcyonSwagger();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapProcyonIdentity();
         app.MapProcyonApi();
         app.MapHub<ProcyonHub>(ProcyonHub.Path);
         return app;

@@ -3,6 +3,9 @@ using Npgsql;
 
 namespace Procyon.Storage;
 
+/// <summary>The database belongs to another identity (403).</summary>
+public sealed class NotOwnerException(string database) : Exception($"database '{database}' belongs to another identity");
+
 /// <summary>The catalog of published modules, in the <c>procyon</c> schema.</summary>
 public sealed class ModuleStore(NpgsqlDataSource dataSource)
 {
@@ -26,6 +29,11 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             definition  text NOT NULL,
             PRIMARY KEY (db, name)
         );
+        ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS owner text;
+        CREATE TABLE IF NOT EXISTS procyon.settings (
+            key         text PRIMARY KEY,
+            value       text NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS procyon.readers (
             db          text PRIMARY KEY,
             password    text NOT NULL
@@ -33,11 +41,20 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         """;
 
     private const string UpsertSql = """
-        INSERT INTO procyon.databases (name, wasm, prepared, sha256)
-        VALUES (@name, @wasm, @prepared, @sha256)
+        INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)
+        VALUES (@name, @wasm, @prepared, @sha256, @owner)
         ON CONFLICT (name) DO UPDATE
-        SET wasm = excluded.wasm, prepared = excluded.prepared, sha256 = excluded.sha256, updated_at = now()
+        SET wasm = excluded.wasm, prepared = excluded.prepared, sha256 = excluded.sha256, updated_at = now(),
+            owner = coalesce(procyon.databases.owner, excluded.owner)
+        WHERE procyon.databases.owner IS NULL OR procyon.databases.owner = excluded.owner
         RETURNING updated_at, (xmax = 0) AS created
+        """;
+
+    private const string OwnerSql = "SELECT owner FROM procyon.databases WHERE name = @name";
+
+    private const string SettingSql = """
+        INSERT INTO procyon.settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOTHING;
+        SELECT value FROM procyon.settings WHERE key = @key;
         """;
 
     private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at FROM procyon.databases ORDER BY name";
@@ -56,17 +73,37 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Inserts or replaces a module; returns true when the name was new.</summary>
-    public async Task<bool> SaveAsync(StoredModule module, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts or replaces a module; returns true when the name was new. Throws
+    /// <see cref="NotOwnerException"/> when the name belongs to another owner.
+    /// </summary>
+    public async Task<bool> SaveAsync(StoredModule module, string owner, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(UpsertSql);
         command.Parameters.AddWithValue("name", module.Name);
         command.Parameters.AddWithValue("wasm", module.Wasm);
         command.Parameters.AddWithValue("prepared", module.Prepared);
         command.Parameters.AddWithValue("sha256", module.Sha256);
+        command.Parameters.AddWithValue("owner", owner);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return reader.GetBoolean(1);
+        return await reader.ReadAsync(cancellationToken) ? reader.GetBoolean(1) : throw new NotOwnerException(module.Name);
+    }
+
+    /// <summary>The identity (hex) that owns a database, or null when there is no such database.</summary>
+    public async Task<string?> OwnerAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(OwnerSql);
+        command.Parameters.AddWithValue("name", name);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>A server-wide setting, created with <paramref name="create"/>'s value by whichever replica asks first.</summary>
+    public async Task<string> SettingAsync(string key, Func<string> create, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(SettingSql);
+        command.Parameters.AddWithValue("key", key);
+        command.Parameters.AddWithValue("value", create());
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public async IAsyncEnumerable<StoredModule> LoadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)

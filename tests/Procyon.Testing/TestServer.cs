@@ -9,6 +9,7 @@ namespace Procyon.Testing;
 public sealed class TestServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private string? _ownerToken;
 
     private TestServer(WebApplication app, Uri address)
     {
@@ -38,12 +39,33 @@ public sealed class TestServer : IAsyncDisposable
     public async Task<HttpResponseMessage> PublishAsync(string database, string module) =>
         await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)));
 
-    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm)
+    /// <param name="query">Appended to the URL, e.g. <c>?clear=true</c>.</param>
+    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm, string query = "")
     {
-        using var content = new ByteArrayContent(wasm);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
-        return await Http.PutAsync($"/v1/databases/{database}", content);
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{database}{query}") { Content = new ByteArrayContent(wasm) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        return await Http.SendAsync(request);
     }
+
+    public async Task<HttpResponseMessage> DeleteAsync(string database)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/databases/{database}");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        return await Http.SendAsync(request);
+    }
+
+    /// <summary>A new identity and its token, from <c>POST /v1/identity</c>.</summary>
+    public async Task<(string Identity, string Token)> NewIdentityAsync()
+    {
+        using var response = await Http.PostAsync("/v1/identity", null);
+        response.EnsureSuccessStatusCode();
+        using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return (body.RootElement.GetProperty("identity").GetString()!, body.RootElement.GetProperty("token").GetString()!);
+    }
+
+    /// <summary>The token of the identity that publishes everything this test server publishes.</summary>
+    private async Task<string> OwnerTokenAsync() => _ownerToken ??= (await NewIdentityAsync()).Token;
 
     public async Task<HttpResponseMessage> CallAsync(string database, string function, string json)
     {

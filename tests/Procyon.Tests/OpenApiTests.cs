@@ -59,7 +59,7 @@ public sealed class OpenApiTests(ServerFixture fixture) : ServerTest(fixture)
         (await Server.PublishAsync("swagger-fresh", "faulty")).EnsureSuccessStatusCode();
         Assert.True((await DocumentAsync()).GetProperty("paths").TryGetProperty("/v1/databases/swagger-fresh/call/spins", out _));
 
-        await Server.Http.DeleteAsync("/v1/databases/swagger-fresh");
+        await Server.DeleteAsync("swagger-fresh");
 
         Assert.False((await DocumentAsync()).GetProperty("paths").TryGetProperty("/v1/databases/swagger-fresh/call/spins", out _));
     }

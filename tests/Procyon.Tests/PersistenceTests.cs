@@ -28,7 +28,7 @@ public sealed class PersistenceTests
         await using (var first = await TestServer.StartAsync(database))
         {
             await first.PublishAsync("example", "example");
-            Assert.Equal(HttpStatusCode.NoContent, (await first.Http.DeleteAsync("/v1/databases/example")).StatusCode);
+            Assert.Equal(HttpStatusCode.NoContent, (await first.DeleteAsync("example")).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await first.CallAsync("example", "add", "[1,2]")).StatusCode);
         }
 

@@ -152,10 +152,9 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.Contains("table counter would be removed", problem.Detail());
         Assert.Contains("?clear=true", problem.Detail());
         Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("shapes", "increment", "[1]")).StatusCode);
-        using var content = new ByteArrayContent(await File.ReadAllBytesAsync(Procyon.Testing.Modules.PathOf("example")));
-        Assert.Equal(HttpStatusCode.OK, (await Server.Http.PutAsync("/v1/databases/shapes?clear=true", content)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Server.PublishBytesAsync("shapes", await File.ReadAllBytesAsync(Procyon.Testing.Modules.PathOf("example")), "?clear=true")).StatusCode);
         Assert.Equal(["person"], await QueryAsync("SELECT table_name FROM information_schema.tables WHERE table_schema = 'db_shapes'"));
-        await Server.Http.DeleteAsync("/v1/databases/shapes");
+        await Server.DeleteAsync("shapes");
         Assert.Empty(await QueryAsync("SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'db_shapes'"));
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
+using Procyon.Server.Auth;
 using Procyon.Storage.Tables;
 
 namespace Procyon.Server.Api;
@@ -21,15 +22,21 @@ internal static class DatabaseEndpoints
             });
 
         databases.MapPut("", PublishAsync)
+            .RequireAuthorization()
             .WithSummary("Publish or update a module")
             .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. When the tables were created from nothing, the init reducer runs and its result is in `init`.")
             .Produces<ModuleSchema>(StatusCodes.Status200OK)
             .Produces<ModuleSchema>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         databases.MapDelete("", DeleteAsync)
+            .RequireAuthorization()
             .WithSummary("Delete a database and its module")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapGet("/schema", GetSchema)
             .WithSummary("The module's functions and types")
@@ -67,7 +74,7 @@ internal static class DatabaseEndpoints
         CancellationToken cancellationToken)
     {
         var wasm = await RequestBody.ReadAsync(request, runtime.Value.MaxModuleBytes, cancellationToken);
-        var outcome = await registry.PublishAsync(db, wasm, clear ?? false, cancellationToken);
+        var outcome = await registry.PublishAsync(db, wasm, Tokens.CallerOf(request.HttpContext.User), clear ?? false, cancellationToken);
         var module = registry.Find(db)!;
         var init = module.Description.Functions.FirstOrDefault(f => f.Kind == FunctionKind.InitReducer);
         var initResult = outcome.TablesCreated && init is not null
@@ -77,8 +84,8 @@ internal static class DatabaseEndpoints
         return outcome.Created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
     }
 
-    private static async Task<IResult> DeleteAsync(string db, ModuleRegistry registry, CancellationToken cancellationToken) =>
-        await registry.DeleteAsync(db, cancellationToken) ? TypedResults.NoContent() : UnknownDatabase(db);
+    private static async Task<IResult> DeleteAsync(string db, HttpContext context, ModuleRegistry registry, CancellationToken cancellationToken) =>
+        await registry.DeleteAsync(db, Tokens.CallerOf(context.User), cancellationToken) ? TypedResults.NoContent() : UnknownDatabase(db);
 
     private static IResult GetSchema(string db, ModuleRegistry registry) =>
         registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);
@@ -103,11 +110,21 @@ internal static class DatabaseEndpoints
         HttpRequest request,
         CallDispatcher dispatcher,
         IOptions<ApiOptions> options,
+        IOptions<AuthOptions> auth,
         IHostApplicationLifetime lifetime,
         CancellationToken cancellationToken)
     {
+        var authenticated = request.HttpContext.User.Identity?.IsAuthenticated == true;
+        if (!authenticated && request.Headers.Authorization.Count > 0)
+        {
+            return TypedResults.Problem("the bearer token is invalid or expired", statusCode: StatusCodes.Status401Unauthorized, title: "Bad token");
+        }
+        if (!authenticated && !auth.Value.AllowAnonymousCalls)
+        {
+            return TypedResults.Problem("this server requires a token for calls: POST /v1/identity gives one", statusCode: StatusCodes.Status401Unauthorized, title: "Token required");
+        }
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
-        var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Identity.Anonymous, CallOrigin.Http), lifetime.ApplicationStopping);
+        var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http), lifetime.ApplicationStopping);
         if (result.Failure is CallFailure.Overloaded or CallFailure.Contention)
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";

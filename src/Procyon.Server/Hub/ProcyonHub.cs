@@ -18,7 +18,7 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, IHostApplicationLifeti
     public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
     {
         var json = args is { ValueKind: not JsonValueKind.Undefined } value ? Encoding.UTF8.GetBytes(value.GetRawText()) : [];
-        return dispatcher.CallAsync(new CallRequest(db, fn, json, Identity.Anonymous, CallOrigin.Hub, requestId), lifetime.ApplicationStopping);
+        return dispatcher.CallAsync(new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId), lifetime.ApplicationStopping);
     }
 
     public async Task Subscribe(string db, string? fn = null)
