@@ -30,7 +30,7 @@ public static class Program
         builder.Services.AddProcyonRuntime(builder.Configuration);
         builder.Services.AddProcyonAuth(builder.Configuration);
         builder.Services.AddProcyonApi(builder.Configuration);
-        builder.Services.AddProcyonHub();
+        builder.Services.AddProcyonHub(builder.Configuration);
 
         var app = builder.Build();
         app.UseExceptionHandler();

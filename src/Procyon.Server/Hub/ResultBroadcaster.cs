@@ -49,9 +49,17 @@ internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyon
 
 internal static class HubServiceCollectionExtensions
 {
-    public static IServiceCollection AddProcyonHub(this IServiceCollection services)
+    /// <summary>Largest message a client may send (a call's arguments included); beyond it the connection is closed.</summary>
+    public const long MaxClientMessageBytes = 1 << 20;
+
+    public static IServiceCollection AddProcyonHub(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSignalR();
+        var signalR = services.AddSignalR(hub => hub.MaximumReceiveMessageSize = MaxClientMessageBytes);
+        // With Redis configured, results reach subscribers connected to any replica.
+        if (configuration.GetConnectionString("Redis") is { Length: > 0 } redis)
+        {
+            signalR.AddStackExchangeRedis(redis, options => options.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal("procyon"));
+        }
         services.AddSingleton<ResultBroadcaster>();
         services.AddSingleton<IResultSink>(sp => sp.GetRequiredService<ResultBroadcaster>());
         services.AddHostedService(sp => sp.GetRequiredService<ResultBroadcaster>());

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
+using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
+
+namespace Procyon.Tests;
+
+/// <summary>Two server processes' worth of servers on one Postgres and a real redis-server.</summary>
+public sealed class ScaleOutTests
+{
+    [Fact]
+    public async Task A_subscriber_on_one_replica_receives_the_result_of_a_call_made_on_another()
+    {
+        using var redis = await RedisServer.StartAsync();
+        await using var database = await TestDatabase.CreateAsync();
+        var setting = $"--ConnectionStrings:Redis={redis.ConnectionString}";
+        await using var first = await TestServer.StartAsync(database, setting);
+        (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        await using var second = await TestServer.StartAsync(database, setting);
+        await using var hub = await first.ConnectHubAsync();
+        var results = Channel.CreateUnbounded<JsonElement>();
+        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
+        await hub.InvokeAsync("Subscribe", "example", "add");
+
+        var response = await second.CallAsync("example", "add", "[20, 22]");
+
+        Assert.Equal("42", await response.Content.ReadAsStringAsync());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var result = await WalkingSkeletonTests.NextAsync(results, "add", timeout.Token);
+        Assert.Equal(42, result.GetProperty("value").GetInt32());
+        Assert.Equal("http", result.GetProperty("origin").GetString());
+    }
+
+    [Fact]
+    public async Task A_hub_message_over_the_size_limit_closes_only_that_connection()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database);
+        (await server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        await using var hub = await server.ConnectHubAsync();
+        var closed = new TaskCompletionSource<Exception?>();
+        hub.Closed += error =>
+        {
+            closed.TrySetResult(error);
+            return Task.CompletedTask;
+        };
+        var huge = JsonDocument.Parse($"[\"{new string('x', 2 << 20)}\", 1]").RootElement;
+
+        await Assert.ThrowsAnyAsync<Exception>(() => hub.InvokeAsync<JsonElement>("Call", "example", "greet", huge, "big"));
+
+        await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await using var fresh = await server.ConnectHubAsync();
+        var result = await fresh.InvokeAsync<JsonElement>("Call", "example", "add", JsonDocument.Parse("[1, 1]").RootElement, "after");
+        Assert.Equal(2, result.GetProperty("value").GetInt32());
+    }
+}
