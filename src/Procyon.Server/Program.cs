@@ -17,7 +17,8 @@ public static class Program
     /// <summary>Builds the server; tests start it in-process with <c>--urls=http://127.0.0.1:0</c>.</summary>
     public static WebApplication Build(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // Content (appsettings.json, wwwroot) lives next to the assembly, whoever starts the server.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         if (builder.Configuration["urls"] is null && builder.Configuration["http_ports"] is null)
         {
             builder.WebHost.UseUrls(DefaultUrl);
@@ -35,6 +36,9 @@ public static class Program
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        // The console page (wwwroot/index.html) at /.
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
         app.UseProcyonSwagger();
         app.UseAuthentication();
         app.UseAuthorization();

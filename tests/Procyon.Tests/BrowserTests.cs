@@ -4,33 +4,46 @@ using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
 
-/// <summary>Swagger UI in headless Chromium (tests/browser, playwright-core with Debian's Chromium).</summary>
+/// <summary>Headless Chromium (tests/browser: playwright-core with Debian's Chromium) against the real server.</summary>
 public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
 {
     [Fact]
     public async Task Try_it_out_in_Swagger_UI_calls_add_and_shows_the_result()
     {
+        var lines = await RunAsync("swagger.mjs", "swagger-try-it-out.png");
+
+        Assert.Contains("status: 200", lines);
+        Assert.Contains("result: 2", lines);
+    }
+
+    [Fact]
+    public async Task The_console_page_calls_add_and_shows_the_result_in_the_live_feed()
+    {
+        var lines = await RunAsync("console.mjs", "console-call-add.png");
+
+        Assert.Contains("response: 200 5", lines);
+        Assert.Contains(lines, line => line.StartsWith("feed: example.add [http] ok: 5", StringComparison.Ordinal));
+    }
+
+    /// <summary>Runs a script against this class's server; returns its output lines. The screenshot is a test artifact.</summary>
+    private async Task<string[]> RunAsync(string script, string screenshotName)
+    {
         var browser = Path.Combine(Modules.RepositoryRoot(), "tests", "browser");
         Assert.True(Directory.Exists(Path.Combine(browser, "node_modules")), "run `npm ci` in tests/browser first (./deploy/test.sh does)");
-        var artifacts = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts"));
-        var screenshot = Path.Combine(artifacts.FullName, "swagger-try-it-out.png");
-        var start = new ProcessStartInfo("node", ["swagger.mjs", Server.Address.ToString(), screenshot])
+        var screenshot = Path.Combine(Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName, screenshotName);
+        var start = new ProcessStartInfo("node", [script, Server.Address.ToString(), screenshot])
         {
             WorkingDirectory = browser,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-
         using var node = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         var output = node.StandardOutput.ReadToEndAsync(timeout.Token);
         var errors = node.StandardError.ReadToEndAsync(timeout.Token);
         await node.WaitForExitAsync(timeout.Token);
-
-        Assert.True(node.ExitCode == 0, $"node failed: {await errors}");
-        var lines = (await output).Split('\n', StringSplitOptions.TrimEntries);
-        Assert.Contains("status: 200", lines);
-        Assert.Contains("result: 2", lines);
+        Assert.True(node.ExitCode == 0, $"node {script} failed: {await errors}");
         Assert.True(new FileInfo(screenshot).Length > 0);
+        return (await output).Split('\n', StringSplitOptions.TrimEntries);
     }
 }

@@ -11,6 +11,9 @@ internal static class DatabaseEndpoints
 {
     public static IEndpointRouteBuilder MapProcyonApi(this IEndpointRouteBuilder app)
     {
+        app.MapGet("/v1/databases", (ModuleRegistry registry) => TypedResults.Ok(registry.All.Select(ModuleSchema.Of).ToList()))
+            .WithTags("Databases")
+            .WithSummary("The published databases with their functions, tables and types");
         var databases = app.MapGroup("/v1/databases/{db}")
             .WithTags("Databases")
             .AddEndpointFilter(async (context, next) =>
