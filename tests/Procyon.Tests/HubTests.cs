@@ -92,6 +92,24 @@ public sealed class HubTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.False(result.TryGetProperty("value", out _));
     }
 
+    [Fact]
+    public async Task Results_streams_the_results_of_one_function()
+    {
+        await using var hub = await Server.ConnectHubAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var stream = hub.StreamAsync<JsonElement>("Results", "example", "greet", timeout.Token).GetAsyncEnumerator(timeout.Token);
+        var first = stream.MoveNextAsync().AsTask();
+        await Task.Delay(200);
+
+        await Server.CallAsync("example", "add", "[1,1]");
+        await Server.CallAsync("example", "greet", """["Stream", 1]""");
+
+        Assert.True(await first);
+        Assert.Equal("greet", stream.Current.GetProperty("fn").GetString());
+        Assert.Equal("Hello, Stream!", stream.Current.GetProperty("value").GetString());
+        await timeout.CancelAsync();
+    }
+
     private static Channel<JsonElement> Collect(HubConnection hub)
     {
         var results = Channel.CreateUnbounded<JsonElement>();

@@ -22,6 +22,10 @@ public sealed class ScaleOutTests
         var results = Channel.CreateUnbounded<JsonElement>();
         hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
         await hub.InvokeAsync("Subscribe", "example", "add");
+        using var streaming = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var stream = hub.StreamAsync<JsonElement>("Results", "example", "add", streaming.Token).GetAsyncEnumerator(streaming.Token);
+        var streamed = stream.MoveNextAsync().AsTask();
+        await Task.Delay(300);
 
         var response = await second.CallAsync("example", "add", "[20, 22]");
 
@@ -30,6 +34,9 @@ public sealed class ScaleOutTests
         var result = await WalkingSkeletonTests.NextAsync(results, "add", timeout.Token);
         Assert.Equal(42, result.GetProperty("value").GetInt32());
         Assert.Equal("http", result.GetProperty("origin").GetString());
+        Assert.True(await streamed);
+        Assert.Equal(42, stream.Current.GetProperty("value").GetInt32());
+        await streaming.CancelAsync();
     }
 
     [Fact]

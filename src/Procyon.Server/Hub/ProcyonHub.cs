@@ -10,7 +10,7 @@ namespace Procyon.Server.Hub;
 /// covers all its functions; subscribing to one function of a database already subscribed
 /// changes nothing, so no result arrives twice.
 /// </summary>
-public sealed class ProcyonHub(CallDispatcher dispatcher, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
+public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
 {
     public const string Path = "/hubs/procyon";
 
@@ -20,6 +20,9 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, IHostApplicationLifeti
         var json = args is { ValueKind: not JsonValueKind.Undefined } value ? Encoding.UTF8.GetBytes(value.GetRawText()) : [];
         return dispatcher.CallAsync(new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId), lifetime.ApplicationStopping);
     }
+
+    /// <summary>The results of a database (or one of its functions) as a stream, from now until the client ends it.</summary>
+    public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken) => feed.ReadAllAsync(db, fn, cancellationToken);
 
     public async Task Subscribe(string db, string? fn = null)
     {

@@ -8,7 +8,7 @@ namespace Procyon.Server.Hub;
 /// Pushes every call's result to the subscribers of its database and of its function. Calls
 /// only enqueue; one background loop sends, so a slow client never delays a call.
 /// </summary>
-internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyonClient> hub, ILogger<ResultBroadcaster> logger)
+internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyonClient> hub, ResultFeed feed, IServiceProvider services, ILogger<ResultBroadcaster> logger)
     : BackgroundService, IResultSink
 {
     /// <summary>Results waiting to be sent; beyond this the newest are dropped and counted in the log.</summary>
@@ -31,6 +31,14 @@ internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyon
         {
             try
             {
+                if (services.GetService<RedisResultRelay>() is { } relay)
+                {
+                    relay.Publish(result);
+                }
+                else
+                {
+                    feed.Deliver(result);
+                }
                 await hub.Clients.Groups(ResultGroups.Database(result.Db), ResultGroups.Function(result.Db, result.Fn)).Result(result);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -56,9 +64,12 @@ internal static class HubServiceCollectionExtensions
     {
         var signalR = services.AddSignalR(hub => hub.MaximumReceiveMessageSize = MaxClientMessageBytes);
         // With Redis configured, results reach subscribers connected to any replica.
+        services.AddSingleton<ResultFeed>();
         if (configuration.GetConnectionString("Redis") is { Length: > 0 } redis)
         {
             signalR.AddStackExchangeRedis(redis, options => options.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal("procyon"));
+            services.AddSingleton(sp => ActivatorUtilities.CreateInstance<RedisResultRelay>(sp, redis));
+            services.AddHostedService(sp => sp.GetRequiredService<RedisResultRelay>());
         }
         services.AddSingleton<ResultBroadcaster>();
         services.AddSingleton<IResultSink>(sp => sp.GetRequiredService<ResultBroadcaster>());
