@@ -53,6 +53,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             var tablesCreated = await schemas.EnsureAsync(database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var created = await store.SaveAsync(new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt), owner.ToString(), cancellationToken);
             Swap(loaded);
+            await store.NotifyChangedAsync(database, cancellationToken);
             LogPublished(database, sha256, loaded.Description.Functions.Count);
             return new PublishOutcome(created, tablesCreated);
         }
@@ -75,7 +76,43 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
                 old.Retire();
             }
             logs.Clear(database);
+            await store.NotifyChangedAsync(database, cancellationToken);
             return deleted;
+        }
+        finally
+        {
+            _publishing.Release();
+        }
+    }
+
+    /// <summary>
+    /// Brings one database in line with the catalog after another replica published or deleted
+    /// it: loads the stored module when it differs from the one running here, or drops it.
+    /// </summary>
+    public async Task RefreshAsync(string database, CancellationToken cancellationToken)
+    {
+        await _publishing.WaitAsync(cancellationToken);
+        try
+        {
+            var stored = await store.LoadAsync(database, cancellationToken);
+            if (stored is null)
+            {
+                if (_modules.TryRemove(database, out var old))
+                {
+                    old.Retire();
+                    LogRefreshed(database, "deleted");
+                }
+                return;
+            }
+            if (Find(database)?.Sha256 != stored.Sha256)
+            {
+                Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.UpdatedAt));
+                LogRefreshed(database, $"sha256 {stored.Sha256}");
+            }
+        }
+        catch (ModuleRejectedException e)
+        {
+            LogLoadFailed(database, e.Message);
         }
         finally
         {
@@ -116,6 +153,9 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Published database {Database} (wasm sha256 {Sha256}, {Functions} functions)")]
     private partial void LogPublished(string database, string sha256, int functions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Database {Database} changed on another replica: {Change}")]
+    private partial void LogRefreshed(string database, string change);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Database {Database} is in the catalog but does not load: {Reason}")]
     private partial void LogLoadFailed(string database, string reason);

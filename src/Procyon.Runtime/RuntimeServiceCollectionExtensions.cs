@@ -15,6 +15,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<CallDispatcher>();
+        services.AddHostedService<ModuleSync>();
         return services;
     }
 

@@ -52,6 +52,13 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     private const string OwnerSql = "SELECT owner FROM procyon.databases WHERE name = @name";
 
+    private const string SelectOneSql = "SELECT name, wasm, prepared, sha256, updated_at FROM procyon.databases WHERE name = @name";
+
+    private const string NotifySql = "SELECT pg_notify('" + ChangesChannel + "', @name)";
+
+    /// <summary>The LISTEN/NOTIFY channel that tells replicas a database was published or deleted.</summary>
+    public const string ChangesChannel = "procyon_modules";
+
     private const string SettingSql = """
         INSERT INTO procyon.settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOTHING;
         SELECT value FROM procyon.settings WHERE key = @key;
@@ -89,6 +96,33 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(cancellationToken) ? reader.GetBoolean(1) : throw new NotOwnerException(module.Name);
     }
 
+    /// <summary>One published module, or null.</summary>
+    public async Task<StoredModule?> LoadAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(SelectOneSql);
+        command.Parameters.AddWithValue("name", name);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    /// <summary>Tells every replica (through LISTEN/NOTIFY) that this database changed.</summary>
+    public async Task NotifyChangedAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(NotifySql);
+        command.Parameters.AddWithValue("name", name);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>A connection listening on <see cref="ChangesChannel"/>; wait on it with <c>WaitAsync</c>.</summary>
+    public async Task<NpgsqlConnection> ListenAsync(NotificationEventHandler onChange, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        connection.Notification += onChange;
+        await using var command = new NpgsqlCommand($"LISTEN {ChangesChannel}", connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return connection;
+    }
+
     /// <summary>The identity (hex) that owns a database, or null when there is no such database.</summary>
     public async Task<string?> OwnerAsync(string name, CancellationToken cancellationToken)
     {
@@ -112,14 +146,16 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            yield return new StoredModule(
-                reader.GetString(0),
-                reader.GetFieldValue<byte[]>(1),
-                reader.GetFieldValue<byte[]>(2),
-                reader.GetString(3),
-                reader.GetFieldValue<DateTimeOffset>(4));
+            yield return Read(reader);
         }
     }
+
+    private static StoredModule Read(NpgsqlDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetFieldValue<byte[]>(1),
+        reader.GetFieldValue<byte[]>(2),
+        reader.GetString(3),
+        reader.GetFieldValue<DateTimeOffset>(4));
 
     /// <summary>Returns false when there was no such module.</summary>
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR.Client;
@@ -37,6 +38,35 @@ public sealed class ScaleOutTests
         Assert.True(await streamed);
         Assert.Equal(42, stream.Current.GetProperty("value").GetInt32());
         await streaming.CancelAsync();
+    }
+
+    [Fact]
+    public async Task A_module_published_or_deleted_on_one_replica_is_served_or_gone_on_the_other()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await TestServer.StartAsync(database);
+        await using var second = await TestServer.StartAsync(database);
+
+        (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+
+        Assert.Equal(HttpStatusCode.OK, await EventuallyAsync(() => second.CallAsync("example", "add", "[1, 2]"), HttpStatusCode.OK));
+        await first.DeleteAsync("example");
+        Assert.Equal(HttpStatusCode.NotFound, await EventuallyAsync(() => second.CallAsync("example", "add", "[1, 2]"), HttpStatusCode.NotFound));
+    }
+
+    /// <summary>The status the call settles on within 10 s (replicas hear of changes through LISTEN/NOTIFY).</summary>
+    private static async Task<HttpStatusCode> EventuallyAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode wanted)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var status = (await call()).StatusCode;
+            if (status == wanted || waited.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                return status;
+            }
+            await Task.Delay(50);
+        }
     }
 
     [Fact]
