@@ -36,12 +36,89 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
         var (failure, value, error) = await RunAsync(request, UnixTime.ToMicros(startedAt), cancellationToken);
+        return Complete(request, startedAt, started, failure, value, error);
+    }
+
+    /// <summary>
+    /// Runs one due row of a scheduled table, if one is due: a reducer target in the same
+    /// transaction that deletes (or advances) the row, exactly once; a procedure target under a
+    /// lease, outside any transaction, at least once. Returns false when no row was due.
+    /// </summary>
+    public async Task<bool> RunScheduledAsync(LoadedModule module, TableSchema table, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var function = module.Description.Find(table.ScheduledFunction!)!;
+        var caller = ModuleIdentity(module.Database);
+        var startedAt = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        var micros = UnixTime.ToMicros(startedAt);
+        (byte[] Row, long ScheduledId)? claimed = null;
+        InstanceOutcome? outcome;
+        if (function.Kind == FunctionKind.Procedure)
+        {
+            await using (var transaction = await BeginAsync(cancellationToken))
+            {
+                claimed = await transaction.LeaseDueAsync(table, lease, cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+            if (claimed is not { } leased)
+            {
+                return false;
+            }
+            outcome = await RunProcedureAsync(module, function, leased.Row, caller, micros, cancellationToken);
+            await FinishAsync(table, leased.ScheduledId, fromDue: false, cancellationToken);
+        }
+        else
+        {
+            outcome = await RunReducerAsync(
+                module,
+                function,
+                async (transaction, ct) =>
+                {
+                    claimed = await transaction.ClaimDueAsync(table, ct);
+                    await transaction.SaveAsync(ct);
+                    return claimed?.Row;
+                },
+                (transaction, ct) => transaction.FinishScheduledAsync(table, claimed!.Value.ScheduledId, fromDue: true, ct),
+                caller,
+                micros,
+                cancellationToken,
+                // A failing run is reported once, not retried forever: its writes are undone, the row moves on, still locked.
+                async (transaction, ct) =>
+                {
+                    await transaction.RollbackToSavedAsync(ct);
+                    await transaction.FinishScheduledAsync(table, claimed!.Value.ScheduledId, fromDue: true, ct);
+                });
+            if (outcome is null || claimed is null)
+            {
+                return false;
+            }
+        }
+        var request = new CallRequest(module.Database, function.Name, ReadOnlyMemory<byte>.Empty, caller, CallOrigin.Schedule) { ScheduleId = (ulong)claimed.Value.ScheduledId };
+        var (failure, value, error) = Finish(module, function, outcome!.Value);
+        Complete(request, startedAt, started, failure, value, error);
+        return true;
+    }
+
+    /// <summary>Scheduled runs are made by the module itself: an identity derived from the database name.</summary>
+    public static Identity ModuleIdentity(string database) =>
+        new(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("procyon module " + database)));
+
+    private async Task FinishAsync(TableSchema table, long scheduledId, bool fromDue, CancellationToken cancellationToken)
+    {
+        await using var transaction = await BeginAsync(cancellationToken);
+        await transaction.FinishScheduledAsync(table, scheduledId, fromDue, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private CallResult Complete(CallRequest request, DateTimeOffset startedAt, long started, CallFailure failure, JsonElement? value, string? error)
+    {
         var result = new CallResult
         {
             RequestId = request.RequestId,
             Db = request.Database,
             Fn = request.Function,
             Origin = request.Origin,
+            ScheduleId = request.ScheduleId,
             Status = failure switch
             {
                 CallFailure.None => "ok",
@@ -101,16 +178,22 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             outcome = function.Kind == FunctionKind.Procedure
                 ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
-                : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+                : (await RunReducerAsync(module, function, (_, _) => Task.FromResult<byte[]?>(arguments.WrittenSpan.ToArray()), null, request.Caller, timestampMicros, cancellationToken))!.Value;
         }
         finally
         {
             _slots.Release();
         }
+        return Finish(module, function, outcome);
+    }
+
+    private static (CallFailure Failure, JsonElement? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
+    {
         if (outcome.Failure != CallFailure.None)
         {
             return (outcome.Failure, null, outcome.Error);
         }
+        var typespace = module.Description.Typespace;
         try
         {
             var value = BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace);
@@ -143,24 +226,49 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     /// Runs a reducer in one serializable transaction: committed when it returns <c>Ok</c>, rolled
     /// back on <c>Err</c> or a trap, and run again when Postgres cannot serialize it.
     /// </summary>
-    private async Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
+    /// <param name="arguments">Reads the arguments inside the transaction (a scheduled run claims its row there); null means nothing to run.</param>
+    /// <param name="beforeCommit">Runs in the transaction after the reducer succeeded (a scheduled run deletes or advances its row).</param>
+    private async Task<InstanceOutcome?> RunReducerAsync(
+        LoadedModule module,
+        FunctionDescription function,
+        Func<DatabaseTransaction, CancellationToken, Task<byte[]?>> arguments,
+        Func<DatabaseTransaction, CancellationToken, Task>? beforeCommit,
+        Identity caller,
+        long timestampMicros,
+        CancellationToken cancellationToken,
+        Func<DatabaseTransaction, CancellationToken, Task>? afterFailure = null)
     {
         for (var attempt = 1; ; attempt++)
         {
             var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken);
             await using var transaction = context.Transaction = await BeginAsync(cancellationToken);
-            var outcome = await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
-            if (outcome.Failure == CallFailure.None)
+            InstanceOutcome outcome;
+            try
             {
-                try
+                if (await arguments(transaction, cancellationToken) is not { } bytes)
                 {
+                    return null;
+                }
+                outcome = await RunOnInstanceAsync(module, function, bytes, caller, timestampMicros, context);
+                if (outcome.Failure == CallFailure.None)
+                {
+                    if (beforeCommit is not null)
+                    {
+                        await beforeCommit(transaction, cancellationToken);
+                    }
                     await transaction.CommitAsync(cancellationToken);
                     return outcome;
                 }
-                catch (SerializationFailureException e)
+                if (outcome.Failure != CallFailure.Contention && afterFailure is not null)
                 {
-                    outcome = InstanceOutcome.Failed(CallFailure.Contention, e.Message);
+                    await afterFailure(transaction, cancellationToken);
+                    await transaction.CommitAsync(cancellationToken);
+                    return outcome;
                 }
+            }
+            catch (SerializationFailureException e)
+            {
+                outcome = InstanceOutcome.Failed(CallFailure.Contention, e.Message);
             }
             if (outcome.Failure != CallFailure.Contention || attempt == ReducerAttempts)
             {

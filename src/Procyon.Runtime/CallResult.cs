@@ -34,7 +34,11 @@ public static class CallOrigin
 
 /// <summary>A call to make, from whichever caller.</summary>
 /// <param name="ArgumentsJson">UTF-8 JSON: an array of positional arguments or an object of named ones; empty means none.</param>
-public sealed record CallRequest(string Database, string Function, ReadOnlyMemory<byte> ArgumentsJson, Identity Caller, string Origin, string? RequestId = null);
+public sealed record CallRequest(string Database, string Function, ReadOnlyMemory<byte> ArgumentsJson, Identity Caller, string Origin, string? RequestId = null)
+{
+    /// <summary>For a scheduled run: the row's <c>scheduled_id</c>.</summary>
+    public ulong? ScheduleId { get; init; }
+}
 
 /// <summary>The outcome of a call, as HTTP returns it and as the hub pushes it to subscribers.</summary>
 public sealed record CallResult

@@ -99,7 +99,7 @@ public sealed class LoadedModule
             var flags = (ColumnFlags)table.Columns.FirstOrDefault(c => c.Name == field.Name).Flags;
             return new TableColumn(field.Name!, field.Type, flags, new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement)));
         });
-        return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList());
+        return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
     }
 
     private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs);

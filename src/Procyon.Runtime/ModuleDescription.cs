@@ -12,7 +12,8 @@ public enum FunctionKind : byte
 }
 
 /// <summary>A <c>#[table]</c>: its name, row type and column flags (<see cref="Storage.Tables.ColumnFlags"/>).</summary>
-public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<(string Name, byte Flags)> Columns);
+/// <param name="ScheduledFunction">For a scheduled table, the reducer or procedure its rows name.</param>
+public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<(string Name, byte Flags)> Columns, string? ScheduledFunction);
 
 /// <summary>One exported function as the module describes it.</summary>
 /// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
@@ -83,7 +84,8 @@ public sealed class ModuleDescription
             {
                 columns[c] = (reader.ReadString(), reader.ReadU8());
             }
-            tables[i] = new TableDescription(name, rowType, isPublic, columns);
+            var scheduled = reader.ReadU8() == 0 ? reader.ReadString() : null;
+            tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled);
         }
         if (reader.Remaining != 0)
         {
@@ -95,6 +97,13 @@ public sealed class ModuleDescription
             throw new InvalidDataException($"function '{duplicate.Key}' is defined more than once");
         }
         ValidateReferences(typespace, functions);
+        foreach (var table in tables.Where(t => t.ScheduledFunction is not null))
+        {
+            if (!functions.Any(f => f.Name == table.ScheduledFunction && f.Kind != FunctionKind.InitReducer))
+            {
+                throw new InvalidDataException($"scheduled table {table.Name} names {table.ScheduledFunction}, which is not a reducer or procedure of the module");
+            }
+        }
         if (functions.Count(f => f.Kind == FunctionKind.InitReducer) > 1)
         {
             throw new InvalidDataException("a module may have one #[reducer(init)]");

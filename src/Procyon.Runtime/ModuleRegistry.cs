@@ -18,6 +18,9 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
 
     public LoadedModule? Find(string database) => _modules.GetValueOrDefault(database);
 
+    /// <summary>Raised after a module is loaded, replaced or dropped here.</summary>
+    public event Action? Changed;
+
     public IEnumerable<LoadedModule> All => _modules.Values.OrderBy(m => m.Database, StringComparer.Ordinal);
 
     /// <summary>Loads every published module from the catalog; one that no longer loads is logged and skipped.</summary>
@@ -100,6 +103,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
                 if (_modules.TryRemove(database, out var old))
                 {
                     old.Retire();
+                    Changed?.Invoke();
                     LogRefreshed(database, "deleted");
                 }
                 return;
@@ -149,6 +153,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             return loaded;
         });
         old?.Retire();
+        Changed?.Invoke();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Published database {Database} (wasm sha256 {Sha256}, {Functions} functions)")]

@@ -16,6 +16,8 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<CallDispatcher>();
         services.AddHostedService<ModuleSync>();
+        services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
+        services.AddHostedService<Scheduling.Scheduler>();
         return services;
     }
 

@@ -153,7 +153,7 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.Contains("?clear=true", problem.Detail());
         Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("shapes", "increment", "[1]")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await Server.PublishBytesAsync("shapes", await File.ReadAllBytesAsync(Procyon.Testing.Modules.PathOf("example")), "?clear=true")).StatusCode);
-        Assert.Equal(["person"], await QueryAsync("SELECT table_name FROM information_schema.tables WHERE table_schema = 'db_shapes'"));
+        Assert.Equal(["person", "reminder", "slow_job"], await QueryAsync("SELECT table_name FROM information_schema.tables WHERE table_schema = 'db_shapes' ORDER BY table_name"));
         await Server.DeleteAsync("shapes");
         Assert.Empty(await QueryAsync("SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'db_shapes'"));
     }

@@ -46,6 +46,11 @@ public sealed class DatabaseTransaction : IAsyncDisposable
 
     public Task RollbackAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync(cancellationToken);
 
+    /// <summary>Marks a point to undo back to while keeping what came before (a claimed row's lock).</summary>
+    public Task SaveAsync(CancellationToken cancellationToken) => _transaction.SaveAsync("run", cancellationToken);
+
+    public Task RollbackToSavedAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync("run", cancellationToken);
+
     public async Task<byte[]> InsertAsync(TableSchema table, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
     {
         var values = Values(table.Columns, row.Span);
@@ -114,6 +119,76 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var conditions = string.Join(" AND ", key.Select((k, i) => $"{Sql.Quote(k.Column.Name)} IS NOT DISTINCT FROM ${i + 1}"));
         await using var command = Command($"DELETE FROM {table.QualifiedName} WHERE {conditions}", key.Select(k => (k.Column, k.Value)));
         return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
+    /// <summary>
+    /// Locks one due row of a scheduled table that no other transaction holds (SKIP LOCKED) and
+    /// returns it with its <c>scheduled_id</c>; null when none is due.
+    /// </summary>
+    public Task<(byte[] Row, long ScheduledId)?> ClaimDueAsync(TableSchema table, CancellationToken cancellationToken) =>
+        ScheduledRowAsync(table, $"{table.SelectAll.Replace(" FROM ", ", \"scheduled_id\" FROM ", StringComparison.Ordinal)} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED", [], cancellationToken);
+
+    /// <summary>Like <see cref="ClaimDueAsync"/>, but leases the row: it is due again after <paramref name="lease"/> unless finished first.</summary>
+    public Task<(byte[] Row, long ScheduledId)?> LeaseDueAsync(TableSchema table, TimeSpan lease, CancellationToken cancellationToken) =>
+        ScheduledRowAsync(
+            table,
+            $"""
+            UPDATE {table.QualifiedName} SET {Due} = clock_timestamp() + @lease
+            WHERE "scheduled_id" = (SELECT "scheduled_id" FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED)
+            {table.ReturningAll}, "scheduled_id"
+            """,
+            [("lease", lease)],
+            cancellationToken);
+
+    /// <summary>
+    /// After a run: deletes a one-shot row, or moves an interval row to its next time. With
+    /// <paramref name="fromDue"/> the next time counts from the one just due (no drift, skipping
+    /// missed ones); otherwise from now (after a leased run).
+    /// </summary>
+    public async Task FinishScheduledAsync(TableSchema table, long scheduledId, bool fromDue, CancellationToken cancellationToken)
+    {
+        const string Seconds = "greatest((scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
+        var next = fromDue
+            ? $"{Due} + (floor(extract(epoch FROM clock_timestamp() - {Due}) / {Seconds}) + 1) * {Seconds} * interval '1 second'"
+            : $"clock_timestamp() + {Seconds} * interval '1 second'";
+        await using var command = new NpgsqlCommand(
+            $"""
+            DELETE FROM {table.QualifiedName} WHERE "scheduled_id" = @id AND scheduled_at ? 'Time';
+            UPDATE {table.QualifiedName} SET {Due} = {next} WHERE "scheduled_id" = @id AND scheduled_at ? 'Interval';
+            """,
+            _connection,
+            _transaction);
+        command.Parameters.AddWithValue("id", scheduledId);
+        await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
+    /// <summary>When the earliest row of a scheduled table is due, or null when it has none.</summary>
+    public static async Task<DateTimeOffset?> NextDueAsync(NpgsqlDataSource dataSource, TableSchema table, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT min({Due}) FROM {table.QualifiedName}");
+        return await command.ExecuteScalarAsync(cancellationToken) is DateTime due ? new DateTimeOffset(due, TimeSpan.Zero) : null;
+    }
+
+    private static string Due => Sql.Quote(Sql.DueColumn);
+
+    private async Task<(byte[] Row, long ScheduledId)?> ScheduledRowAsync(TableSchema table, string sql, (string Name, object Value)[] parameters, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, _connection, _transaction);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return await Translate(async () =>
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return ((byte[], long)?)null;
+            }
+            var row = new BsatnWriter();
+            WriteRow(table, reader, row);
+            return (row.WrittenSpan.ToArray(), reader.GetInt64(table.Columns.Count));
+        });
     }
 
     public async ValueTask DisposeAsync()

@@ -20,8 +20,9 @@ public sealed record TableColumn(string Name, AlgebraicType Type, ColumnFlags Fl
 /// </summary>
 public sealed class TableSchema
 {
-    public TableSchema(string database, string name, bool isPublic, IReadOnlyList<TableColumn> columns)
+    public TableSchema(string database, string name, bool isPublic, IReadOnlyList<TableColumn> columns, string? scheduledFunction = null)
     {
+        ScheduledFunction = scheduledFunction;
         Database = database;
         Name = name;
         IsPublic = isPublic;
@@ -36,6 +37,9 @@ public sealed class TableSchema
     }
 
     public string Database { get; }
+
+    /// <summary>For a scheduled table, the function its rows name; the table gets a due-time column the host maintains.</summary>
+    public string? ScheduledFunction { get; }
 
     public string Name { get; }
 
@@ -56,14 +60,47 @@ public sealed class TableSchema
 
     /// <summary>What the catalog remembers to compare with the next publish: column names, types and flags.</summary>
     public string Definition(Typespace typespace) =>
-        string.Join("; ", Columns.Select(c => $"{c.Name}: {typespace.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"));
+        string.Join("; ", Columns.Select(c => $"{c.Name}: {typespace.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"))
+        + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})");
+
+    /// <summary>
+    /// Keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON: {"Time": RFC 3339
+    /// or µs} or {"Interval": µs}) on insert and when it changes, and wakes the schedulers.
+    /// </summary>
+    private string DueTriggerSql()
+    {
+        var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Name + "__procyon_due")}";
+        var due = Sql.Quote(Sql.DueColumn);
+        return $"""
+            CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
+                    NEW.{due} := CASE
+                        WHEN NEW.scheduled_at ? 'Time' AND jsonb_typeof(NEW.scheduled_at->'Time') = 'string' THEN (NEW.scheduled_at->>'Time')::timestamptz
+                        WHEN NEW.scheduled_at ? 'Time' THEN to_timestamp((NEW.scheduled_at->>'Time')::numeric / 1000000)
+                        ELSE now() + ((NEW.scheduled_at->>'Interval')::numeric / 1000000) * interval '1 second'
+                    END;
+                END IF;
+                PERFORM pg_notify('{Sql.ScheduleChannel}', TG_TABLE_SCHEMA);
+                RETURN NEW;
+            END
+            $body$;
+            CREATE TRIGGER procyon_due BEFORE INSERT OR UPDATE ON {QualifiedName} FOR EACH ROW EXECUTE FUNCTION {function}();
+            CREATE INDEX ON {QualifiedName} ({due});
+            """;
+    }
 
     public string CreateSql()
     {
         var columns = Columns.Select(c => $"{Sql.Quote(c.Name)} {c.Storage.SqlType}{(c.Storage.Nullable ? "" : " NOT NULL")}{(c.Flags.HasFlag(ColumnFlags.Unique) ? " UNIQUE" : "")}");
         var primaryKey = Columns.Where(c => c.Flags.HasFlag(ColumnFlags.PrimaryKey)).Select(c => Sql.Quote(c.Name)).ToList();
         var constraints = primaryKey.Count > 0 ? [$"PRIMARY KEY ({string.Join(", ", primaryKey)})"] : Array.Empty<string>();
-        var create = $"CREATE TABLE {QualifiedName} ({string.Join(", ", columns.Concat(constraints))});";
+        var due = ScheduledFunction is null ? [] : new[] { $"{Sql.Quote(Sql.DueColumn)} timestamptz NOT NULL" };
+        var create = $"CREATE TABLE {QualifiedName} ({string.Join(", ", columns.Concat(due).Concat(constraints))});";
+        if (ScheduledFunction is not null)
+        {
+            create += "\n" + DueTriggerSql();
+        }
         var indexes = Columns
             .Where(c => c.Flags.HasFlag(ColumnFlags.Indexed) && !c.Flags.HasFlag(ColumnFlags.PrimaryKey) && !c.Flags.HasFlag(ColumnFlags.Unique))
             .Select(c => $"CREATE INDEX ON {QualifiedName} USING btree ({Sql.Quote(c.Name)});");

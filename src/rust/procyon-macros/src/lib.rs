@@ -185,12 +185,14 @@ fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn:
 struct TableArgs {
     name: syn::Ident,
     public: bool,
+    scheduled: Option<syn::Ident>,
 }
 
 impl syn::parse::Parse for TableArgs {
     fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
         let mut name = None;
         let mut public = false;
+        let mut scheduled = None;
         while !input.is_empty() {
             let key: syn::Ident = input.parse()?;
             match key.to_string().as_str() {
@@ -199,15 +201,19 @@ impl syn::parse::Parse for TableArgs {
                     name = Some(input.parse::<syn::Ident>()?);
                 }
                 "public" => public = true,
-                "scheduled" => return Err(syn::Error::new(key.span(), "scheduled tables are not built yet")),
-                _ => return Err(syn::Error::new(key.span(), "expected `name = ...` or `public`")),
+                "scheduled" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    scheduled = Some(content.parse::<syn::Ident>()?);
+                }
+                _ => return Err(syn::Error::new(key.span(), "expected `name = ...`, `public` or `scheduled(function)`")),
             }
             if !input.is_empty() {
                 input.parse::<syn::Token![,]>()?;
             }
         }
         let name = name.ok_or_else(|| input.error("#[table] needs `name = ...`"))?;
-        Ok(TableArgs { name, public })
+        Ok(TableArgs { name, public, scheduled })
     }
 }
 
@@ -252,6 +258,32 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     }
     let row_name = &row.ident;
     let vis = &row.vis;
+    let (scheduled, scheduled_check) = match &args.scheduled {
+        Some(function) => {
+            for (column, wanted) in [("scheduled_id", "u64"), ("scheduled_at", "ScheduleAt")] {
+                let found = fields.iter().any(|f| f.ident.as_ref().map_or(false, |i| i == column) && quote!(#f).to_string().contains(wanted));
+                if !found {
+                    return Err(syn::Error::new(
+                        row.ident.span(),
+                        format!("a scheduled table needs `#[primary_key] #[auto_inc] scheduled_id: u64` and `scheduled_at: ScheduleAt`; `{}: {}` is missing", column, wanted),
+                    ));
+                }
+            }
+            let text = function.to_string();
+            (
+                quote!(::std::option::Option::Some(#text)),
+                quote! {
+                    const _: () = {
+                        #[allow(dead_code)]
+                        fn __procyon_check_scheduled_function() {
+                            ::procyon::rt::scheduled_function::<#row_name, _, _>(&#function);
+                        }
+                    };
+                },
+            )
+        }
+        None => (quote!(::std::option::Option::None), quote!()),
+    };
     let table = &args.name;
     let table_text = table.to_string();
     let public = args.public;
@@ -268,9 +300,11 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
         const _: () = {
             #[export_name = #export]
             extern "C" fn __procyon_register() {
-                ::procyon::rt::register_table::<#row_name>(#table_text, #public, &[#(#columns),*]);
+                ::procyon::rt::register_table::<#row_name>(#table_text, #public, &[#(#columns),*], #scheduled);
             }
         };
+
+        #scheduled_check
 
         #[allow(non_camel_case_types)]
         #vis trait #table {

@@ -101,3 +101,18 @@ impl_functions!(A1, A2, A3, A4, A5);
 impl_functions!(A1, A2, A3, A4, A5, A6);
 impl_functions!(A1, A2, A3, A4, A5, A6, A7);
 impl_functions!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// What `#[table(scheduled(f))]` requires of `f`: a reducer `fn(&ReducerContext, Row)` or a
+/// procedure `fn(&mut ProcedureContext, Row) -> R` taking the scheduled table's row. `Marker`
+/// tells the two kinds apart, so one attribute accepts either.
+pub trait ExportFunctionForScheduledTable<Row, Marker> {}
+
+/// The marker of a reducer target.
+pub struct ReducerTarget<Ret>(std::marker::PhantomData<Ret>);
+
+/// The marker of a procedure target.
+pub struct ProcedureTarget<Ret>(std::marker::PhantomData<Ret>);
+
+impl<Row, Ret: ReducerResult, F: Fn(&ReducerContext, Row) -> Ret> ExportFunctionForScheduledTable<Row, ReducerTarget<Ret>> for F {}
+
+impl<Row, Ret: ProcyonType, F: Fn(&mut ProcedureContext, Row) -> Ret> ExportFunctionForScheduledTable<Row, ProcedureTarget<Ret>> for F {}

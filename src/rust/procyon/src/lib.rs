@@ -14,7 +14,7 @@ pub mod sats;
 mod time;
 
 pub use identity::Identity;
-pub use function::{ProcedureFn, ReducerFn, ReducerResult};
+pub use function::{ExportFunctionForScheduledTable, ProcedureFn, ProcedureTarget, ReducerFn, ReducerResult, ReducerTarget};
 pub use procedure::ProcedureContext;
 pub use procyon_macros::{procedure, reducer, table, ProcyonType};
 pub use reducer::ReducerContext;

@@ -149,6 +149,8 @@ struct TableDef {
     row_type: AlgebraicType,
     public: bool,
     columns: &'static [(&'static str, u8)],
+    /// For a scheduled table: the reducer or procedure its rows name.
+    scheduled: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -180,13 +182,22 @@ pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, init: bool
 }
 
 /// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits.
-pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: &'static [(&'static str, u8)]) {
+pub fn register_table<Row: ProcyonType>(
+    name: &'static str,
+    public: bool,
+    columns: &'static [(&'static str, u8)],
+    scheduled: Option<&'static str>,
+) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
         let row_type = Row::algebraic_type(&mut registry.typespace);
-        registry.tables.push(TableDef { name, row_type, public, columns });
+        registry.tables.push(TableDef { name, row_type, public, columns, scheduled });
     });
 }
+
+/// Generated for `#[table(scheduled(f))]`: compiles only when `f` is a reducer or a procedure
+/// that takes the table's row as its one argument.
+pub fn scheduled_function<Row, Marker, F: crate::ExportFunctionForScheduledTable<Row, Marker>>(_function: &F) {}
 
 pub const COLUMN_PRIMARY_KEY: u8 = 1;
 pub const COLUMN_AUTO_INC: u8 = 2;
@@ -249,6 +260,7 @@ extern "C" fn describe() {
                 (*column).to_owned().encode(&mut out);
                 flags.encode(&mut out);
             }
+            table.scheduled.map(str::to_owned).encode(&mut out);
         }
         out
     });

@@ -1,6 +1,7 @@
 //! A module with tables, for the server's storage and transaction tests.
 
-use procyon::{procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, Table, Timestamp};
+use procyon::{procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp};
+use std::time::Duration;
 
 #[table(name = counter, public)]
 pub struct Counter {
@@ -149,4 +150,52 @@ fn add_select(ctx: &ReducerContext, order: u32, group: String) {
 #[procedure]
 fn count_selects(ctx: &mut ProcedureContext) -> u64 {
     ctx.with_tx(|tx| tx.db.select().count())
+}
+
+/// Adds `by` to counter 1 on every tick of an interval row.
+#[table(name = tick, scheduled(on_tick))]
+pub struct Tick {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    by: i64,
+}
+
+#[reducer]
+fn on_tick(ctx: &ReducerContext, tick: Tick) {
+    let mut counter = ctx.db.counter().id().find(&1).expect("counter 1");
+    counter.value += tick.by;
+    ctx.db.counter().id().update(counter);
+}
+
+#[reducer]
+fn start_ticking(ctx: &ReducerContext, every_ms: u64, by: i64) {
+    ctx.db.tick().insert(Tick { scheduled_id: 0, scheduled_at: Duration::from_millis(every_ms).into(), by });
+}
+
+#[reducer]
+fn stop_ticking(ctx: &ReducerContext) {
+    for tick in ctx.db.tick().iter() {
+        ctx.db.tick().delete(tick);
+    }
+}
+
+/// A scheduled reducer that always fails: its row must not be retried forever.
+#[table(name = doomed, scheduled(fail_doomed))]
+pub struct Doomed {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+#[reducer]
+fn fail_doomed(_ctx: &ReducerContext, _row: Doomed) -> Result<(), String> {
+    Err("doomed to fail".into())
+}
+
+#[reducer]
+fn schedule_doomed(ctx: &ReducerContext) {
+    ctx.db.doomed().insert(Doomed { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp) });
 }

@@ -45,6 +45,56 @@ fn count_people(ctx: &mut ProcedureContext) -> u64 {
     ctx.with_tx(|tx| tx.db.person().count())
 }
 
+#[table(name = reminder, scheduled(send_reminder))]
+pub struct Reminder {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    text: String,
+}
+
+#[reducer]
+fn send_reminder(_ctx: &ReducerContext, r: Reminder) {
+    log::info!("reminder: {}", r.text);
+}
+
+#[table(name = slow_job, scheduled(run_slow_job))]
+pub struct SlowJob {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    n: u32,
+}
+
+#[procedure]
+fn run_slow_job(ctx: &mut ProcedureContext, job: SlowJob) -> u32 {
+    ctx.sleep_until(ctx.timestamp + Duration::from_millis(100));
+    job.n * 2
+}
+
+#[reducer]
+fn schedule_reminder(ctx: &ReducerContext, text: String, delay_ms: u64) {
+    let at = ctx.timestamp + Duration::from_millis(delay_ms);
+    ctx.db.reminder().insert(Reminder { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at), text });
+}
+
+/// Runs `run_slow_job(n)` after `delay_ms`.
+#[reducer]
+fn schedule_slow_job(ctx: &ReducerContext, n: u32, delay_ms: u64) {
+    let at = ctx.timestamp + Duration::from_millis(delay_ms);
+    ctx.db.slow_job().insert(SlowJob { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at), n });
+}
+
+/// Cancels every pending reminder.
+#[reducer]
+fn cancel_reminders(ctx: &ReducerContext) {
+    for reminder in ctx.db.reminder().iter() {
+        ctx.db.reminder().delete(reminder);
+    }
+}
+
 /// Says hello to `name`, `times` times.
 #[procedure]
 fn greet(_ctx: &mut ProcedureContext, name: String, times: u32) -> String {

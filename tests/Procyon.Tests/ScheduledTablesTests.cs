@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
+using Npgsql;
+using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
+
+namespace Procyon.Tests;
+
+/// <summary>Rows of scheduled tables run their reducer or procedure when due, from Postgres.</summary>
+public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fixture)
+{
+    private readonly ServerFixture _fixture = fixture;
+
+    [Fact]
+    public async Task A_one_shot_row_runs_its_reducer_once_then_is_deleted_and_the_result_is_pushed()
+    {
+        await using var hub = await Server.ConnectHubAsync();
+        var results = Channel.CreateUnbounded<JsonElement>();
+        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
+        await hub.InvokeAsync("Subscribe", "example", "send_reminder");
+
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "schedule_reminder", """["tea time", 300]""")).StatusCode);
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var result = await WalkingSkeletonTests.NextAsync(results, "send_reminder", timeout.Token);
+        Assert.Equal("schedule", result.GetProperty("origin").GetString());
+        Assert.Equal("ok", result.GetProperty("status").GetString());
+        Assert.True(result.GetProperty("scheduleId").GetInt64() > 0);
+        Assert.Equal(CallerOfModule("example"), result.GetProperty("caller").GetString());
+        Assert.Contains("reminder: tea time", await LogsAsync("example"));
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_example.reminder WHERE text = 'tea time'"));
+    }
+
+    [Fact]
+    public async Task A_row_due_in_the_past_runs_at_once()
+    {
+        var stopwatch = Stopwatch.StartNew();
+        await Server.CallAsync("example", "schedule_reminder", """["right away", 0]""");
+
+        await EventuallyAsync(async () => (await LogsAsync("example")).Contains("reminder: right away", StringComparison.Ordinal));
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(3), $"took {stopwatch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_procedure_target_runs_and_its_result_is_pushed()
+    {
+        await using var hub = await Server.ConnectHubAsync();
+        var results = Channel.CreateUnbounded<JsonElement>();
+        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
+        await hub.InvokeAsync("Subscribe", "example", "run_slow_job");
+
+        await Server.CallAsync("example", "schedule_slow_job", "[21, 100]");
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var result = await WalkingSkeletonTests.NextAsync(results, "run_slow_job", timeout.Token);
+        Assert.Equal(42, result.GetProperty("value").GetInt32());
+        Assert.Equal("schedule", result.GetProperty("origin").GetString());
+        Assert.InRange(result.GetProperty("durationMicros").GetInt64(), 100_000, 5_000_000);
+        await EventuallyAsync(async () => await CountAsync("SELECT count(*) FROM db_example.slow_job") == 0);
+    }
+
+    [Fact]
+    public async Task An_interval_row_runs_repeatedly_until_deleted()
+    {
+        var before = await CounterAsync();
+        await Server.CallAsync("ledger", "start_ticking", "[100, 1000]");
+
+        await EventuallyAsync(async () => await CounterAsync() >= before + 5000);
+        await Server.CallAsync("ledger", "stop_ticking", "");
+        await Task.Delay(300);
+        var stopped = await CounterAsync();
+        await Task.Delay(600);
+
+        Assert.Equal(stopped, await CounterAsync());
+        Assert.Equal(0, (stopped - before) % 1000);
+    }
+
+    [Fact]
+    public async Task Deleting_a_row_cancels_it()
+    {
+        await Server.CallAsync("example", "schedule_reminder", """["never sent", 800]""");
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "cancel_reminders", "")).StatusCode);
+
+        await Task.Delay(1500);
+
+        Assert.DoesNotContain("reminder: never sent", await LogsAsync("example"));
+    }
+
+    [Fact]
+    public async Task A_failing_scheduled_reducer_is_reported_once_and_not_retried()
+    {
+        await using var hub = await Server.ConnectHubAsync();
+        var results = Channel.CreateUnbounded<JsonElement>();
+        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
+        await hub.InvokeAsync("Subscribe", "ledger", "fail_doomed");
+
+        await Server.CallAsync("ledger", "schedule_doomed", "");
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var result = await WalkingSkeletonTests.NextAsync(results, "fail_doomed", timeout.Token);
+        Assert.Equal("error", result.GetProperty("status").GetString());
+        Assert.Equal("doomed to fail", result.GetProperty("error").GetString());
+        await Task.Delay(500);
+        Assert.False(results.Reader.TryRead(out _), "the failed row ran again");
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed"));
+    }
+
+    private static string CallerOfModule(string database) => Procyon.Runtime.CallDispatcher.ModuleIdentity(database).ToString();
+
+    private async Task<string> LogsAsync(string database) => await Server.Http.GetStringAsync($"/v1/databases/{database}/logs?limit=1000");
+
+    private async Task<long> CounterAsync() =>
+        long.Parse(await (await Server.CallAsync("ledger", "counter_value", "")).Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture);
+
+    private async Task<long> CountAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_fixture.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    internal static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(15), "the condition did not hold within 15 s");
+            await Task.Delay(50);
+        }
+    }
+}
+
+/// <summary>Scheduled rows outlive the server that was going to run them.</summary>
+public sealed class ScheduledRestartTests
+{
+    [Fact]
+    public async Task Rows_due_while_no_server_runs_fire_after_a_restart()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using (var first = await TestServer.StartAsync(database))
+        {
+            (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode);
+        }
+        await Task.Delay(1700);
+
+        await using var second = await TestServer.StartAsync(database);
+
+        await ScheduledTablesTests.EventuallyAsync(async () =>
+            (await second.Http.GetStringAsync("/v1/databases/example/logs")).Contains("reminder: after the restart", StringComparison.Ordinal));
+    }
+}
+
+/// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>
+public sealed class ScheduledFunctionCompileTests
+{
+    [Fact]
+    public async Task A_scheduled_table_naming_a_function_of_the_wrong_shape_does_not_compile()
+    {
+        var root = Modules.RepositoryRoot();
+        var start = new ProcessStartInfo("/usr/bin/cargo", ["check", "--target", "wasm32-unknown-unknown", "--message-format", "short"])
+        {
+            WorkingDirectory = Path.Combine(root, "tests", "modules", "compile-fail"),
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        // Debian's toolchain has the wasm32 standard library (see deploy/common.sh).
+        start.Environment["PATH"] = "/usr/bin:" + Environment.GetEnvironmentVariable("PATH");
+        start.Environment["CARGO_TARGET_DIR"] = Path.Combine(root, "src", "rust", "target");
+        using var cargo = Process.Start(start)!;
+        var errors = cargo.StandardError.ReadToEndAsync();
+        await cargo.StandardOutput.ReadToEndAsync();
+        await cargo.WaitForExitAsync();
+
+        Assert.NotEqual(0, cargo.ExitCode);
+        Assert.Contains("ExportFunctionForScheduledTable<Job, _>", await errors);
+    }
+}
