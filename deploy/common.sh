@@ -41,6 +41,13 @@ start_postgres() {
     as_root su postgres -c "psql -qc \"CREATE ROLE procyon LOGIN PASSWORD 'procyon'\""
   # Tests create a database per test class; each published database gets a read-only role.
   as_root su postgres -c "psql -qc \"ALTER ROLE procyon CREATEDB CREATEROLE\""
+  # Tests run a dozen servers at once, each with its own connection pool; Debian's default of
+  # 100 connections is too few for that.
+  if [ "$(as_root su postgres -c "psql -qtAc 'SHOW max_connections'")" -lt 400 ]; then
+    as_root su postgres -c "psql -qc 'ALTER SYSTEM SET max_connections = 400'"
+    # shellcheck disable=SC2086
+    as_root pg_ctlcluster $cluster restart
+  fi
   for database in "$@"; do
     as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = '$database'\"" | grep -q 1 ||
       as_root su postgres -c "createdb -O procyon '$database'"

@@ -82,10 +82,10 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     [Fact]
     public async Task Deleting_a_row_cancels_it()
     {
-        await Server.CallAsync("example", "schedule_reminder", """["never sent", 800]""");
+        await Server.CallAsync("example", "schedule_reminder", """["never sent", 2500]""");
         Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "cancel_reminders", "")).StatusCode);
 
-        await Task.Delay(1500);
+        await Task.Delay(3000);
 
         Assert.DoesNotContain("reminder: never sent", await LogsAsync("example"));
     }

@@ -47,6 +47,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
+            Npgsql.NpgsqlException => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
             _ => (0, ""),
         };
         if (status == 0)
