@@ -37,6 +37,7 @@ curl -fsS -X PUT "$URL/v1/databases/example" -H "Authorization: Bearer $TOKEN" -
 cat <<INFO
 
   Procyon is running.
+  Console:     $URL/
   Swagger UI:  $URL/swagger
   Try:         curl -X POST $URL/v1/databases/example/call/add -d '[2,3]'
                curl -X POST $URL/v1/databases/example/call/sleep_one_second -d '[]'
