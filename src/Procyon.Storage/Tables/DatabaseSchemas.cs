@@ -73,6 +73,8 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             END $$;
             ALTER ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT 16;
             GRANT USAGE ON SCHEMA {schema} TO {role};
+            -- The server may end the role's sessions (DROP DATABASE … WITH (FORCE) needs that); not the reverse.
+            GRANT {role} TO CURRENT_USER;
             """, cancellationToken);
         await ExecuteAsync(connection, transaction, ReaderSql, cancellationToken, ("db", database), ("password", password));
         foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))

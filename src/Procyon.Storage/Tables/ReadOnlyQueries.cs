@@ -53,7 +53,8 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
         {
             Username = Sql.ReaderRoleOf(dataSource, database),
             Password = password,
-            MaxPoolSize = 4,
+            // Occasional queries: no idle sessions left behind in the database.
+            Pooling = false,
         }.ConnectionString;
     }
 
