@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
@@ -19,10 +18,8 @@ public sealed class ScaleOutTests
         await using var first = await TestServer.StartAsync(database, setting);
         (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
         await using var second = await TestServer.StartAsync(database, setting);
-        await using var hub = await first.ConnectHubAsync();
-        var results = Channel.CreateUnbounded<JsonElement>();
-        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
-        await hub.InvokeAsync("Subscribe", "example", "add");
+        await using var results = await ResultSubscription.StartAsync(first, "example", "add");
+        var hub = results.Hub;
         using var streaming = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var stream = hub.StreamAsync<JsonElement>("Results", "example", "add", streaming.Token).GetAsyncEnumerator(streaming.Token);
         var streamed = stream.MoveNextAsync().AsTask();
@@ -31,8 +28,7 @@ public sealed class ScaleOutTests
         var response = await second.CallAsync("example", "add", "[20, 22]");
 
         Assert.Equal("42", await response.Content.ReadAsStringAsync());
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var result = await WalkingSkeletonTests.NextAsync(results, "add", timeout.Token);
+        var result = await results.NextAsync("add");
         Assert.Equal(42, result.GetProperty("value").GetInt32());
         Assert.Equal("http", result.GetProperty("origin").GetString());
         Assert.True(await streamed);

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text.Json;
-using System.Threading.Channels;
-using Microsoft.AspNetCore.SignalR.Client;
 using Npgsql;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
@@ -18,15 +15,11 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     [Fact]
     public async Task A_one_shot_row_runs_its_reducer_once_then_is_deleted_and_the_result_is_pushed()
     {
-        await using var hub = await Server.ConnectHubAsync();
-        var results = Channel.CreateUnbounded<JsonElement>();
-        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
-        await hub.InvokeAsync("Subscribe", "example", "send_reminder");
+        await using var results = await ResultSubscription.StartAsync(Server, "example", "send_reminder");
 
         Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "schedule_reminder", """["tea time", 300]""")).StatusCode);
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var result = await WalkingSkeletonTests.NextAsync(results, "send_reminder", timeout.Token);
+        var result = await results.NextAsync("send_reminder");
         Assert.Equal("schedule", result.GetProperty("origin").GetString());
         Assert.Equal("ok", result.GetProperty("status").GetString());
         Assert.True(result.GetProperty("scheduleId").GetInt64() > 0);
@@ -48,15 +41,11 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     [Fact]
     public async Task A_procedure_target_runs_and_its_result_is_pushed()
     {
-        await using var hub = await Server.ConnectHubAsync();
-        var results = Channel.CreateUnbounded<JsonElement>();
-        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
-        await hub.InvokeAsync("Subscribe", "example", "run_slow_job");
+        await using var results = await ResultSubscription.StartAsync(Server, "example", "run_slow_job");
 
         await Server.CallAsync("example", "schedule_slow_job", "[21, 100]");
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var result = await WalkingSkeletonTests.NextAsync(results, "run_slow_job", timeout.Token);
+        var result = await results.NextAsync("run_slow_job");
         Assert.Equal(42, result.GetProperty("value").GetInt32());
         Assert.Equal("schedule", result.GetProperty("origin").GetString());
         Assert.InRange(result.GetProperty("durationMicros").GetInt64(), 100_000, 5_000_000);
@@ -93,19 +82,15 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     [Fact]
     public async Task A_failing_scheduled_reducer_is_reported_once_and_not_retried()
     {
-        await using var hub = await Server.ConnectHubAsync();
-        var results = Channel.CreateUnbounded<JsonElement>();
-        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
-        await hub.InvokeAsync("Subscribe", "ledger", "fail_doomed");
+        await using var results = await ResultSubscription.StartAsync(Server, "ledger", "fail_doomed");
 
         await Server.CallAsync("ledger", "schedule_doomed", "");
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var result = await WalkingSkeletonTests.NextAsync(results, "fail_doomed", timeout.Token);
+        var result = await results.NextAsync("fail_doomed");
         Assert.Equal("error", result.GetProperty("status").GetString());
         Assert.Equal("doomed to fail", result.GetProperty("error").GetString());
         await Task.Delay(500);
-        Assert.False(results.Reader.TryRead(out _), "the failed row ran again");
+        Assert.False(results.HasMore, "the failed row ran again");
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed"));
     }
 

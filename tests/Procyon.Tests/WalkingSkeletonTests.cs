@@ -3,8 +3,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using System.Threading.Channels;
-using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
@@ -60,16 +58,12 @@ public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : Server
     [Fact]
     public async Task Subscriber_receives_a_Result_for_each_call()
     {
-        await using var hub = await Server.ConnectHubAsync();
-        var results = Channel.CreateUnbounded<JsonElement>();
-        hub.On<JsonElement>("Result", r => results.Writer.TryWrite(r));
-        await hub.InvokeAsync("Subscribe", "example", null);
+        await using var results = await ResultSubscription.StartAsync(Server, "example", null);
 
         await Server.CallAsync("example", "add", "[2,3]");
         await Server.CallAsync("example", "sleep_one_second", "[]");
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var add = await NextAsync(results, "add", timeout.Token);
+        var add = await results.NextAsync("add");
         Assert.Equal("example", add.GetProperty("db").GetString());
         Assert.Equal("http", add.GetProperty("origin").GetString());
         Assert.Equal("ok", add.GetProperty("status").GetString());
@@ -77,7 +71,7 @@ public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : Server
         Assert.Equal(new string('0', 64), add.GetProperty("caller").GetString());
         Assert.True(add.GetProperty("durationMicros").GetInt64() >= 0);
         Assert.InRange(add.GetProperty("startedAt").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow);
-        var sleep = await NextAsync(results, "sleep_one_second", timeout.Token);
+        var sleep = await results.NextAsync("sleep_one_second");
         Assert.Equal("ok", sleep.GetProperty("status").GetString());
         Assert.Equal(JsonValueKind.Null, sleep.GetProperty("value").ValueKind);
         Assert.InRange(sleep.GetProperty("durationMicros").GetInt64(), 1_000_000, 1_200_000);
@@ -100,18 +94,6 @@ public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : Server
         Assert.Equal(HttpStatusCode.OK, (await Server.Http.GetAsync("/swagger/index.html")).StatusCode);
         Assert.Contains("/v1/databases/{db}/call/{fn}", await Server.Http.GetStringAsync("/swagger/v1/swagger.json"));
         Assert.Equal("Healthy", await Server.Http.GetStringAsync("/healthz"));
-    }
-
-    internal static async Task<JsonElement> NextAsync(Channel<JsonElement> results, string function, CancellationToken cancellationToken)
-    {
-        await foreach (var result in results.Reader.ReadAllAsync(cancellationToken))
-        {
-            if (result.GetProperty("fn").GetString() == function)
-            {
-                return result;
-            }
-        }
-        throw new InvalidOperationException("the channel ended");
     }
 
     [GeneratedRegex(@"^Slept from (?<from>\S+) to (?<to>\S+), a total of (?<seconds>[0-9.]+)s$")]
