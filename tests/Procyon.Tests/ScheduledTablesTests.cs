@@ -141,6 +141,33 @@ public sealed class ScheduledRestartTests
     }
 }
 
+/// <summary>Two servers on one Postgres share the scheduled rows: each runs exactly once.</summary>
+public sealed class ScheduledExactlyOnceTests
+{
+    [Fact]
+    public async Task Two_servers_run_each_of_1000_due_rows_exactly_once()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await TestServer.StartAsync(database);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        await using var second = await TestServer.StartAsync(database);
+
+        Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("ledger", "schedule_hits", "[1000, 2000]")).StatusCode);
+
+        await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.hit") == 0);
+        Assert.Equal(1000, await CountAsync(database, "SELECT count(*) FROM db_ledger.hit_log"));
+        Assert.Equal(1000, await CountAsync(database, "SELECT count(DISTINCT hit) FROM db_ledger.hit_log"));
+    }
+
+    private static async Task<long> CountAsync(TestDatabase database, string sql)
+    {
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
+
 /// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>
 public sealed class ScheduledFunctionCompileTests
 {

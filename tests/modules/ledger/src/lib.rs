@@ -199,3 +199,35 @@ fn fail_doomed(_ctx: &ReducerContext, _row: Doomed) -> Result<(), String> {
 fn schedule_doomed(ctx: &ReducerContext) {
     ctx.db.doomed().insert(Doomed { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp) });
 }
+
+/// One row per scheduled hit, for the exactly-once tests.
+#[table(name = hit, scheduled(on_hit))]
+pub struct Hit {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+/// What each run of a hit did: a run that happened twice would leave two rows.
+#[table(name = hit_log)]
+pub struct HitLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    hit: u64,
+}
+
+#[reducer]
+fn on_hit(ctx: &ReducerContext, hit: Hit) {
+    ctx.db.hit_log().insert(HitLog { id: 0, hit: hit.scheduled_id });
+}
+
+/// Schedules `count` hits spread over the next `within_ms` milliseconds.
+#[reducer]
+fn schedule_hits(ctx: &ReducerContext, count: u32, within_ms: u64) {
+    for i in 0..count {
+        let at = ctx.timestamp + Duration::from_millis(within_ms * u64::from(i) / u64::from(count.max(1)));
+        ctx.db.hit().insert(Hit { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at) });
+    }
+}
