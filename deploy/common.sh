@@ -41,6 +41,8 @@ start_postgres() {
     as_root su postgres -c "psql -qc \"CREATE ROLE procyon LOGIN PASSWORD 'procyon'\""
   # Tests create a database per test class; each published database gets a read-only role.
   as_root su postgres -c "psql -qc \"ALTER ROLE procyon CREATEDB CREATEROLE\""
+  # Tests drop their databases WITH (FORCE), which must end sessions of the databases' reader roles.
+  as_root su postgres -c "psql -qc \"GRANT pg_signal_backend TO procyon\""
   # Tests run a dozen servers at once, each with its own connection pool; Debian's default of
   # 100 connections is too few for that.
   if [ "$(as_root su postgres -c "psql -qtAc 'SHOW max_connections'")" -lt 400 ]; then
