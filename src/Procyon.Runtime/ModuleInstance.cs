@@ -83,6 +83,7 @@ internal sealed class ModuleInstance : IDisposable
     private readonly Action _stopRewind;
     private readonly Action _describe;
     private readonly Memory _memory;
+    private readonly ModuleLogs _logs;
     private readonly int _asyncifyData;
     private CallFrame? _frame;
 
@@ -91,7 +92,7 @@ internal sealed class ModuleInstance : IDisposable
     {
         _engine = engine;
         Database = database;
-        Logs = logs;
+        _logs = logs;
         _store = new Store(engine.Engine, this);
         try
         {
@@ -122,7 +123,6 @@ internal sealed class ModuleInstance : IDisposable
 
     public string Database { get; }
 
-    public ModuleLogs Logs { get; }
 
     /// <summary>True once a call trapped or was abandoned: the instance must not be reused.</summary>
     public bool Poisoned { get; private set; }
@@ -232,7 +232,7 @@ internal sealed class ModuleInstance : IDisposable
         return UnixTime.NowMicros();
     }
 
-    public void Log(ModuleLogRecord record) => Logs.Append(Database, record);
+    public void Log(ModuleLogRecord record) => _logs.Append(Database, record);
 
     public void Dispose() => _store.Dispose();
 

@@ -14,9 +14,6 @@ public static class Sql
     /// <summary>The LISTEN/NOTIFY channel scheduled tables wake the schedulers on (payload: the schema).</summary>
     public const string ScheduleChannel = "procyon_schedule";
 
-    /// <summary>The database whose schema this is, or null for other schemas.</summary>
-    public static string? DatabaseOfSchema(string schema) => schema.StartsWith("db_", StringComparison.Ordinal) ? schema[3..] : null;
-
     /// <summary>The Postgres schema that holds a database's tables.</summary>
     public static string SchemaOf(string database) => "db_" + database;
 
