@@ -78,7 +78,7 @@ public sealed partial class Scheduler(
             .SelectMany(module => module.Tables.Values.Where(t => t.ScheduledFunction is not null).Select(table => (module, table)))
             .ToList();
 
-    /// <summary>Wakes every worker: a scheduled row or a module changed.</summary>
+    /// <summary>Wakes every worker: a scheduled row changed (NOTIFY) or a module was loaded or dropped here (<see cref="ModuleRegistry.Changed"/>).</summary>
     private void Pulse()
     {
         // Not disposed: a worker may be reading the old token right now; cancelled sources hold nothing.
@@ -93,7 +93,7 @@ public sealed partial class Scheduler(
             {
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += (_, _) => Pulse();
-                await using (var listen = new NpgsqlCommand($"LISTEN {Sql.ScheduleChannel}; LISTEN {ModuleStore.ChangesChannel}", connection))
+                await using (var listen = new NpgsqlCommand($"LISTEN {Sql.ScheduleChannel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
