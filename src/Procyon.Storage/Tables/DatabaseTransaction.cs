@@ -126,7 +126,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// returns it with its <c>scheduled_id</c>; null when none is due.
     /// </summary>
     public Task<(byte[] Row, long ScheduledId)?> ClaimDueAsync(TableSchema table, CancellationToken cancellationToken) =>
-        ScheduledRowAsync(table, $"{table.SelectAll.Replace(" FROM ", ", \"scheduled_id\" FROM ", StringComparison.Ordinal)} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED", [], cancellationToken);
+        ScheduledRowAsync(table, $"SELECT {table.ColumnList}, \"scheduled_id\" FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED", [], cancellationToken);
 
     /// <summary>Like <see cref="ClaimDueAsync"/>, but leases the row: it is due again after <paramref name="lease"/> unless finished first.</summary>
     public Task<(byte[] Row, long ScheduledId)?> LeaseDueAsync(TableSchema table, TimeSpan lease, CancellationToken cancellationToken) =>
