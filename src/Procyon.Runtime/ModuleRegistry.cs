@@ -29,14 +29,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         await store.EnsureCatalogAsync(cancellationToken);
         await foreach (var stored in store.LoadAllAsync(cancellationToken))
         {
-            try
-            {
-                Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.UpdatedAt));
-            }
-            catch (ModuleRejectedException e)
-            {
-                LogLoadFailed(stored.Name, e.Message);
-            }
+            Load(stored);
         }
     }
 
@@ -108,15 +101,10 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
                 }
                 return;
             }
-            if (Find(database)?.Sha256 != stored.Sha256)
+            if (Find(database)?.Sha256 != stored.Sha256 && Load(stored))
             {
-                Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.UpdatedAt));
                 LogRefreshed(database, $"sha256 {stored.Sha256}");
             }
-        }
-        catch (ModuleRejectedException e)
-        {
-            LogLoadFailed(database, e.Message);
         }
         finally
         {
@@ -141,6 +129,21 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         if (await store.OwnerAsync(database, cancellationToken) is { } owner && owner != caller.ToString())
         {
             throw new NotOwnerException(database);
+        }
+    }
+
+    /// <summary>Runs a module from the catalog; one that no longer loads is logged and skipped.</summary>
+    private bool Load(StoredModule stored)
+    {
+        try
+        {
+            Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.UpdatedAt));
+            return true;
+        }
+        catch (ModuleRejectedException e)
+        {
+            LogLoadFailed(stored.Name, e.Message);
+            return false;
         }
     }
 
