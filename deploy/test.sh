@@ -16,4 +16,14 @@ log "Testing the Rust SDK on the build machine (codec golden vectors)"
 
 log "Building and testing the .NET solution"
 dotnet build --nologo -v quiet "$REPO/Server.sln"
-dotnet test --nologo --no-build "$REPO/Server.sln" --logger "console;verbosity=normal" "$@"
+# The servers' own warnings interleave with the test results; repeat the failures at the end,
+# where a CI log's tail shows them.
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+status=0
+dotnet test --nologo --no-build "$REPO/Server.sln" --logger "console;verbosity=normal" "$@" 2>&1 | tee "$results" || status=$?
+if [ "$status" -ne 0 ]; then
+  log "Failed tests (details above):"
+  awk '/^  Failed /{shown=1} /^  Stack Trace:/{shown=0} shown' "$results" | cut -c1-300 >&2
+fi
+exit "$status"
