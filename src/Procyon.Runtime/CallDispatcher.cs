@@ -36,81 +36,135 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
         var (failure, value, error) = await RunAsync(request, UnixTime.ToMicros(startedAt), cancellationToken);
-        return Complete(request, startedAt, started, failure, value, error);
+        return Complete(request, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
     /// <summary>
-    /// Runs one due row of a scheduled table, if one is due: a reducer target in the same
-    /// transaction that deletes (or advances) the row, exactly once; a procedure target under a
-    /// lease, outside any transaction, at least once. Returns false when no row was due.
+    /// Runs rows of a scheduled table the scheduler leased: a reducer target with each run in the
+    /// transaction that deletes (or advances) its row, exactly once; a procedure target outside
+    /// any transaction, at least once (its row is finished after the run).
     /// </summary>
-    public async Task<bool> RunScheduledAsync(LoadedModule module, TableSchema table, TimeSpan lease, CancellationToken cancellationToken)
+    public Task RunScheduledAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
         var function = module.Description.Find(table.ScheduledFunction!)!;
-        var caller = ModuleIdentity(module.Database);
-        var startedAt = DateTimeOffset.UtcNow;
-        var started = Stopwatch.GetTimestamp();
-        var micros = UnixTime.ToMicros(startedAt);
-        (byte[] Row, long ScheduledId)? claimed = null;
-        InstanceOutcome? outcome;
-        if (function.Kind == FunctionKind.Procedure)
+        return function.Kind == FunctionKind.Procedure
+            ? RunLeasedProceduresAsync(module, function, table, claimed, cancellationToken)
+            : RunDueReducersAsync(module, function, table, claimed, cancellationToken);
+    }
+
+    private async Task RunLeasedProceduresAsync(LoadedModule module, FunctionDescription function, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    {
+        foreach (var row in claimed)
         {
+            var run = await RunScheduledOnceAsync(module, function, row, context: null, cancellationToken);
             await using (var transaction = await BeginAsync(cancellationToken))
             {
-                claimed = await transaction.LeaseDueAsync(table, lease, cancellationToken);
+                await transaction.FinishScheduledAsync(table, [row], fromDue: false, cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }
-            if (claimed is not { } leased)
-            {
-                return false;
-            }
-            outcome = await RunProcedureAsync(module, function, leased.Row, caller, micros, cancellationToken);
-            await FinishAsync(table, leased.ScheduledId, fromDue: false, cancellationToken);
+            CompleteScheduled(module, function, run);
         }
-        else
+    }
+
+    /// <summary>
+    /// Runs the reducer for each leased row in one transaction and finishes the rows in it. The
+    /// first try takes no savepoints; when a run fails, the batch runs again with a savepoint
+    /// before each row, so the failed run is undone alone (not run again) and its row still moves
+    /// on: reported once, not retried forever. Rows deleted or whose lease was lost meanwhile are
+    /// dropped and the rest run again. When Postgres cannot serialize the transaction, nothing of
+    /// it happened: the rows run again.
+    /// </summary>
+    private async Task RunDueReducersAsync(LoadedModule module, FunctionDescription function, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    {
+        var pending = claimed.ToList();
+        var failed = new Dictionary<long, ScheduledRun>();
+        for (var contention = 0; ;)
         {
-            outcome = await RunReducerAsync(
-                module,
-                function,
-                async (transaction, ct) =>
-                {
-                    claimed = await transaction.ClaimDueAsync(table, ct);
-                    await transaction.SaveAsync(ct);
-                    return claimed?.Row;
-                },
-                (transaction, ct) => transaction.FinishScheduledAsync(table, claimed!.Value.ScheduledId, fromDue: true, ct),
-                caller,
-                micros,
-                cancellationToken,
-                // A failing run is reported once, not retried forever: its writes are undone, the row moves on, still locked.
-                async (transaction, ct) =>
-                {
-                    await transaction.RollbackToSavedAsync(ct);
-                    await transaction.FinishScheduledAsync(table, claimed!.Value.ScheduledId, fromDue: true, ct);
-                });
-            if (outcome is null || claimed is null)
+            var runs = new List<ScheduledRun>();
+            var again = false;
+            try
             {
-                return false;
+                await using var transaction = await BeginAsync(cancellationToken);
+                var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
+                foreach (var row in pending)
+                {
+                    if (failed.TryGetValue(row.ScheduledId, out var failure))
+                    {
+                        runs.Add(failure);
+                        continue;
+                    }
+                    var careful = failed.Count > 0;
+                    if (careful)
+                    {
+                        await transaction.SaveAsync(cancellationToken);
+                    }
+                    var run = await RunScheduledOnceAsync(module, function, row, context, cancellationToken);
+                    if (run.Outcome.Failure == CallFailure.Contention)
+                    {
+                        throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
+                    }
+                    if (run.Outcome.Failure != CallFailure.None)
+                    {
+                        failed[row.ScheduledId] = run;
+                        if (!careful)
+                        {
+                            again = true;
+                            break;
+                        }
+                        await transaction.RollbackToSavedAsync(cancellationToken);
+                    }
+                    runs.Add(run);
+                }
+                if (!again)
+                {
+                    var finished = await transaction.FinishScheduledAsync(table, pending, fromDue: true, cancellationToken);
+                    if (finished.Count == pending.Count)
+                    {
+                        await transaction.CommitAsync(cancellationToken);
+                        foreach (var run in runs)
+                        {
+                            CompleteScheduled(module, function, run);
+                        }
+                        return;
+                    }
+                    pending.RemoveAll(row => !finished.Contains(row.ScheduledId));
+                }
+            }
+            catch (SerializationFailureException) when (++contention < ReducerAttempts)
+            {
+                // Rolled back with the transaction: the rows are still leased here; run them again.
+                await BackoffAsync(contention, cancellationToken);
             }
         }
-        var request = new CallRequest(module.Database, function.Name, ReadOnlyMemory<byte>.Empty, caller, CallOrigin.Schedule) { ScheduleId = (ulong)claimed.Value.ScheduledId };
-        var (failure, value, error) = Finish(module, function, outcome!.Value);
-        Complete(request, startedAt, started, failure, value, error);
-        return true;
+    }
+
+    /// <summary>One run of a scheduled function for a leased row; a reducer's <paramref name="context"/> holds the batch's transaction.</summary>
+    private async Task<ScheduledRun> RunScheduledOnceAsync(LoadedModule module, FunctionDescription function, ClaimedRow row, CallContext? context, CancellationToken cancellationToken)
+    {
+        var startedAt = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        var caller = ModuleIdentity(module.Database);
+        var micros = UnixTime.ToMicros(startedAt);
+        var outcome = context is null
+            ? await RunProcedureAsync(module, function, row.Row, caller, micros, cancellationToken)
+            : await RunOnInstanceAsync(module, function, row.Row, caller, micros, context);
+        return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), outcome);
+    }
+
+    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, InstanceOutcome Outcome);
+
+    private void CompleteScheduled(LoadedModule module, FunctionDescription function, ScheduledRun run)
+    {
+        var request = new CallRequest(module.Database, function.Name, ReadOnlyMemory<byte>.Empty, ModuleIdentity(module.Database), CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
+        var (failure, value, error) = Finish(module, function, run.Outcome);
+        Complete(request, run.StartedAt, run.Duration, failure, value, error);
     }
 
     /// <summary>Scheduled runs are made by the module itself: an identity derived from the database name.</summary>
     public static Identity ModuleIdentity(string database) =>
         new(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("procyon module " + database)));
 
-    private async Task FinishAsync(TableSchema table, long scheduledId, bool fromDue, CancellationToken cancellationToken)
-    {
-        await using var transaction = await BeginAsync(cancellationToken);
-        await transaction.FinishScheduledAsync(table, scheduledId, fromDue, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-    }
-
-    private CallResult Complete(CallRequest request, DateTimeOffset startedAt, long started, CallFailure failure, JsonElement? value, string? error)
+    private CallResult Complete(CallRequest request, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
     {
         var result = new CallResult
         {
@@ -128,7 +182,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             Value = value,
             Error = error,
             StartedAt = startedAt,
-            DurationMicros = (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds,
+            DurationMicros = (long)duration.TotalMicroseconds,
             Caller = request.Caller.ToString(),
             Failure = failure,
         };
@@ -178,7 +232,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             outcome = function.Kind == FunctionKind.Procedure
                 ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
-                : (await RunReducerAsync(module, function, (_, _) => Task.FromResult<byte[]?>(arguments.WrittenSpan.ToArray()), null, request.Caller, timestampMicros, cancellationToken))!.Value;
+                : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
         }
         finally
         {
@@ -226,17 +280,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     /// Runs a reducer in one serializable transaction: committed when it returns <c>Ok</c>, rolled
     /// back on <c>Err</c> or a trap, and run again when Postgres cannot serialize it.
     /// </summary>
-    /// <param name="arguments">Reads the arguments inside the transaction (a scheduled run claims its row there); null means nothing to run.</param>
-    /// <param name="beforeCommit">Runs in the transaction after the reducer succeeded (a scheduled run deletes or advances its row).</param>
-    private async Task<InstanceOutcome?> RunReducerAsync(
-        LoadedModule module,
-        FunctionDescription function,
-        Func<DatabaseTransaction, CancellationToken, Task<byte[]?>> arguments,
-        Func<DatabaseTransaction, CancellationToken, Task>? beforeCommit,
-        Identity caller,
-        long timestampMicros,
-        CancellationToken cancellationToken,
-        Func<DatabaseTransaction, CancellationToken, Task>? afterFailure = null)
+    private async Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -245,23 +289,9 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             InstanceOutcome outcome;
             try
             {
-                if (await arguments(transaction, cancellationToken) is not { } bytes)
-                {
-                    return null;
-                }
-                outcome = await RunOnInstanceAsync(module, function, bytes, caller, timestampMicros, context);
+                outcome = await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
                 if (outcome.Failure == CallFailure.None)
                 {
-                    if (beforeCommit is not null)
-                    {
-                        await beforeCommit(transaction, cancellationToken);
-                    }
-                    await transaction.CommitAsync(cancellationToken);
-                    return outcome;
-                }
-                if (outcome.Failure != CallFailure.Contention && afterFailure is not null)
-                {
-                    await afterFailure(transaction, cancellationToken);
                     await transaction.CommitAsync(cancellationToken);
                     return outcome;
                 }
@@ -276,10 +306,13 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
                     ? InstanceOutcome.Failed(CallFailure.Contention, $"{outcome.Error} ({ReducerAttempts} attempts)")
                     : outcome;
             }
-            // Random backoff, growing with each attempt, so the transactions that collided spread out.
-            await Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
+            await BackoffAsync(attempt, cancellationToken);
         }
     }
+
+    /// <summary>Random backoff, growing with each attempt, so the transactions that collided spread out.</summary>
+    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken) =>
+        Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
 
     private static async Task<InstanceOutcome> RunOnInstanceAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
     {

@@ -1,26 +1,15 @@
-using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Server;
 
 namespace Procyon.Testing;
 
 /// <summary>The real server on Kestrel, on a free loopback port, against a test database.</summary>
-public sealed class TestServer : IAsyncDisposable
+public sealed class TestServer : ServerHandle
 {
     private readonly WebApplication _app;
-    private string? _ownerToken;
 
     private TestServer(WebApplication app, Uri address)
-    {
-        _app = app;
-        Address = address;
-        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
-    }
-
-    public Uri Address { get; }
-
-    public HttpClient Http { get; }
+        : base(address) => _app = app;
 
     public static async Task<TestServer> StartAsync(TestDatabase database, params string[] settings)
     {
@@ -36,53 +25,9 @@ public sealed class TestServer : IAsyncDisposable
         return new TestServer(app, new Uri(app.Urls.First()));
     }
 
-    public async Task<HttpResponseMessage> PublishAsync(string database, string module) =>
-        await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)));
-
-    /// <param name="query">Appended to the URL, e.g. <c>?clear=true</c>.</param>
-    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm, string query = "")
+    public override async ValueTask DisposeAsync()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{database}{query}") { Content = new ByteArrayContent(wasm) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
-        return await Http.SendAsync(request);
-    }
-
-    public async Task<HttpResponseMessage> DeleteAsync(string database)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/databases/{database}");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
-        return await Http.SendAsync(request);
-    }
-
-    /// <summary>A new identity and its token, from <c>POST /v1/identity</c>.</summary>
-    public async Task<(string Identity, string Token)> NewIdentityAsync()
-    {
-        using var response = await Http.PostAsync("/v1/identity", null);
-        response.EnsureSuccessStatusCode();
-        using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return (body.RootElement.GetProperty("identity").GetString()!, body.RootElement.GetProperty("token").GetString()!);
-    }
-
-    /// <summary>The token of the identity that publishes everything this test server publishes.</summary>
-    private async Task<string> OwnerTokenAsync() => _ownerToken ??= (await NewIdentityAsync()).Token;
-
-    public async Task<HttpResponseMessage> CallAsync(string database, string function, string json)
-    {
-        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
-        return await Http.PostAsync($"/v1/databases/{database}/call/{function}", content);
-    }
-
-    public async Task<HubConnection> ConnectHubAsync()
-    {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(Address, "/hubs/procyon")).Build();
-        await hub.StartAsync();
-        return hub;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Http.Dispose();
+        await base.DisposeAsync();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }

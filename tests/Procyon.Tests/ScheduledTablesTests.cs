@@ -101,9 +101,11 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     private async Task<long> CounterAsync() =>
         long.Parse(await (await Server.CallAsync("ledger", "counter_value", "")).Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture);
 
-    private async Task<long> CountAsync(string sql)
+    private Task<long> CountAsync(string sql) => CountAsync(_fixture.Database, sql);
+
+    internal static async Task<long> CountAsync(TestDatabase database, string sql)
     {
-        await using var connection = new NpgsqlConnection(_fixture.Database.ConnectionString);
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return (long)(await command.ExecuteScalarAsync())!;
@@ -141,31 +143,55 @@ public sealed class ScheduledRestartTests
     }
 }
 
-/// <summary>Two servers on one Postgres share the scheduled rows: each runs exactly once.</summary>
-public sealed class ScheduledExactlyOnceTests
+/// <summary>Scheduled rows across server processes on one Postgres: side by side, and one killed mid-firing.</summary>
+public sealed class ScheduledProcessTests
 {
+    /// <summary>Short leases, so the rows a killed server held come due again soon.</summary>
+    private static readonly string[] ShortLeases = ["--Procyon:Scheduler:ReducerLease=00:00:02", "--Procyon:Scheduler:ProcedureLease=00:00:02"];
+
     [Fact]
-    public async Task Two_servers_run_each_of_1000_due_rows_exactly_once()
+    public async Task Two_server_processes_run_each_of_1000_due_rows_exactly_once()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var first = await TestServer.StartAsync(database);
+        await using var first = await ServerProcess.StartAsync(database);
         (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        await using var second = await TestServer.StartAsync(database);
+        await using var second = await ServerProcess.StartAsync(database);
 
-        Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("ledger", "schedule_hits", "[1000, 2000]")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("ledger", "schedule_hits", "[1000, 0, 2000]")).StatusCode);
 
         await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.hit") == 0);
         Assert.Equal(1000, await CountAsync(database, "SELECT count(*) FROM db_ledger.hit_log"));
         Assert.Equal(1000, await CountAsync(database, "SELECT count(DISTINCT hit) FROM db_ledger.hit_log"));
     }
 
-    private static async Task<long> CountAsync(TestDatabase database, string sql)
+    [Fact]
+    public async Task After_a_kill_9_mid_firing_every_reducer_row_ran_exactly_once_and_every_procedure_row_at_least_once()
     {
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return (long)(await command.ExecuteScalarAsync())!;
+        await using var database = await TestDatabase.CreateAsync();
+        var doomed = await ServerProcess.StartAsync(database, ShortLeases);
+        await using (doomed)
+        {
+            (await doomed.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+            Assert.Equal(HttpStatusCode.OK, (await doomed.CallAsync("ledger", "schedule_hits", "[1000, 500, 1500]")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await doomed.CallAsync("ledger", "schedule_jobs", "[1000, 500, 1500]")).StatusCode);
+            await ScheduledTablesTests.EventuallyAsync(async () =>
+                await CountAsync(database, "SELECT count(*) FROM db_ledger.hit_log") >= 200 && await CountAsync(database, "SELECT count(*) FROM db_ledger.job_log") >= 200);
+
+            await doomed.KillAsync();
+        }
+        var left = await CountAsync(database, "SELECT (SELECT count(*) FROM db_ledger.hit) + (SELECT count(*) FROM db_ledger.job)");
+        Assert.True(left > 0, "the server had fired every row before it was killed");
+
+        await using var restarted = await ServerProcess.StartAsync(database, ShortLeases);
+
+        await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT (SELECT count(*) FROM db_ledger.hit) + (SELECT count(*) FROM db_ledger.job)") == 0);
+        Assert.Equal(1000, await CountAsync(database, "SELECT count(*) FROM db_ledger.hit_log"));
+        Assert.Equal(1000, await CountAsync(database, "SELECT count(DISTINCT hit) FROM db_ledger.hit_log"));
+        Assert.Equal(1000, await CountAsync(database, "SELECT count(DISTINCT job) FROM db_ledger.job_log"));
+        Assert.InRange(await CountAsync(database, "SELECT count(*) FROM db_ledger.job_log"), 1000, 2000);
     }
+
+    private static Task<long> CountAsync(TestDatabase database, string sql) => ScheduledTablesTests.CountAsync(database, sql);
 }
 
 /// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>

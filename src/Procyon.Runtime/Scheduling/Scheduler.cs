@@ -8,9 +8,11 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime.Scheduling;
 
 /// <summary>
-/// Runs the rows of scheduled tables when they come due. Rows live only in Postgres. Workers
-/// claim due rows with FOR UPDATE SKIP LOCKED (so replicas never run the same row at once), sleep
-/// until the next due time, and wake early when a scheduled table changes anywhere (LISTEN/NOTIFY).
+/// Runs the rows of scheduled tables when they come due. Rows live only in Postgres. One planner
+/// sleeps until the earliest due row (waking early when a scheduled table changes anywhere, by
+/// LISTEN/NOTIFY) and wakes a worker; workers lease due rows with FOR UPDATE SKIP LOCKED (so
+/// servers never run the same row at once), run reducer rows in batches, start procedure rows
+/// in slots of their own, and bring in another worker while there is more due than one can take.
 /// </summary>
 public sealed partial class Scheduler(
     ModuleRegistry registry,
@@ -21,56 +23,162 @@ public sealed partial class Scheduler(
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long the planner waits for a woken worker's claim before it looks again.</summary>
+    private static readonly TimeSpan ClaimWait = TimeSpan.FromMilliseconds(200);
+
+    private readonly SemaphoreSlim _work = new(0);
+    private readonly SemaphoreSlim _procedureSlots = new(options.Value.MaxRunningProcedures);
     private CancellationTokenSource _pulse = new();
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Modules load after the scheduler starts (and come and go): look again each time.
         registry.Changed += Pulse;
-        return Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken)).Append(ListenAsync(stoppingToken)));
+        return Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken)).Append(PlanAsync(stoppingToken)).Append(ListenAsync(stoppingToken)));
     }
 
-    /// <summary>One worker: run whatever is due, then sleep until the next due time or a pulse.</summary>
-    private async Task WorkAsync(CancellationToken stoppingToken)
+    /// <summary>Sleeps until the earliest due row of any scheduled table, or a pulse, then wakes a worker.</summary>
+    private async Task PlanAsync(CancellationToken stoppingToken)
     {
-        await Task.Yield();
         while (!stoppingToken.IsCancellationRequested)
         {
             var pulse = _pulse.Token;
+            var wait = RetryDelay;
             try
             {
-                var tables = ScheduledTables();
-                var ran = false;
-                foreach (var (module, table) in tables)
-                {
-                    ran |= await dispatcher.RunScheduledAsync(module, table, options.Value.ProcedureLease, stoppingToken);
-                }
-                if (ran)
-                {
-                    continue;
-                }
-                var wait = options.Value.MaxIdle;
-                foreach (var (_, table) in tables)
+                wait = options.Value.MaxIdle;
+                foreach (var (_, table) in ScheduledTables())
                 {
                     if (await DatabaseTransaction.NextDueAsync(dataSource, table, stoppingToken) is { } due)
                     {
                         wait = TimeSpan.FromTicks(Math.Clamp((due - DateTimeOffset.UtcNow).Ticks, 0, wait.Ticks));
                     }
                 }
-                using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, pulse);
-                await Task.Delay(wait, wake.Token);
+                if (wait == TimeSpan.Zero)
+                {
+                    // The worker pulses once it has leased the rows (their due times move on).
+                    Wake();
+                    wait = ClaimWait;
+                }
             }
-            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                // Pulsed: something changed; look again.
+                LogFailure(e);
+            }
+            await SleepAsync(wait, pulse, stoppingToken);
+        }
+    }
+
+    /// <summary>One worker: once woken, leases and runs due rows until none are left.</summary>
+    private async Task WorkAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await _work.WaitAsync(stoppingToken);
+            try
+            {
+                var ran = false;
+                while (await RunDueAsync(stoppingToken))
+                {
+                    ran = true;
+                }
+                if (ran)
+                {
+                    // Nothing left that this worker could lease: the planner decides when to look next.
+                    Pulse();
+                }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 // Whatever went wrong with one run, the worker lives on to run the others.
-                LogFailed(e);
+                LogFailure(e);
                 await Task.Delay(RetryDelay, stoppingToken);
             }
         }
+    }
+
+    /// <summary>
+    /// Leases due rows of each scheduled table: runs a batch of reducer rows, or starts procedure
+    /// rows (up to the free procedure slots) without waiting for them. False when none were due.
+    /// </summary>
+    private async Task<bool> RunDueAsync(CancellationToken stoppingToken)
+    {
+        var ran = false;
+        foreach (var (module, table) in ScheduledTables())
+        {
+            var procedure = module.Description.Find(table.ScheduledFunction!)!.Kind == FunctionKind.Procedure;
+            var limit = procedure ? Math.Min(_procedureSlots.CurrentCount, options.Value.BatchSize) : options.Value.BatchSize;
+            if (limit == 0)
+            {
+                continue;
+            }
+            var lease = procedure ? options.Value.ProcedureLease : options.Value.ReducerLease;
+            var claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, stoppingToken);
+            if (claimed.Count == 0)
+            {
+                continue;
+            }
+            // The planner looks again: the leased rows are due only when their lease ends.
+            Pulse();
+            ran = true;
+            if (procedure)
+            {
+                foreach (var row in claimed)
+                {
+                    await _procedureSlots.WaitAsync(stoppingToken);
+                    _ = RunProcedureAsync(module, table, row, stoppingToken);
+                }
+                continue;
+            }
+            if (claimed.Count == limit)
+            {
+                // More may be due than this batch took: another worker helps.
+                Wake();
+            }
+            await dispatcher.RunScheduledAsync(module, table, claimed, stoppingToken);
+            // Finished rows are gone or due at their next interval, sooner than their lease.
+            Pulse();
+        }
+        return ran;
+    }
+
+    /// <summary>One procedure run in a slot of its own: it may sleep for long, and holds no worker meanwhile.</summary>
+    private async Task RunProcedureAsync(LoadedModule module, TableSchema table, ClaimedRow row, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await dispatcher.RunScheduledAsync(module, table, [row], stoppingToken);
+        }
+        catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+        {
+            // Its lease runs out and the row runs again (at least once).
+            LogFailure(e);
+        }
+        catch (OperationCanceledException)
+        {
+            // The server is stopping; the row runs again when its lease ends.
+        }
+        finally
+        {
+            _procedureSlots.Release();
+            Pulse();
+        }
+    }
+
+    private void Wake()
+    {
+        if (_work.CurrentCount < options.Value.Workers)
+        {
+            _work.Release();
+        }
+    }
+
+    /// <summary>Waits for <paramref name="wait"/> or a pulse, whichever comes first.</summary>
+    private static async Task SleepAsync(TimeSpan wait, CancellationToken pulse, CancellationToken stoppingToken)
+    {
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, pulse);
+        await Task.Delay(wait, wake.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        stoppingToken.ThrowIfCancellationRequested();
     }
 
     private List<(LoadedModule Module, TableSchema Table)> ScheduledTables() =>
@@ -78,7 +186,20 @@ public sealed partial class Scheduler(
             .SelectMany(module => module.Tables.Values.Where(t => t.ScheduledFunction is not null).Select(table => (module, table)))
             .ToList();
 
-    /// <summary>Wakes every worker: a scheduled row changed (NOTIFY) or a module was loaded or dropped here (<see cref="ModuleRegistry.Changed"/>).</summary>
+    private void LogFailure(Exception e)
+    {
+        if (e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable } gone)
+        {
+            // Another server deleted or cleared the database; its change notice unloads the module here.
+            LogTableGone(gone.MessageText);
+        }
+        else
+        {
+            LogFailed(e);
+        }
+    }
+
+    /// <summary>Wakes the planner: a scheduled row changed (NOTIFY), a worker leased rows, or a module was loaded or dropped here (<see cref="ModuleRegistry.Changed"/>).</summary>
     private void Pulse()
     {
         // Not disposed: a worker may be reading the old token right now; cancelled sources hold nothing.
@@ -114,9 +235,14 @@ public sealed partial class Scheduler(
     public override void Dispose()
     {
         _pulse.Dispose();
+        _work.Dispose();
+        _procedureSlots.Dispose();
         base.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A scheduled run or the scheduler's connection failed; trying again shortly")]
     private partial void LogFailed(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A scheduled table is gone ({Reason}); waiting for its module to unload")]
+    private partial void LogTableGone(string reason);
 }

@@ -7,6 +7,9 @@ namespace Procyon.Storage.Tables;
 /// <summary>A unique or primary key value already exists; the module may handle it.</summary>
 public sealed class UniqueViolationException(string message, Exception inner) : Exception(message, inner);
 
+/// <summary>A leased row of a scheduled table: its BSATN, id, the time it was due and the end of the lease.</summary>
+public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil);
+
 /// <summary>Postgres could not serialize the transaction (or broke a deadlock): run it again.</summary>
 public sealed class SerializationFailureException(Exception inner) : Exception("the transaction could not be serialized with concurrent ones", inner);
 
@@ -122,47 +125,77 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     }
 
     /// <summary>
-    /// Locks one due row of a scheduled table that no other transaction holds (SKIP LOCKED) and
-    /// returns it with its <c>scheduled_id</c>; null when none is due.
+    /// Leases up to <paramref name="limit"/> due rows of a scheduled table in a statement of its
+    /// own: each row's due time moves to the end of the lease, so no other server takes it unless
+    /// the lease runs out first (its server died). Rows other claims hold are skipped.
     /// </summary>
-    public Task<(byte[] Row, long ScheduledId)?> ClaimDueAsync(TableSchema table, CancellationToken cancellationToken) =>
-        ScheduledRowAsync(table, $"SELECT {table.ColumnList}, \"scheduled_id\" FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED", [], cancellationToken);
-
-    /// <summary>Like <see cref="ClaimDueAsync"/>, but leases the row: it is due again after <paramref name="lease"/> unless finished first.</summary>
-    public Task<(byte[] Row, long ScheduledId)?> LeaseDueAsync(TableSchema table, TimeSpan lease, CancellationToken cancellationToken) =>
-        ScheduledRowAsync(
-            table,
+    public static async Task<List<ClaimedRow>> ClaimDueAsync(NpgsqlDataSource dataSource, TableSchema table, TimeSpan lease, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
             $"""
-            UPDATE {table.QualifiedName} SET {Due} = clock_timestamp() + @lease
-            WHERE "scheduled_id" = (SELECT "scheduled_id" FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT 1 FOR UPDATE SKIP LOCKED)
-            {table.ReturningAll}, "scheduled_id"
-            """,
-            [("lease", lease)],
-            cancellationToken);
+            UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
+            FROM (SELECT "scheduled_id", {Due} FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT @limit FOR UPDATE SKIP LOCKED) AS was
+            WHERE t."scheduled_id" = was."scheduled_id"
+            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}
+            """);
+        command.Parameters.AddWithValue("lease", lease);
+        command.Parameters.AddWithValue("limit", limit);
+        var rows = new List<ClaimedRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var columns = table.Columns.Count;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = new BsatnWriter();
+            WriteRow(table, reader, row);
+            rows.Add(new ClaimedRow(row.WrittenSpan.ToArray(), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2)));
+        }
+        return rows;
+    }
 
     /// <summary>
-    /// After a run: deletes a one-shot row, or moves an interval row to its next time. With
+    /// After runs: deletes one-shot rows, and moves interval rows to their next time. With
     /// <paramref name="fromDue"/> the next time counts from the one just due (no drift, skipping
-    /// missed ones); otherwise from now (after a leased run).
+    /// missed ones); otherwise from now (after a procedure's run). Returns the ids it finished:
+    /// a row is missing when its lease was lost (deleted, rescheduled, or claimed again elsewhere
+    /// after the lease ran out).
     /// </summary>
-    public async Task FinishScheduledAsync(TableSchema table, long scheduledId, bool fromDue, CancellationToken cancellationToken)
+    public async Task<HashSet<long>> FinishScheduledAsync(TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, CancellationToken cancellationToken)
     {
-        const string Seconds = "greatest((scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
+        const string Seconds = "greatest((t.scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
         var next = fromDue
-            ? $"{Due} + (floor(extract(epoch FROM clock_timestamp() - {Due}) / {Seconds}) + 1) * {Seconds} * interval '1 second'"
+            ? $"mine.due + (floor(extract(epoch FROM clock_timestamp() - mine.due) / {Seconds}) + 1) * {Seconds} * interval '1 second'"
             : $"clock_timestamp() + {Seconds} * interval '1 second'";
         await using var command = new NpgsqlCommand(
             $"""
-            DELETE FROM {table.QualifiedName} WHERE "scheduled_id" = @id AND scheduled_at ? 'Time';
-            UPDATE {table.QualifiedName} SET {Due} = {next} WHERE "scheduled_id" = @id AND scheduled_at ? 'Interval';
+            WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due) AS m(id, leased, due)),
+            gone AS (
+                DELETE FROM {table.QualifiedName} AS t USING mine
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Time'
+                RETURNING t."scheduled_id"),
+            moved AS (
+                UPDATE {table.QualifiedName} AS t SET {Due} = {next} FROM mine
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Interval'
+                RETURNING t."scheduled_id")
+            SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
             """,
             _connection,
             _transaction);
-        command.Parameters.AddWithValue("id", scheduledId);
-        await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+        command.Parameters.AddWithValue("ids", claimed.Select(c => c.ScheduledId).ToArray());
+        command.Parameters.AddWithValue("leased", claimed.Select(c => c.LeasedUntil).ToArray());
+        command.Parameters.AddWithValue("due", claimed.Select(c => c.Due).ToArray());
+        return await Translate(async () =>
+        {
+            var finished = new HashSet<long>();
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                finished.Add(reader.GetInt64(0));
+            }
+            return finished;
+        });
     }
 
-    /// <summary>When the earliest row of a scheduled table is due, or null when it has none.</summary>
+    /// <summary>When the earliest row of a scheduled table is due (claimed rows: when their lease ends), or null when it has none.</summary>
     public static async Task<DateTimeOffset?> NextDueAsync(NpgsqlDataSource dataSource, TableSchema table, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand($"SELECT min({Due}) FROM {table.QualifiedName}");
@@ -170,26 +203,6 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     }
 
     private static string Due => Sql.Quote(Sql.DueColumn);
-
-    private async Task<(byte[] Row, long ScheduledId)?> ScheduledRowAsync(TableSchema table, string sql, (string Name, object Value)[] parameters, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, _connection, _transaction);
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value);
-        }
-        return await Translate(async () =>
-        {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                return ((byte[], long)?)null;
-            }
-            var row = new BsatnWriter();
-            WriteRow(table, reader, row);
-            return (row.WrittenSpan.ToArray(), reader.GetInt64(table.Columns.Count));
-        });
-    }
 
     public async ValueTask DisposeAsync()
     {

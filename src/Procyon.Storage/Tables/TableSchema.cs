@@ -68,7 +68,8 @@ public sealed class TableSchema
 
     /// <summary>
     /// Keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON: {"Time": RFC 3339
-    /// or µs} or {"Interval": µs}) on insert and when it changes, and wakes the schedulers.
+    /// or µs} or {"Interval": µs}) on insert and when it changes, and then wakes the schedulers.
+    /// The schedulers' own updates (leases, next intervals) only push due times later: no wake-up.
     /// </summary>
     private string DueTriggerSql()
     {
@@ -83,8 +84,8 @@ public sealed class TableSchema
                         WHEN NEW.scheduled_at ? 'Time' THEN to_timestamp((NEW.scheduled_at->>'Time')::numeric / 1000000)
                         ELSE now() + ((NEW.scheduled_at->>'Interval')::numeric / 1000000) * interval '1 second'
                     END;
+                    PERFORM pg_notify('{Sql.ScheduleChannel}', TG_TABLE_SCHEMA);
                 END IF;
-                PERFORM pg_notify('{Sql.ScheduleChannel}', TG_TABLE_SCHEMA);
                 RETURN NEW;
             END
             $body$;

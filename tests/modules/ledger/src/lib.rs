@@ -209,25 +209,70 @@ pub struct Hit {
     scheduled_at: ScheduleAt,
 }
 
-/// What each run of a hit did: a run that happened twice would leave two rows.
+/// What each run of a hit did: a run that happened twice would leave two rows. `due` and `ran`
+/// give the scheduler's lateness.
 #[table(name = hit_log)]
 pub struct HitLog {
     #[primary_key]
     #[auto_inc]
     id: u64,
     hit: u64,
+    due: Timestamp,
+    ran: Timestamp,
 }
 
 #[reducer]
 fn on_hit(ctx: &ReducerContext, hit: Hit) {
-    ctx.db.hit_log().insert(HitLog { id: 0, hit: hit.scheduled_id });
+    let due = match hit.scheduled_at {
+        ScheduleAt::Time(at) => at,
+        ScheduleAt::Interval(_) => ctx.timestamp,
+    };
+    ctx.db.hit_log().insert(HitLog { id: 0, hit: hit.scheduled_id, due, ran: ctx.timestamp });
 }
 
-/// Schedules `count` hits spread over the next `within_ms` milliseconds.
+/// The time of the `i`th of `count` rows spread evenly over `within_ms`, the first `after_ms` from now.
+fn spread(ctx: &ReducerContext, i: u32, count: u32, after_ms: u64, within_ms: u64) -> ScheduleAt {
+    let offset = after_ms + within_ms * u64::from(i) / u64::from(count.max(1));
+    ScheduleAt::Time(ctx.timestamp + Duration::from_millis(offset))
+}
+
+/// Schedules `count` hits spread evenly over `within_ms` milliseconds, the first `after_ms` from now.
 #[reducer]
-fn schedule_hits(ctx: &ReducerContext, count: u32, within_ms: u64) {
+fn schedule_hits(ctx: &ReducerContext, count: u32, after_ms: u64, within_ms: u64) {
     for i in 0..count {
-        let at = ctx.timestamp + Duration::from_millis(within_ms * u64::from(i) / u64::from(count.max(1)));
-        ctx.db.hit().insert(Hit { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at) });
+        ctx.db.hit().insert(Hit { scheduled_id: 0, scheduled_at: spread(ctx, i, count, after_ms, within_ms) });
+    }
+}
+
+/// One row per scheduled job, a procedure target, for the at-least-once tests.
+#[table(name = job, scheduled(run_job))]
+pub struct Job {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+/// What each run of a job did: a job run twice leaves two rows.
+#[table(name = job_log)]
+pub struct JobLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    job: u64,
+}
+
+#[procedure]
+fn run_job(ctx: &mut ProcedureContext, job: Job) {
+    ctx.with_tx(|tx| {
+        tx.db.job_log().insert(JobLog { id: 0, job: job.scheduled_id });
+    });
+}
+
+/// Schedules `count` jobs spread evenly over `within_ms` milliseconds, the first `after_ms` from now.
+#[reducer]
+fn schedule_jobs(ctx: &ReducerContext, count: u32, after_ms: u64, within_ms: u64) {
+    for i in 0..count {
+        ctx.db.job().insert(Job { scheduled_id: 0, scheduled_at: spread(ctx, i, count, after_ms, within_ms) });
     }
 }

@@ -1,0 +1,65 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace Procyon.Testing;
+
+/// <summary>What tests do with a running server, in this process or another: HTTP calls, publishing, the hub.</summary>
+public abstract class ServerHandle(Uri address) : IAsyncDisposable
+{
+    private string? _ownerToken;
+
+    public Uri Address { get; } = address;
+
+    public HttpClient Http { get; } = new() { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+
+    public async Task<HttpResponseMessage> PublishAsync(string database, string module) =>
+        await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)));
+
+    /// <param name="query">Appended to the URL, e.g. <c>?clear=true</c>.</param>
+    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm, string query = "")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{database}{query}") { Content = new ByteArrayContent(wasm) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        return await Http.SendAsync(request);
+    }
+
+    public async Task<HttpResponseMessage> DeleteAsync(string database)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/databases/{database}");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        return await Http.SendAsync(request);
+    }
+
+    /// <summary>A new identity and its token, from <c>POST /v1/identity</c>.</summary>
+    public async Task<(string Identity, string Token)> NewIdentityAsync()
+    {
+        using var response = await Http.PostAsync("/v1/identity", null);
+        response.EnsureSuccessStatusCode();
+        using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return (body.RootElement.GetProperty("identity").GetString()!, body.RootElement.GetProperty("token").GetString()!);
+    }
+
+    /// <summary>The token of the identity that publishes everything this test server publishes.</summary>
+    private async Task<string> OwnerTokenAsync() => _ownerToken ??= (await NewIdentityAsync()).Token;
+
+    public async Task<HttpResponseMessage> CallAsync(string database, string function, string json)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        return await Http.PostAsync($"/v1/databases/{database}/call/{function}", content);
+    }
+
+    public async Task<HubConnection> ConnectHubAsync()
+    {
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(Address, "/hubs/procyon")).Build();
+        await hub.StartAsync();
+        return hub;
+    }
+
+    public virtual ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+}
