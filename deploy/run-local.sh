@@ -13,7 +13,7 @@ build_modules
 log "Building the server"
 dotnet build --nologo -v quiet -c Release "$REPO/src/Procyon.Server/Procyon.Server.csproj" >/dev/null
 
-export ConnectionStrings__Postgres="${ConnectionStrings__Postgres:-Host=localhost;Username=procyon;Password=procyon;Database=procyon}"
+export ConnectionStrings__Postgres="${ConnectionStrings__Postgres:-Host=localhost;Username=procyon;Password=procyon;Database=procyon;SSL Mode=Disable}"
 dotnet run --no-build -c Release --project "$REPO/src/Procyon.Server" -- --urls "$URL" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT INT TERM

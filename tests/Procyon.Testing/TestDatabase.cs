@@ -5,9 +5,9 @@ namespace Procyon.Testing;
 /// <summary>A fresh Postgres database for one test class, dropped afterwards.</summary>
 public sealed class TestDatabase : IAsyncDisposable
 {
-    /// <summary>Where test databases are created; the role needs CREATEDB (deploy/common.sh grants it).</summary>
+    /// <summary>Where test databases are created; the role needs CREATEDB (deploy/common.sh grants it). Loopback: no TLS.</summary>
     private static readonly string AdminConnectionString =
-        Environment.GetEnvironmentVariable("PROCYON_TEST_POSTGRES") ?? "Host=localhost;Username=procyon;Password=procyon;Database=postgres";
+        Environment.GetEnvironmentVariable("PROCYON_TEST_POSTGRES") ?? "Host=localhost;Username=procyon;Password=procyon;Database=postgres;SSL Mode=Disable";
 
     private TestDatabase(string name)
     {
