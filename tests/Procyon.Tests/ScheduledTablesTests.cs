@@ -69,6 +69,22 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 
     [Fact]
+    public async Task An_interval_row_with_a_procedure_target_runs_repeatedly_until_deleted()
+    {
+        await Server.CallAsync("ledger", "start_beating", "[100]");
+
+        await EventuallyAsync(async () => await CountAsync("SELECT count(*) FROM db_ledger.beat_log") >= 5);
+        await Server.CallAsync("ledger", "stop_beating", "");
+        await Task.Delay(300);
+        var stopped = await CountAsync("SELECT count(*) FROM db_ledger.beat_log");
+        await Task.Delay(600);
+
+        Assert.Equal(stopped, await CountAsync("SELECT count(*) FROM db_ledger.beat_log"));
+        // Procedure intervals count from the end of each run: beats are at least the interval apart.
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM (SELECT at - lag(at) OVER (ORDER BY at) AS gap FROM db_ledger.beat_log) g WHERE gap < interval '100 ms'"));
+    }
+
+    [Fact]
     public async Task Deleting_a_row_cancels_it()
     {
         await Server.CallAsync("example", "schedule_reminder", """["never sent", 2500]""");

@@ -9,10 +9,10 @@ public sealed class SchedulerOptions
 
     /// <summary>
     /// Workers leasing due rows and running batches of reducer rows at once. Reducer runs use the
-    /// CPU, so about one per core keeps lateness lowest; more add contention, not throughput.
+    /// CPU, so one per core keeps lateness lowest; more add contention, not throughput.
     /// </summary>
     [Range(1, 1024)]
-    public int Workers { get; set; } = 2;
+    public int Workers { get; set; } = Environment.ProcessorCount;
 
     /// <summary>Scheduled procedure runs at once; a sleeping one holds a slot, not a worker or a thread.</summary>
     [Range(1, 100_000)]

@@ -181,6 +181,44 @@ fn stop_ticking(ctx: &ReducerContext) {
     }
 }
 
+/// An interval row whose target is a procedure: each run logs a beat.
+#[table(name = beat, scheduled(on_beat))]
+pub struct Beat {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+#[table(name = beat_log)]
+pub struct BeatLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    beat: u64,
+    at: Timestamp,
+}
+
+#[procedure]
+fn on_beat(ctx: &mut ProcedureContext, beat: Beat) {
+    let at = ctx.timestamp;
+    ctx.with_tx(|tx| {
+        tx.db.beat_log().insert(BeatLog { id: 0, beat: beat.scheduled_id, at });
+    });
+}
+
+#[reducer]
+fn start_beating(ctx: &ReducerContext, every_ms: u64) {
+    ctx.db.beat().insert(Beat { scheduled_id: 0, scheduled_at: Duration::from_millis(every_ms).into() });
+}
+
+#[reducer]
+fn stop_beating(ctx: &ReducerContext) {
+    for beat in ctx.db.beat().iter() {
+        ctx.db.beat().delete(beat);
+    }
+}
+
 /// A scheduled reducer that always fails: its row must not be retried forever.
 #[table(name = doomed, scheduled(fail_doomed))]
 pub struct Doomed {
