@@ -86,6 +86,17 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
     }
 
     [Fact]
+    public async Task A_reducer_that_handles_a_unique_violation_goes_on_writing()
+    {
+        await OpenAsync("noted@x", 1);
+
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "open_or_note", """["noted@x"]""")).StatusCode);
+
+        Assert.Contains(await QueryAsync("SELECT reason FROM db_ledger.refusal"), reason => reason.Contains("(email)=(noted@x) already exists", StringComparison.Ordinal));
+        Assert.Equal(["1"], await QueryAsync("SELECT balance FROM db_ledger.account WHERE email = 'noted@x'"));
+    }
+
+    [Fact]
     public async Task Auto_increment_assigns_ids_and_types_survive_the_round_trip()
     {
         await OpenAsync("auto1@x", 5);

@@ -60,11 +60,39 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var included = table.Columns.Select((c, i) => (Column: c, Value: values[i]))
             .Where(p => !(p.Column.Flags.HasFlag(ColumnFlags.AutoIncrement) && Convert.ToInt64(p.Value, System.Globalization.CultureInfo.InvariantCulture) == 0))
             .ToList();
-        var sql = included.Count == 0
-            ? $"INSERT INTO {table.QualifiedName} DEFAULT VALUES{table.ReturningAll}"
-            : $"INSERT INTO {table.QualifiedName} ({string.Join(", ", included.Select(p => Sql.Quote(p.Column.Name)))}) VALUES ({string.Join(", ", included.Select((_, i) => $"${i + 1}"))}){table.ReturningAll}";
-        return await SingleRowAsync(table, Command(sql, included.Select(p => (p.Column, p.Value))), cancellationToken)
-            ?? throw new InvalidOperationException("INSERT returned no row");
+        var insert = included.Count == 0
+            ? $"INSERT INTO {table.QualifiedName} DEFAULT VALUES"
+            : $"INSERT INTO {table.QualifiedName} ({string.Join(", ", included.Select(p => Sql.Quote(p.Column.Name)))}) VALUES ({string.Join(", ", included.Select((_, i) => $"${i + 1}"))})";
+        var parameters = included.Select(p => (p.Column, p.Value)).ToList();
+        // A failed statement would abort the whole transaction, and a module that handles the
+        // violation may go on writing: skip the conflict, and only then fail on purpose.
+        if (await SingleRowAsync(table, Command($"{insert} ON CONFLICT DO NOTHING{table.ReturningAll}", parameters), cancellationToken) is { } inserted)
+        {
+            return inserted;
+        }
+        return await WithSavepointAsync(
+            () => SingleRowAsync(table, Command(insert + table.ReturningAll, parameters), cancellationToken),
+            cancellationToken) ?? throw new InvalidOperationException("INSERT returned no row");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="operation"/> behind a savepoint, so that a unique violation (with
+    /// Postgres's own message naming the key) undoes that statement alone and the transaction goes on.
+    /// </summary>
+    private async Task<T> WithSavepointAsync<T>(Func<Task<T>> operation, CancellationToken cancellationToken)
+    {
+        await _transaction.SaveAsync("statement", cancellationToken);
+        try
+        {
+            var result = await operation();
+            await _transaction.ReleaseAsync("statement", cancellationToken);
+            return result;
+        }
+        catch (UniqueViolationException)
+        {
+            await _transaction.RollbackAsync("statement", cancellationToken);
+            throw;
+        }
     }
 
     public async Task<byte[]> ScanAsync(TableSchema table, CancellationToken cancellationToken)

@@ -56,6 +56,24 @@ fn open_account(ctx: &ReducerContext, email: String, balance: i64, nickname: Opt
     }
 }
 
+/// What `open_or_note` refused, written after the violation in the same transaction.
+#[table(name = refusal)]
+pub struct Refusal {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    reason: String,
+}
+
+/// Opens an account, or, when the email is taken, notes why and carries on writing.
+#[reducer]
+fn open_or_note(ctx: &ReducerContext, email: String) {
+    let account = Account { id: 0, email, balance: 0, owner: ctx.sender, opened: ctx.timestamp, nickname: None, tags: vec![], big: 0 };
+    if let Err(violation) = ctx.db.account().try_insert(account) {
+        ctx.db.refusal().insert(Refusal { id: 0, reason: violation.to_string() });
+    }
+}
+
 /// Moves money; refuses (after having written both rows) when `from` would go negative.
 #[reducer]
 fn transfer(ctx: &ReducerContext, from: String, to: String, amount: i64) -> Result<(), String> {
