@@ -46,23 +46,23 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     /// </summary>
     public Task RunScheduledAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
-        var function = module.Description.Find(table.ScheduledFunction!)!;
-        return function.Kind == FunctionKind.Procedure
-            ? RunLeasedProceduresAsync(module, function, table, claimed, cancellationToken)
-            : RunDueReducersAsync(module, function, table, claimed, cancellationToken);
+        var scheduled = new ScheduledTarget(module, module.Description.Find(table.ScheduledFunction!)!, ModuleIdentity(module.Database));
+        return scheduled.Function.Kind == FunctionKind.Procedure
+            ? RunLeasedProceduresAsync(scheduled, table, claimed, cancellationToken)
+            : RunDueReducersAsync(scheduled, table, claimed, cancellationToken);
     }
 
-    private async Task RunLeasedProceduresAsync(LoadedModule module, FunctionDescription function, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    private async Task RunLeasedProceduresAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
         foreach (var row in claimed)
         {
-            var run = await RunScheduledOnceAsync(module, function, row, context: null, cancellationToken);
+            var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
             await using (var transaction = await BeginAsync(cancellationToken))
             {
                 await transaction.FinishScheduledAsync(table, [row], fromDue: false, cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }
-            CompleteScheduled(module, function, run);
+            CompleteScheduled(scheduled, run);
         }
     }
 
@@ -74,7 +74,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     /// dropped and the rest run again. When Postgres cannot serialize the transaction, nothing of
     /// it happened: the rows run again.
     /// </summary>
-    private async Task RunDueReducersAsync(LoadedModule module, FunctionDescription function, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    private async Task RunDueReducersAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
         var pending = claimed.ToList();
         var failed = new Dictionary<long, ScheduledRun>();
@@ -85,7 +85,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             try
             {
                 await using var transaction = await BeginAsync(cancellationToken);
-                var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
+                var context = new CallContext(scheduled.Module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
                 foreach (var row in pending)
                 {
                     if (failed.TryGetValue(row.ScheduledId, out var failure))
@@ -98,7 +98,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
                     {
                         await transaction.SaveAsync(cancellationToken);
                     }
-                    var run = await RunScheduledOnceAsync(module, function, row, context, cancellationToken);
+                    var run = await RunScheduledOnceAsync(scheduled, row, context, cancellationToken);
                     if (run.Outcome.Failure == CallFailure.Contention)
                     {
                         throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
@@ -123,7 +123,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
                         await transaction.CommitAsync(cancellationToken);
                         foreach (var run in runs)
                         {
-                            CompleteScheduled(module, function, run);
+                            CompleteScheduled(scheduled, run);
                         }
                         return;
                     }
@@ -139,26 +139,28 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     }
 
     /// <summary>One run of a scheduled function for a leased row; a reducer's <paramref name="context"/> holds the batch's transaction.</summary>
-    private async Task<ScheduledRun> RunScheduledOnceAsync(LoadedModule module, FunctionDescription function, ClaimedRow row, CallContext? context, CancellationToken cancellationToken)
+    private async Task<ScheduledRun> RunScheduledOnceAsync(ScheduledTarget scheduled, ClaimedRow row, CallContext? context, CancellationToken cancellationToken)
     {
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
-        var caller = ModuleIdentity(module.Database);
         var micros = UnixTime.ToMicros(startedAt);
         var outcome = context is null
-            ? await RunProcedureAsync(module, function, row.Row, caller, micros, cancellationToken)
-            : await RunOnInstanceAsync(module, function, row.Row, caller, micros, context);
+            ? await RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, cancellationToken)
+            : await RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, context);
         return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), outcome);
     }
 
-    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, InstanceOutcome Outcome);
-
-    private void CompleteScheduled(LoadedModule module, FunctionDescription function, ScheduledRun run)
+    private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)
     {
-        var request = new CallRequest(module.Database, function.Name, ReadOnlyMemory<byte>.Empty, ModuleIdentity(module.Database), CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
-        var (failure, value, error) = Finish(module, function, run.Outcome);
+        var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
+        var (failure, value, error) = Finish(scheduled.Module, scheduled.Function, run.Outcome);
         Complete(request, run.StartedAt, run.Duration, failure, value, error);
     }
+
+    /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
+    private sealed record ScheduledTarget(LoadedModule Module, FunctionDescription Function, Identity Caller);
+
+    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, InstanceOutcome Outcome);
 
     /// <summary>Scheduled runs are made by the module itself: an identity derived from the database name.</summary>
     public static Identity ModuleIdentity(string database) =>

@@ -43,10 +43,9 @@ public sealed partial class Scheduler(
         while (!stoppingToken.IsCancellationRequested)
         {
             var pulse = _pulse.Token;
-            var wait = RetryDelay;
+            var wait = options.Value.MaxIdle;
             try
             {
-                wait = options.Value.MaxIdle;
                 foreach (var (_, table) in ScheduledTables())
                 {
                     if (await DatabaseTransaction.NextDueAsync(dataSource, table, stoppingToken) is { } due)
@@ -64,6 +63,7 @@ public sealed partial class Scheduler(
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 LogFailure(e);
+                wait = RetryDelay;
             }
             await SleepAsync(wait, pulse, stoppingToken);
         }

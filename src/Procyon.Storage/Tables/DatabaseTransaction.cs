@@ -173,9 +173,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var columns = table.Columns.Count;
         while (await reader.ReadAsync(cancellationToken))
         {
-            var row = new BsatnWriter();
-            WriteRow(table, reader, row);
-            rows.Add(new ClaimedRow(row.WrittenSpan.ToArray(), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2)));
+            rows.Add(new ClaimedRow(ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2)));
         }
         return rows;
     }
@@ -269,15 +267,17 @@ public sealed class DatabaseTransaction : IAsyncDisposable
             return await Translate(async () =>
             {
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                if (!await reader.ReadAsync(cancellationToken))
-                {
-                    return null;
-                }
-                var row = new BsatnWriter();
-                WriteRow(table, reader, row);
-                return row.WrittenSpan.ToArray();
+                return await reader.ReadAsync(cancellationToken) ? ReadRow(table, reader) : null;
             });
         }
+    }
+
+    /// <summary>The reader's current row as BSATN in the table's row type.</summary>
+    private static byte[] ReadRow(TableSchema table, NpgsqlDataReader reader)
+    {
+        var row = new BsatnWriter();
+        WriteRow(table, reader, row);
+        return row.WrittenSpan.ToArray();
     }
 
     private static void WriteRow(TableSchema table, NpgsqlDataReader reader, BsatnWriter row)

@@ -28,7 +28,7 @@ public sealed class TableSchema
         IsPublic = isPublic;
         Columns = columns;
         QualifiedName = $"{Sql.Quote(Sql.SchemaOf(database))}.{Sql.Quote(name)}";
-        var all = ColumnList = string.Join(", ", columns.Select(c => Sql.Quote(c.Name)));
+        var all = string.Join(", ", columns.Select(c => Sql.Quote(c.Name)));
         SelectAll = $"SELECT {all} FROM {QualifiedName}";
         var keys = columns.Where(c => c.Flags.HasFlag(ColumnFlags.PrimaryKey)).ToList();
         RowKey = keys.Count > 0 ? keys : columns;
@@ -48,9 +48,6 @@ public sealed class TableSchema
     public IReadOnlyList<TableColumn> Columns { get; }
 
     public string QualifiedName { get; }
-
-    /// <summary>Every column, quoted, in row order.</summary>
-    public string ColumnList { get; }
 
     public string SelectAll { get; }
 
