@@ -14,8 +14,22 @@ public static class Sql
     /// <summary>The LISTEN/NOTIFY channel scheduled tables wake the schedulers on (payload: the schema).</summary>
     public const string ScheduleChannel = "procyon_schedule";
 
-    /// <summary>The Postgres schema that holds a database's tables.</summary>
-    public static string SchemaOf(string database) => "db_" + database;
+    /// <summary>Postgres's identifier limit (NAMEDATALEN − 1).</summary>
+    public const int MaxIdentifierBytes = 63;
+
+    private const string SchemaPrefix = "db_";
+
+    /// <summary>
+    /// Longest database name: its schema name must fit Postgres's 63-byte identifiers whole, since
+    /// Postgres silently cuts longer ones and two databases would then share one schema.
+    /// </summary>
+    public static readonly int MaxDatabaseNameLength = MaxIdentifierBytes - SchemaPrefix.Length;
+
+    /// <summary>The Postgres schema that holds a database's tables; one per name, never shared.</summary>
+    public static string SchemaOf(string database) =>
+        database.Length <= MaxDatabaseNameLength
+            ? SchemaPrefix + database
+            : throw new ArgumentException($"database names are at most {MaxDatabaseNameLength} characters", nameof(database));
 
     /// <summary>
     /// The login role the read-only SQL endpoint of a database runs as. Roles belong to the whole
