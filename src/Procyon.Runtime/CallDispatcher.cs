@@ -166,9 +166,39 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     public static Identity ModuleIdentity(string database) =>
         new(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("procyon module " + database)));
 
+    /// <summary>
+    /// Runs a module's init reducer in the transaction of the publish that created its tables,
+    /// as the publisher. Its result is announced (<see cref="Announce"/>) only if the publish commits.
+    /// </summary>
+    internal async Task<CallResult> RunInitAsync(LoadedModule module, FunctionDescription init, Identity publisher, DatabaseTransaction transaction, CancellationToken cancellationToken)
+    {
+        var request = new CallRequest(module.Database, init.Name, ReadOnlyMemory<byte>.Empty, publisher, CallOrigin.Init);
+        var startedAt = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
+        var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), context);
+        var (failure, value, error) = Finish(module, init, outcome);
+        return Result(request, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+    }
+
+    /// <summary>Sends a result to every sink (the hub's subscribers).</summary>
+    internal void Announce(CallResult result)
+    {
+        foreach (var sink in _sinks)
+        {
+            sink.Publish(result);
+        }
+    }
+
     private CallResult Complete(CallRequest request, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
     {
-        var result = new CallResult
+        var result = Result(request, startedAt, duration, failure, value, error);
+        Announce(result);
+        return result;
+    }
+
+    private static CallResult Result(CallRequest request, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error) =>
+        new()
         {
             RequestId = request.RequestId,
             Db = request.Database,
@@ -188,12 +218,6 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             Caller = request.Caller.ToString(),
             Failure = failure,
         };
-        foreach (var sink in _sinks)
-        {
-            sink.Publish(result);
-        }
-        return result;
-    }
 
     private async Task<(CallFailure Failure, JsonElement? Value, string? Error)> RunAsync(CallRequest request, long timestampMicros, CancellationToken cancellationToken)
     {
@@ -220,7 +244,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             return (CallFailure.BadArguments, null, e.Message);
         }
-        if (function.Kind == FunctionKind.InitReducer && request.Origin != CallOrigin.Init)
+        if (function.Kind == FunctionKind.InitReducer)
         {
             return (CallFailure.BadArguments, null, $"'{request.Function}' is the init reducer; it runs only when the database is first published");
         }

@@ -19,6 +19,9 @@ public readonly record struct Identity
     /// <summary>The identity of calls that present no token: all zero bytes.</summary>
     public static Identity Anonymous { get; } = new(new byte[Length]);
 
+    /// <summary>An identity from its 64 hex digits.</summary>
+    public static Identity Parse(string hex) => new(Convert.FromHexString(hex));
+
     public ReadOnlySpan<byte> Bytes => _bytes ?? Anonymous._bytes!;
 
     public bool Equals(Identity other) => Bytes.SequenceEqual(other.Bytes);

@@ -19,7 +19,7 @@ public sealed class LoadedModule
     private int _idleCount;
     private volatile bool _retired;
 
-    internal LoadedModule(WasmEngine engine, Module module, ModuleLogs logs, string database, string sha256, DateTimeOffset updatedAt)
+    internal LoadedModule(WasmEngine engine, Module module, ModuleLogs logs, string database, string sha256, Identity? owner, DateTimeOffset updatedAt)
     {
         _engine = engine;
         _module = module;
@@ -31,6 +31,7 @@ public sealed class LoadedModule
             .ToArray();
         Database = database;
         Sha256 = sha256;
+        Owner = owner;
         UpdatedAt = updatedAt;
         var first = CreateInstance();
         Description = ModuleDescription.Read(first.ReadDescription());
@@ -41,6 +42,9 @@ public sealed class LoadedModule
     public string Database { get; }
 
     public string Sha256 { get; }
+
+    /// <summary>The identity that published the database; null for one published before owners existed.</summary>
+    public Identity? Owner { get; }
 
     public DateTimeOffset UpdatedAt { get; }
 

@@ -42,7 +42,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
     }
 
     /// <summary>Compiles prepared bytes and instantiates once to read the description.</summary>
-    public LoadedModule Load(string database, byte[] prepared, string sha256, DateTimeOffset updatedAt)
+    public LoadedModule Load(string database, byte[] prepared, string sha256, Identity? owner, DateTimeOffset updatedAt)
     {
         Module module;
         try
@@ -62,7 +62,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
         try
         {
-            return new LoadedModule(engine, module, logs, database, sha256, updatedAt);
+            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt);
         }
         catch (WasmtimeException e)
         {

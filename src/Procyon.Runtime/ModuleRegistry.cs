@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Procyon.Storage;
 using Procyon.Storage.Tables;
@@ -7,14 +6,15 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-/// <param name="Created">The database name was new.</param>
-/// <param name="TablesCreated">Its tables were created from nothing: time for the init reducer.</param>
-public sealed record PublishOutcome(bool Created, bool TablesCreated);
-
-public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, DatabaseSchemas schemas, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
+public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _publishing = new(1, 1);
+
+    /// <summary>
+    /// Orders changes here: a publish's or delete's commit together with its swap, and a refresh's
+    /// read of the catalog together with what it does, so an older state never replaces a newer one.
+    /// </summary>
+    private readonly SemaphoreSlim _changing = new(1, 1);
 
     public LoadedModule? Find(string database) => _modules.GetValueOrDefault(database);
 
@@ -34,50 +34,28 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
     }
 
     /// <summary>
-    /// Publishes or replaces a module and creates its new tables. Changed or removed tables are
-    /// refused (<see cref="SchemaConflictException"/>) unless <paramref name="clear"/> drops the old data.
+    /// Commits a publish (<paramref name="replacement"/> is the new module) or a delete (null) and
+    /// makes it take effect here at once. Other replicas follow through the change notification.
     /// </summary>
-    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, CancellationToken cancellationToken)
+    internal async Task CommitAsync(DatabaseTransaction transaction, string database, LoadedModule? replacement)
     {
-        await RequireOwnerAsync(database, owner, cancellationToken);
-        var prepared = await preparer.PrepareAsync(wasm, cancellationToken);
-        var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
-        await _publishing.WaitAsync(cancellationToken);
+        // Not cancellable: once the commit is sent, this server must act on its outcome.
+        await _changing.WaitAsync(CancellationToken.None);
         try
         {
-            var loaded = preparer.Load(database, prepared, sha256, DateTimeOffset.UtcNow);
-            var tablesCreated = await schemas.EnsureAsync(database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
-            var created = await store.SaveAsync(new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt), owner.ToString(), cancellationToken);
-            Swap(loaded);
-            await store.NotifyChangedAsync(database, cancellationToken);
-            LogPublished(database, sha256, loaded.Description.Functions.Count);
-            return new PublishOutcome(created, tablesCreated);
-        }
-        finally
-        {
-            _publishing.Release();
-        }
-    }
-
-    public async Task<bool> DeleteAsync(string database, Identity caller, CancellationToken cancellationToken)
-    {
-        await RequireOwnerAsync(database, caller, cancellationToken);
-        await _publishing.WaitAsync(cancellationToken);
-        try
-        {
-            var deleted = await store.DeleteAsync(database, cancellationToken);
-            await schemas.DropAsync(database, cancellationToken);
-            if (_modules.TryRemove(database, out var old))
+            await transaction.CommitAsync(CancellationToken.None);
+            if (replacement is null)
             {
-                old.Retire();
+                Remove(database);
             }
-            logs.Clear(database);
-            await store.NotifyChangedAsync(database, cancellationToken);
-            return deleted;
+            else
+            {
+                Swap(replacement);
+            }
         }
         finally
         {
-            _publishing.Release();
+            _changing.Release();
         }
     }
 
@@ -87,16 +65,14 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
     /// </summary>
     public async Task RefreshAsync(string database, CancellationToken cancellationToken)
     {
-        await _publishing.WaitAsync(cancellationToken);
+        await _changing.WaitAsync(cancellationToken);
         try
         {
             var stored = await store.LoadAsync(database, cancellationToken);
             if (stored is null)
             {
-                if (_modules.TryRemove(database, out var old))
+                if (Remove(database))
                 {
-                    old.Retire();
-                    Changed?.Invoke();
                     LogRefreshed(database, "deleted");
                 }
                 return;
@@ -108,7 +84,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         }
         finally
         {
-            _publishing.Release();
+            _changing.Release();
         }
     }
 
@@ -120,16 +96,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             module.Retire();
         }
         _modules.Clear();
-        _publishing.Dispose();
-    }
-
-    /// <summary>The first identity to publish a database owns it; nobody else may replace or delete it.</summary>
-    private async Task RequireOwnerAsync(string database, Identity caller, CancellationToken cancellationToken)
-    {
-        if (await store.OwnerAsync(database, cancellationToken) is { } owner && owner != caller.ToString())
-        {
-            throw new NotOwnerException(database);
-        }
+        _changing.Dispose();
     }
 
     /// <summary>Runs a module from the catalog; one that no longer loads is logged and skipped.</summary>
@@ -137,7 +104,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
     {
         try
         {
-            Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.UpdatedAt));
+            Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.Owner is null ? null : Identity.Parse(stored.Owner), stored.UpdatedAt));
             return true;
         }
         catch (ModuleRejectedException e)
@@ -159,8 +126,18 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         Changed?.Invoke();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Published database {Database} (wasm sha256 {Sha256}, {Functions} functions)")]
-    private partial void LogPublished(string database, string sha256, int functions);
+    /// <summary>Drops a deleted database here: its module and its log lines.</summary>
+    private bool Remove(string database)
+    {
+        logs.Clear(database);
+        if (!_modules.TryRemove(database, out var old))
+        {
+            return false;
+        }
+        old.Retire();
+        Changed?.Invoke();
+        return true;
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Database {Database} changed on another replica: {Change}")]
     private partial void LogRefreshed(string database, string change);

@@ -49,3 +49,11 @@ public sealed partial class ModuleSync(ModuleStore store, ModuleRegistry registr
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the module change notifications; listening again shortly")]
     private partial void LogDisconnected(Exception exception);
 }
+
+/// <summary>Loads the published modules from Postgres before the server takes requests.</summary>
+internal sealed class ModuleLoader(ModuleRegistry registry) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => registry.LoadAllAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

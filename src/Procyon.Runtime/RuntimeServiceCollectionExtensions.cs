@@ -15,6 +15,9 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<CallDispatcher>();
+        services.AddSingleton<ModulePublisher>();
+        // First, so the published modules are loaded before the server takes requests.
+        services.AddHostedService<ModuleLoader>();
         services.AddHostedService<ModuleSync>();
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
         services.AddHostedService<Scheduling.Scheduler>();

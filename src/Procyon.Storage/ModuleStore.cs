@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Npgsql;
+using Procyon.Storage.Tables;
 
 namespace Procyon.Storage;
 
@@ -40,19 +41,21 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         );
         """;
 
-    private const string UpsertSql = """
+    private const string ClaimSql = """
         INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)
         VALUES (@name, @wasm, @prepared, @sha256, @owner)
-        ON CONFLICT (name) DO UPDATE
-        SET wasm = excluded.wasm, prepared = excluded.prepared, sha256 = excluded.sha256, updated_at = now(),
-            owner = coalesce(procyon.databases.owner, excluded.owner)
-        WHERE procyon.databases.owner IS NULL OR procyon.databases.owner = excluded.owner
-        RETURNING updated_at, (xmax = 0) AS created
+        ON CONFLICT (name) DO NOTHING
+        RETURNING true
         """;
 
-    private const string OwnerSql = "SELECT owner FROM procyon.databases WHERE name = @name";
+    /// <summary>Locks the row until the transaction ends, so publishes and deletes of one database take turns on every replica.</summary>
+    private const string LockOwnerSql = "SELECT owner FROM procyon.databases WHERE name = @name FOR UPDATE";
 
-    private const string SelectOneSql = "SELECT name, wasm, prepared, sha256, updated_at FROM procyon.databases WHERE name = @name";
+    private const string ReplaceSql = "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, sha256 = @sha256, updated_at = now() WHERE name = @name";
+
+    private const string ClaimableSql = "SELECT owner IS NOT DISTINCT FROM @owner FROM procyon.databases WHERE name = @name";
+
+    private const string SelectOneSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases WHERE name = @name";
 
     private const string NotifySql = "SELECT pg_notify('" + ChangesChannel + "', @name)";
 
@@ -64,7 +67,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         SELECT value FROM procyon.settings WHERE key = @key;
         """;
 
-    private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at FROM procyon.databases ORDER BY name";
+    private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases ORDER BY name";
 
     private const string DeleteSql = "DELETE FROM procyon.databases WHERE name = @name";
 
@@ -81,19 +84,73 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Inserts or replaces a module; returns true when the name was new. Throws
-    /// <see cref="NotOwnerException"/> when the name belongs to another owner.
+    /// In a publish's transaction: claims the name for <paramref name="owner"/> (returns true), or
+    /// locks the existing row and replaces its module when <paramref name="owner"/> owns it.
+    /// Throws <see cref="NotOwnerException"/> otherwise, also for a database without an owner.
+    /// Two first publishers of a name meet at its primary key: the second waits for the first
+    /// to commit and is then refused (or claims the name if the first rolled back).
     /// </summary>
-    public async Task<bool> SaveAsync(StoredModule module, string owner, CancellationToken cancellationToken)
+    public async Task<bool> SaveAsync(DatabaseTransaction transaction, StoredModule module, string owner, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(UpsertSql);
-        command.Parameters.AddWithValue("name", module.Name);
-        command.Parameters.AddWithValue("wasm", module.Wasm);
-        command.Parameters.AddWithValue("prepared", module.Prepared);
-        command.Parameters.AddWithValue("sha256", module.Sha256);
-        command.Parameters.AddWithValue("owner", owner);
+        (string, object)[] parameters = [("name", module.Name), ("wasm", module.Wasm), ("prepared", module.Prepared), ("sha256", module.Sha256), ("owner", owner)];
+        while (true)
+        {
+            await using (var claim = transaction.CreateCommand(ClaimSql, parameters))
+            {
+                if (await claim.ExecuteScalarAsync(cancellationToken) is true)
+                {
+                    return true;
+                }
+            }
+            if (await LockOwnerAsync(transaction, module.Name, owner, cancellationToken))
+            {
+                await transaction.ExecuteAsync(ReplaceSql, cancellationToken, parameters);
+                return false;
+            }
+            // The row went away (a delete committed) between the claim and the lock: claim again.
+        }
+    }
+
+    /// <summary>
+    /// In a delete's transaction: locks the catalog row and deletes it when <paramref name="caller"/>
+    /// owns it; false when there is no such database. Throws <see cref="NotOwnerException"/> otherwise.
+    /// </summary>
+    public async Task<bool> DeleteAsync(DatabaseTransaction transaction, string name, string caller, CancellationToken cancellationToken)
+    {
+        if (!await LockOwnerAsync(transaction, name, caller, cancellationToken))
+        {
+            return false;
+        }
+        await transaction.ExecuteAsync(DeleteSql, cancellationToken, ("name", name));
+        return true;
+    }
+
+    /// <summary>Locks the row of <paramref name="name"/>: false when there is none; throws unless <paramref name="caller"/> owns it.</summary>
+    private static async Task<bool> LockOwnerAsync(DatabaseTransaction transaction, string name, string caller, CancellationToken cancellationToken)
+    {
+        await using var command = transaction.CreateCommand(LockOwnerSql, ("name", name));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? reader.GetBoolean(1) : throw new NotOwnerException(module.Name);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return false;
+        }
+        if (reader.IsDBNull(0) || reader.GetString(0) != caller)
+        {
+            throw new NotOwnerException(name);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="caller"/> may publish <paramref name="name"/>: it is free or theirs.
+    /// A cheap look before the expensive rewrite; the publish's transaction decides.
+    /// </summary>
+    public async Task<bool> IsClaimableByAsync(string name, string caller, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ClaimableSql);
+        command.Parameters.AddWithValue("name", name);
+        command.Parameters.AddWithValue("owner", caller);
+        return await command.ExecuteScalarAsync(cancellationToken) is not false;
     }
 
     /// <summary>One published module, or null.</summary>
@@ -105,13 +162,9 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
-    /// <summary>Tells every replica (through LISTEN/NOTIFY) that this database changed.</summary>
-    public async Task NotifyChangedAsync(string name, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(NotifySql);
-        command.Parameters.AddWithValue("name", name);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    /// <summary>Tells every replica (through LISTEN/NOTIFY) that this database changed, when the transaction commits.</summary>
+    public static Task NotifyChangedAsync(DatabaseTransaction transaction, string name, CancellationToken cancellationToken) =>
+        transaction.ExecuteAsync(NotifySql, cancellationToken, ("name", name));
 
     /// <summary>A connection listening on <see cref="ChangesChannel"/>; wait on it with <c>WaitAsync</c>.</summary>
     public async Task<NpgsqlConnection> ListenAsync(NotificationEventHandler onChange, CancellationToken cancellationToken)
@@ -121,14 +174,6 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         await using var command = new NpgsqlCommand($"LISTEN {ChangesChannel}", connection);
         await command.ExecuteNonQueryAsync(cancellationToken);
         return connection;
-    }
-
-    /// <summary>The identity (hex) that owns a database, or null when there is no such database.</summary>
-    public async Task<string?> OwnerAsync(string name, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(OwnerSql);
-        command.Parameters.AddWithValue("name", name);
-        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
     /// <summary>A server-wide setting, created with <paramref name="create"/>'s value by whichever replica asks first.</summary>
@@ -155,15 +200,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         reader.GetFieldValue<byte[]>(1),
         reader.GetFieldValue<byte[]>(2),
         reader.GetString(3),
-        reader.GetFieldValue<DateTimeOffset>(4));
-
-    /// <summary>Returns false when there was no such module.</summary>
-    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(DeleteSql);
-        command.Parameters.AddWithValue("name", name);
-        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
-    }
+        reader.GetFieldValue<DateTimeOffset>(4),
+        reader.IsDBNull(5) ? null : reader.GetString(5));
 
     /// <summary>A cheap round trip, for readiness checks.</summary>
     public async Task PingAsync(CancellationToken cancellationToken)

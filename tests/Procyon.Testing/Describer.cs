@@ -19,6 +19,6 @@ public static class Describer
             Options,
             NullLogger<ModulePreparer>.Instance);
         var prepared = await preparer.PrepareAsync(await File.ReadAllBytesAsync(Modules.PathOf(module)), CancellationToken.None);
-        return preparer.Load(module, prepared, "", DateTimeOffset.UtcNow);
+        return preparer.Load(module, prepared, "", owner: null, DateTimeOffset.UtcNow);
     }
 }

@@ -12,22 +12,23 @@ public abstract class ServerHandle(Uri address) : IAsyncDisposable
 
     public HttpClient Http { get; } = new() { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
 
-    public async Task<HttpResponseMessage> PublishAsync(string database, string module) =>
-        await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)));
+    /// <param name="token">The publisher's token; by default the identity that publishes everything this test server publishes.</param>
+    public async Task<HttpResponseMessage> PublishAsync(string database, string module, string? token = null) =>
+        await PublishBytesAsync(database, await File.ReadAllBytesAsync(Modules.PathOf(module)), token: token);
 
     /// <param name="query">Appended to the URL, e.g. <c>?clear=true</c>.</param>
-    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm, string query = "")
+    public async Task<HttpResponseMessage> PublishBytesAsync(string database, byte[] wasm, string query = "", string? token = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{database}{query}") { Content = new ByteArrayContent(wasm) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/wasm");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token ?? await OwnerTokenAsync());
         return await Http.SendAsync(request);
     }
 
-    public async Task<HttpResponseMessage> DeleteAsync(string database)
+    public async Task<HttpResponseMessage> DeleteAsync(string database, string? token = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/databases/{database}");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await OwnerTokenAsync());
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token ?? await OwnerTokenAsync());
         return await Http.SendAsync(request);
     }
 

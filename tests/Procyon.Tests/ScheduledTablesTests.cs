@@ -119,13 +119,7 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
 
     private Task<long> CountAsync(string sql) => CountAsync(_fixture.Database, sql);
 
-    internal static async Task<long> CountAsync(TestDatabase database, string sql)
-    {
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    internal static Task<long> CountAsync(TestDatabase database, string sql) => database.ScalarAsync<long>(sql);
 
     internal static async Task EventuallyAsync(Func<Task<bool>> condition)
     {

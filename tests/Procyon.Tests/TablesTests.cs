@@ -218,18 +218,5 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
     private async Task<long> CounterAsync() =>
         long.Parse(await (await Server.CallAsync("ledger", "counter_value", "")).Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Reads Postgres directly, as psql would: each row as its columns joined by '|'.</summary>
-    private async Task<List<string>> QueryAsync(string sql)
-    {
-        await using var connection = new NpgsqlConnection(_fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(string.Join("|", Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
-        }
-        return rows;
-    }
+    private Task<List<string>> QueryAsync(string sql) => _fixture.Database.QueryAsync(sql);
 }

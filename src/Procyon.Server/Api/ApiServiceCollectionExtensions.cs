@@ -11,7 +11,6 @@ internal static class ApiServiceCollectionExtensions
         services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section);
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
-        services.AddHostedService<ModuleLoader>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(swagger =>
@@ -29,14 +28,6 @@ internal static class ApiServiceCollectionExtensions
         app.MapHealthChecks("/healthz");
         return app;
     }
-}
-
-/// <summary>Loads the published modules from Postgres before the server takes requests.</summary>
-internal sealed class ModuleLoader(ModuleRegistry registry) : IHostedService
-{
-    public Task StartAsync(CancellationToken cancellationToken) => registry.LoadAllAsync(cancellationToken);
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 internal sealed class PostgresHealthCheck(ModuleStore store) : IHealthCheck

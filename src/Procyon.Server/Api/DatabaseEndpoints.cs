@@ -27,14 +27,15 @@ internal static class DatabaseEndpoints
         databases.MapPut("", PublishAsync)
             .RequireAuthorization()
             .WithSummary("Publish or update a module")
-            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. When the tables were created from nothing, the init reducer runs and its result is in `init`.")
+            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. When the tables were created from nothing, the init reducer runs in the same transaction and its result is in `init`; if it fails, nothing is published (422).")
             .Produces<ModuleSchema>(StatusCodes.Status200OK)
             .Produces<ModuleSchema>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         databases.MapDelete("", DeleteAsync)
             .RequireAuthorization()
             .WithSummary("Delete a database and its module")
@@ -70,25 +71,18 @@ internal static class DatabaseEndpoints
         string db,
         [FromQuery] bool? clear,
         HttpRequest request,
-        ModuleRegistry registry,
-        CallDispatcher dispatcher,
+        ModulePublisher publisher,
         IOptions<RuntimeOptions> runtime,
-        IHostApplicationLifetime lifetime,
         CancellationToken cancellationToken)
     {
         var wasm = await RequestBody.ReadAsync(request, runtime.Value.MaxModuleBytes, cancellationToken);
-        var outcome = await registry.PublishAsync(db, wasm, Tokens.CallerOf(request.HttpContext.User), clear ?? false, cancellationToken);
-        var module = registry.Find(db)!;
-        var init = module.Description.Functions.FirstOrDefault(f => f.Kind == FunctionKind.InitReducer);
-        var initResult = outcome.TablesCreated && init is not null
-            ? await dispatcher.CallAsync(new CallRequest(db, init.Name, ReadOnlyMemory<byte>.Empty, Identity.Anonymous, CallOrigin.Init), lifetime.ApplicationStopping)
-            : null;
-        var schema = ModuleSchema.Of(module) with { Init = initResult };
+        var outcome = await publisher.PublishAsync(db, wasm, Tokens.CallerOf(request.HttpContext.User), clear ?? false, cancellationToken);
+        var schema = ModuleSchema.Of(outcome.Module) with { Init = outcome.Init };
         return outcome.Created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
     }
 
-    private static async Task<IResult> DeleteAsync(string db, HttpContext context, ModuleRegistry registry, CancellationToken cancellationToken) =>
-        await registry.DeleteAsync(db, Tokens.CallerOf(context.User), cancellationToken) ? TypedResults.NoContent() : UnknownDatabase(db);
+    private static async Task<IResult> DeleteAsync(string db, HttpContext context, ModulePublisher publisher, CancellationToken cancellationToken) =>
+        await publisher.DeleteAsync(db, Tokens.CallerOf(context.User), cancellationToken) ? TypedResults.NoContent() : UnknownDatabase(db);
 
     private static IResult GetSchema(string db, ModuleRegistry registry) =>
         registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);

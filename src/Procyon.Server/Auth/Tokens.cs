@@ -48,7 +48,7 @@ public sealed class Tokens(ModuleStore store, IOptions<AuthOptions> options)
     /// <summary>The caller's identity: the token's subject, or the anonymous identity.</summary>
     public static Identity CallerOf(ClaimsPrincipal user) =>
         user.FindFirst(JwtRegisteredClaimNames.Sub)?.Value is { Length: Identity.Length * 2 } hex
-            ? new Identity(Convert.FromHexString(hex))
+            ? Identity.Parse(hex)
             : Identity.Anonymous;
 
     internal void Configure(JwtBearerOptions bearer)

@@ -16,7 +16,6 @@ public sealed class SchemaConflictException(IReadOnlyList<string> differences)
 /// </summary>
 public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
 {
-    private const string LockSql = "SELECT pg_advisory_xact_lock(hashtext('procyon.schema:' || @db))";
     private const string DefinitionsSql = "SELECT name, definition FROM procyon.tables WHERE db = @db";
     private const string ForgetSql = "DELETE FROM procyon.tables WHERE db = @db";
     private const string RememberSql = "INSERT INTO procyon.tables (db, name, definition) VALUES (@db, @name, @definition)";
@@ -31,15 +30,11 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
     /// <paramref name="clear"/>, which drops the old data. Returns true when the database's
     /// tables were created from nothing (so its init reducer should run).
     /// </summary>
-    public async Task<bool> EnsureAsync(string database, IReadOnlyList<TableSchema> tables, Typespace typespace, bool clear, CancellationToken cancellationToken)
+    public async Task<bool> EnsureAsync(DatabaseTransaction transaction, string database, IReadOnlyList<TableSchema> tables, Typespace typespace, bool clear, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, LockSql, cancellationToken, ("db", database));
         var existing = new Dictionary<string, string>(StringComparer.Ordinal);
-        await using (var command = new NpgsqlCommand(DefinitionsSql, connection, transaction))
+        await using (var command = transaction.CreateCommand(DefinitionsSql, ("db", database)))
         {
-            command.Parameters.AddWithValue("db", database);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -49,7 +44,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         var fresh = existing.Count == 0;
         if (clear && !fresh)
         {
-            await DropAsync(connection, transaction, database, cancellationToken);
+            await DropAsync(transaction, database, cancellationToken);
             existing.Clear();
             fresh = true;
         }
@@ -64,7 +59,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         // Hex only, so it can sit in the DDL literal; the role logs in as itself, so a query
         // cannot SET ROLE back to the server's own (privileged) role.
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
-        await ExecuteAsync(connection, transaction, $"""
+        await transaction.ExecuteAsync($"""
             CREATE SCHEMA IF NOT EXISTS {schema};
             DO $$ BEGIN
                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
@@ -76,31 +71,21 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             -- The server may end the role's sessions (DROP DATABASE … WITH (FORCE) needs that); not the reverse.
             GRANT {role} TO CURRENT_USER;
             """, cancellationToken);
-        await ExecuteAsync(connection, transaction, ReaderSql, cancellationToken, ("db", database), ("password", password));
+        await transaction.ExecuteAsync(ReaderSql, cancellationToken, ("db", database), ("password", password));
         foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
         {
-            await ExecuteAsync(connection, transaction, table.CreateSql(), cancellationToken);
-            await ExecuteAsync(connection, transaction, RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
+            await transaction.ExecuteAsync(table.CreateSql(), cancellationToken);
+            await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
         }
-        await ExecuteAsync(connection, transaction, $"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}", cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await transaction.ExecuteAsync($"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}", cancellationToken);
         return fresh && tables.Count > 0;
     }
 
-    /// <summary>Drops the database's schema, its tables and its role.</summary>
-    public async Task DropAsync(string database, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, LockSql, cancellationToken, ("db", database));
-        await DropAsync(connection, transaction, database, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-    }
-
-    private async Task DropAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string database, CancellationToken cancellationToken)
+    /// <summary>Drops the database's schema, its tables and its role, in a delete's (or a clearing publish's) transaction.</summary>
+    public async Task DropAsync(DatabaseTransaction transaction, string database, CancellationToken cancellationToken)
     {
         var roleName = Sql.ReaderRoleOf(dataSource, database);
-        await ExecuteAsync(connection, transaction, $"""
+        await transaction.ExecuteAsync($"""
             DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE;
             DO $$ BEGIN
                 IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
@@ -108,8 +93,8 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
                 END IF;
             END $$;
             """, cancellationToken);
-        await ExecuteAsync(connection, transaction, ForgetSql, cancellationToken, ("db", database));
-        await ExecuteAsync(connection, transaction, ForgetReaderSql, cancellationToken, ("db", database));
+        await transaction.ExecuteAsync(ForgetSql, cancellationToken, ("db", database));
+        await transaction.ExecuteAsync(ForgetReaderSql, cancellationToken, ("db", database));
     }
 
     private static List<string> Differences(Dictionary<string, string> existing, IReadOnlyList<TableSchema> tables, Typespace typespace)
@@ -128,15 +113,5 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             }
         }
         return differences;
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value);
-        }
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }

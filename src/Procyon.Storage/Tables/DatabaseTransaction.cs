@@ -30,13 +30,25 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         _onDispose = onDispose;
     }
 
+    /// <summary>A serializable transaction for a call: a reducer, a procedure's <c>with_tx</c> or a batch of scheduled rows.</summary>
     /// <param name="onDispose">Runs once the connection is back in the pool.</param>
-    public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, CancellationToken cancellationToken)
+    public static Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, CancellationToken cancellationToken) =>
+        BeginAsync(dataSource, IsolationLevel.Serializable, onDispose, cancellationToken);
+
+    /// <summary>
+    /// The transaction of a publish or delete: the catalog row, the schema's DDL and the init
+    /// reducer. Read committed, so that waiting on another publisher's row lock ends in seeing
+    /// its outcome rather than in a serialization failure.
+    /// </summary>
+    public static Task<DatabaseTransaction> BeginCatalogAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken) =>
+        BeginAsync(dataSource, IsolationLevel.ReadCommitted, () => { }, cancellationToken);
+
+    private static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, IsolationLevel isolation, Action onDispose, CancellationToken cancellationToken)
     {
         var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
-            return new DatabaseTransaction(connection, await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken), onDispose);
+            return new DatabaseTransaction(connection, await connection.BeginTransactionAsync(isolation, cancellationToken), onDispose);
         }
         catch
         {
@@ -191,7 +203,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var next = fromDue
             ? $"mine.due + (floor(extract(epoch FROM clock_timestamp() - mine.due) / {Seconds}) + 1) * {Seconds} * interval '1 second'"
             : $"clock_timestamp() + {Seconds} * interval '1 second'";
-        await using var command = new NpgsqlCommand(
+        await using var command = CreateCommand(
             $"""
             WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due) AS m(id, leased, due)),
             gone AS (
@@ -204,11 +216,9 @@ public sealed class DatabaseTransaction : IAsyncDisposable
                 RETURNING t."scheduled_id")
             SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
             """,
-            _connection,
-            _transaction);
-        command.Parameters.AddWithValue("ids", claimed.Select(c => c.ScheduledId).ToArray());
-        command.Parameters.AddWithValue("leased", claimed.Select(c => c.LeasedUntil).ToArray());
-        command.Parameters.AddWithValue("due", claimed.Select(c => c.Due).ToArray());
+            ("ids", claimed.Select(c => c.ScheduledId).ToArray()),
+            ("leased", claimed.Select(c => c.LeasedUntil).ToArray()),
+            ("due", claimed.Select(c => c.Due).ToArray()));
         return await Translate(async () =>
         {
             var finished = new HashSet<long>();
@@ -248,6 +258,24 @@ public sealed class DatabaseTransaction : IAsyncDisposable
             values[i] = columns[i].Storage.ReadParameter(ref reader);
         }
         return reader.Remaining == 0 ? values : throw new InvalidDataException($"{reader.Remaining} bytes left over after the row");
+    }
+
+    /// <summary>Runs catalog or DDL statements of the host's own in this transaction.</summary>
+    internal async Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = CreateCommand(sql, parameters);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>A command of the host's own in this transaction, with named parameters.</summary>
+    internal NpgsqlCommand CreateCommand(string sql, params (string Name, object Value)[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, _connection, _transaction);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return command;
     }
 
     private NpgsqlCommand Command(string sql, IEnumerable<(TableColumn Column, object Value)> parameters)
