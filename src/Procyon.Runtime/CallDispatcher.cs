@@ -35,8 +35,10 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     {
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
-        var (failure, value, error) = await RunAsync(request, UnixTime.ToMicros(startedAt), cancellationToken);
-        return Complete(request, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        var module = registry.Find(request.Database);
+        var function = module?.Description.Find(request.Function);
+        var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), cancellationToken);
+        return Complete(request, ResultAudience.Of(module, function, request.Caller), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
     /// <summary>
@@ -154,7 +156,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     {
         var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
         var (failure, value, error) = Finish(scheduled.Module, scheduled.Function, run.Outcome);
-        Complete(request, run.StartedAt, run.Duration, failure, value, error);
+        Complete(request, ResultAudience.Of(scheduled.Module, scheduled.Function, scheduled.Caller), run.StartedAt, run.Duration, failure, value, error);
     }
 
     /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
@@ -178,8 +180,12 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
         var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), context);
         var (failure, value, error) = Finish(module, init, outcome);
-        return Result(request, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
+
+    /// <summary>The result of a call refused before it ran (so nobody else hears of it).</summary>
+    public static CallResult Refuse(CallRequest request, CallFailure failure, string error) =>
+        Result(request, ResultAudience.Nobody, DateTimeOffset.UtcNow, TimeSpan.Zero, failure, null, error);
 
     /// <summary>Sends a result to every sink (the hub's subscribers).</summary>
     internal void Announce(CallResult result)
@@ -190,14 +196,14 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         }
     }
 
-    private CallResult Complete(CallRequest request, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
+    private CallResult Complete(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
     {
-        var result = Result(request, startedAt, duration, failure, value, error);
+        var result = Result(request, audience, startedAt, duration, failure, value, error);
         Announce(result);
         return result;
     }
 
-    private static CallResult Result(CallRequest request, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error) =>
+    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error) =>
         new()
         {
             RequestId = request.RequestId,
@@ -217,15 +223,21 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             DurationMicros = (long)duration.TotalMicroseconds,
             Caller = request.Caller.ToString(),
             Failure = failure,
+            Audience = audience,
         };
 
-    private async Task<(CallFailure Failure, JsonElement? Value, string? Error)> RunAsync(CallRequest request, long timestampMicros, CancellationToken cancellationToken)
+    private async Task<(CallFailure Failure, JsonElement? Value, string? Error)> RunAsync(
+        CallRequest request,
+        LoadedModule? module,
+        FunctionDescription? function,
+        long timestampMicros,
+        CancellationToken cancellationToken)
     {
-        if (registry.Find(request.Database) is not { } module)
+        if (module is null)
         {
             return (CallFailure.UnknownDatabase, null, $"no database named '{request.Database}' is published");
         }
-        if (module.Description.Find(request.Function) is not { } function)
+        if (function is null)
         {
             return (CallFailure.UnknownFunction, null, $"database '{request.Database}' has no function named '{request.Function}'");
         }

@@ -7,6 +7,9 @@ namespace Procyon.Runtime;
 public enum CallFailure
 {
     None,
+
+    /// <summary>A call without a token, on a server that allows none.</summary>
+    TokenRequired,
     UnknownDatabase,
     UnknownFunction,
     BadArguments,
@@ -73,4 +76,31 @@ public sealed record CallResult
 
     [JsonIgnore]
     public CallFailure Failure { get; init; }
+
+    /// <summary>Who may see this result besides the one it answers.</summary>
+    [JsonIgnore]
+    public ResultAudience Audience { get; init; } = ResultAudience.Nobody;
+}
+
+/// <summary>
+/// Who receives a result through subscriptions: everyone for a public function; otherwise the
+/// identity that made the call (not the anonymous one, which everybody shares) and the
+/// database's owner. Identities in hex.
+/// </summary>
+public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identities)
+{
+    public static ResultAudience Nobody { get; } = new(false, []);
+
+    public static ResultAudience Of(LoadedModule? module, FunctionDescription? function, Identity caller)
+    {
+        if (function is { IsPublic: true })
+        {
+            return new(true, []);
+        }
+        IEnumerable<Identity?> identities = [caller == Identity.Anonymous ? null : caller, module?.Owner];
+        return new(false, identities.OfType<Identity>().Select(i => i.ToString()).Distinct().ToList());
+    }
+
+    /// <param name="viewer">The subscriber's identity; null when it has no token.</param>
+    public bool Includes(string? viewer) => Everyone || (viewer is not null && Identities.Contains(viewer));
 }

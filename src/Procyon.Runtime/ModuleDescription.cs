@@ -17,8 +17,9 @@ public sealed record TableDescription(string Name, AlgebraicType RowType, bool I
 
 /// <summary>One exported function as the module describes it.</summary>
 /// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
+/// <param name="IsPublic">Its results reach every subscriber, not only the caller and the owner.</param>
 /// <param name="Parameters">A product type whose fields are the parameters in order.</param>
-public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, AlgebraicType Parameters, AlgebraicType ReturnType);
+public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, bool IsPublic, AlgebraicType Parameters, AlgebraicType ReturnType);
 
 /// <summary>Everything the host knows about a module: its types and functions.</summary>
 public sealed class ModuleDescription
@@ -66,12 +67,17 @@ public sealed class ModuleDescription
             {
                 throw new InvalidDataException($"function '{name}' has unknown kind {kind}");
             }
+            var flags = reader.ReadU8();
+            if ((flags & ~ModuleAbi.FunctionPublic) != 0)
+            {
+                throw new InvalidDataException($"function '{name}' has unknown flags {flags}");
+            }
             var parameters = AlgebraicTypeReader.Read(ref reader);
             if (parameters.Kind != TypeKind.Product)
             {
                 throw new InvalidDataException($"function '{name}' describes its parameters as {parameters.Kind}, not a product");
             }
-            functions[id] = new FunctionDescription(id, name, (FunctionKind)kind, parameters, AlgebraicTypeReader.Read(ref reader));
+            functions[id] = new FunctionDescription(id, name, (FunctionKind)kind, (flags & ModuleAbi.FunctionPublic) != 0, parameters, AlgebraicTypeReader.Read(ref reader));
         }
         var tables = new TableDescription[reader.Remaining == 0 ? 0 : reader.ReadLength()];
         for (var i = 0; i < tables.Length; i++)

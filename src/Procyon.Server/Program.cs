@@ -40,8 +40,7 @@ public static class Program
         app.UseDefaultFiles();
         app.UseStaticFiles();
         app.UseProcyonSwagger();
-        app.UseAuthentication();
-        app.UseAuthorization();
+        app.UseProcyonAuth();
         app.MapProcyonIdentity();
         app.MapProcyonApi();
         app.MapHub<ProcyonHub>(ProcyonHub.Path);

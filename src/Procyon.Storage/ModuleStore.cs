@@ -39,6 +39,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             db          text PRIMARY KEY,
             password    text NOT NULL
         );
+        ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
         """;
 
     private const string ClaimSql = """

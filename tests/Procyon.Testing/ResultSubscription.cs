@@ -17,12 +17,17 @@ public sealed class ResultSubscription : IAsyncDisposable
 
     public HubConnection Hub { get; }
 
-    public static async Task<ResultSubscription> StartAsync(TestServer server, string database, string? function)
+    /// <param name="token">The subscriber's identity; none subscribes anonymously (and sees only public functions' results).</param>
+    public static async Task<ResultSubscription> StartAsync(ServerHandle server, string database, string? function, string? token = null)
     {
-        var subscription = new ResultSubscription(await server.ConnectHubAsync());
+        var subscription = new ResultSubscription(await server.ConnectHubAsync(token));
         await subscription.Hub.InvokeAsync("Subscribe", database, function);
         return subscription;
     }
+
+    /// <summary>Subscribes as the owner of what <paramref name="server"/> published: it sees every result.</summary>
+    public static async Task<ResultSubscription> StartAsOwnerAsync(ServerHandle server, string database, string? function) =>
+        await StartAsync(server, database, function, await server.OwnerTokenAsync());
 
     /// <summary>The next result of <paramref name="function"/>, skipping others; fails after 10 s.</summary>
     public async Task<JsonElement> NextAsync(string function)

@@ -41,8 +41,19 @@ public abstract class ServerHandle(Uri address) : IAsyncDisposable
         return (body.RootElement.GetProperty("identity").GetString()!, body.RootElement.GetProperty("token").GetString()!);
     }
 
-    /// <summary>The token of the identity that publishes everything this test server publishes.</summary>
-    private async Task<string> OwnerTokenAsync() => _ownerToken ??= (await NewIdentityAsync()).Token;
+    /// <summary>The token of the identity that publishes (and so owns) everything this test server publishes.</summary>
+    public async Task<string> OwnerTokenAsync() => _ownerToken ??= (await NewIdentityAsync()).Token;
+
+    /// <summary>A database's last 1,000 log lines, read with the owner's token.</summary>
+    /// <param name="token">The owner's token when another handle published the database.</param>
+    public async Task<string> LogsAsync(string database, string? token = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/databases/{database}/logs?limit=1000");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token ?? await OwnerTokenAsync());
+        using var response = await Http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadAsStringAsync();
+    }
 
     public async Task<HttpResponseMessage> CallAsync(string database, string function, string json)
     {
@@ -50,9 +61,23 @@ public abstract class ServerHandle(Uri address) : IAsyncDisposable
         return await Http.PostAsync($"/v1/databases/{database}/call/{function}", content);
     }
 
-    public async Task<HubConnection> ConnectHubAsync()
+    /// <param name="token">The identity to connect as; none connects anonymously.</param>
+    /// <summary><c>POST /v1/databases/{db}/sql</c>, with a token or none.</summary>
+    public async Task<HttpResponseMessage> SqlAsync(string database, string sql, string? token = null)
     {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(Address, "/hubs/procyon")).Build();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/databases/{database}/sql") { Content = new StringContent(sql) };
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        return await Http.SendAsync(request);
+    }
+
+    public async Task<HubConnection> ConnectHubAsync(string? token = null)
+    {
+        var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(Address, "/hubs/procyon"), options => options.AccessTokenProvider = () => Task.FromResult(token))
+            .Build();
         await hub.StartAsync();
         return hub;
     }

@@ -67,11 +67,11 @@ public sealed class HubTests(ServerFixture fixture) : ServerTest(fixture)
     {
         await using var hub = await Server.ConnectHubAsync();
         var results = Collect(hub);
-        await hub.InvokeAsync("Subscribe", "faulty", null);
-        await hub.InvokeAsync("Unsubscribe", "faulty", null);
+        await hub.InvokeAsync("Subscribe", "example", null);
+        await hub.InvokeAsync("Unsubscribe", "example", null);
         await hub.InvokeAsync("Subscribe", "example", "greet");
 
-        await Server.CallAsync("faulty", "add", "[1,1]");
+        await Server.CallAsync("example", "add", "[1,1]");
         await Server.CallAsync("example", "greet", """["Di", 1]""");
 
         Assert.Equal(["greet"], (await UntilAsync(results, "greet")).Select(r => r.GetProperty("fn").GetString()));
@@ -80,7 +80,7 @@ public sealed class HubTests(ServerFixture fixture) : ServerTest(fixture)
     [Fact]
     public async Task Failed_calls_are_pushed_with_status_error()
     {
-        await using var hub = await Server.ConnectHubAsync();
+        await using var hub = await Server.ConnectHubAsync(await Server.OwnerTokenAsync());
         var results = Collect(hub);
         await hub.InvokeAsync("Subscribe", "faulty", "panics");
 

@@ -98,7 +98,7 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     [Fact]
     public async Task A_failing_scheduled_reducer_is_reported_once_and_not_retried()
     {
-        await using var results = await ResultSubscription.StartAsync(Server, "ledger", "fail_doomed");
+        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", "fail_doomed");
 
         await Server.CallAsync("ledger", "schedule_doomed", "");
 
@@ -112,7 +112,7 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
 
     private static string CallerOfModule(string database) => Procyon.Runtime.CallDispatcher.ModuleIdentity(database).ToString();
 
-    private async Task<string> LogsAsync(string database) => await Server.Http.GetStringAsync($"/v1/databases/{database}/logs?limit=1000");
+    private Task<string> LogsAsync(string database) => Server.LogsAsync(database);
 
     private async Task<long> CounterAsync() =>
         long.Parse(await (await Server.CallAsync("ledger", "counter_value", "")).Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture);
@@ -139,9 +139,11 @@ public sealed class ScheduledRestartTests
     public async Task Rows_due_while_no_server_runs_fire_after_a_restart()
     {
         await using var database = await TestDatabase.CreateAsync();
+        string owner;
         await using (var first = await TestServer.StartAsync(database))
         {
             (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+            owner = await first.OwnerTokenAsync();
             Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode);
         }
         await Task.Delay(1700);
@@ -149,7 +151,7 @@ public sealed class ScheduledRestartTests
         await using var second = await TestServer.StartAsync(database);
 
         await ScheduledTablesTests.EventuallyAsync(async () =>
-            (await second.Http.GetStringAsync("/v1/databases/example/logs")).Contains("reminder: after the restart", StringComparison.Ordinal));
+            (await second.LogsAsync("example", owner)).Contains("reminder: after the restart", StringComparison.Ordinal));
     }
 }
 

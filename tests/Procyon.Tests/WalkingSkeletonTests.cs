@@ -19,7 +19,7 @@ public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : Server
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("null", await response.Content.ReadAsStringAsync());
-        var logs = await Server.Http.GetFromJsonAsync<JsonElement>("/v1/databases/example/logs");
+        var logs = JsonDocument.Parse(await Server.LogsAsync("example")).RootElement;
         var line = logs.EnumerateArray().Select(l => l.GetProperty("message").GetString()!).Last(m => m.StartsWith("Slept from", StringComparison.Ordinal));
         var match = SleptPattern().Match(line);
         Assert.True(match.Success, line);

@@ -46,18 +46,22 @@ internal static class DatabaseEndpoints
             .WithSummary("The module's functions and types")
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapGet("/logs", GetLogs)
-            .WithSummary("Recent log lines the module wrote on this server")
+            .WithSummary("Recent log lines the module wrote on this server (owner only)")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapPost("/sql", QueryAsync)
             .WithSummary("Read-only SQL over the database's tables")
-            .WithDescription("The body is one SQL statement. It runs as the database's own read-only role, with search_path set to its schema, a statement timeout and a row limit. Returns {columns, rows, truncated}.")
+            .WithDescription("The body is one SQL statement. With the owner's token it reads every table; otherwise only public tables, and a query touching a private table is a 403. It runs as a read-only role of the database's own, with search_path set to its schema, a statement timeout and a row limit. Returns {columns, rows, truncated}.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
             .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments.")
             .Produces<object>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
@@ -87,17 +91,20 @@ internal static class DatabaseEndpoints
     private static IResult GetSchema(string db, ModuleRegistry registry) =>
         registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);
 
-    private static IResult GetLogs(string db, ModuleRegistry registry, ModuleLogs logs, [FromQuery] int? limit) =>
-        registry.Find(db) is null ? UnknownDatabase(db) : TypedResults.Ok(logs.Recent(db, Math.Clamp(limit ?? 100, 1, 10_000)));
+    private static IResult GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, [FromQuery] int? limit) =>
+        registry.Find(db) is not { } module
+            ? UnknownDatabase(db)
+            : Ownership.Refusal(module, context.User, "logs") ?? TypedResults.Ok(logs.Recent(db, Math.Clamp(limit ?? 100, 1, 10_000)));
 
     private static async Task<IResult> QueryAsync(string db, HttpRequest request, ModuleRegistry registry, ReadOnlyQueries queries, IOptions<ApiOptions> options, CancellationToken cancellationToken)
     {
-        if (registry.Find(db) is null)
+        if (registry.Find(db) is not { } module)
         {
             return UnknownDatabase(db);
         }
         var sql = System.Text.Encoding.UTF8.GetString(await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken));
-        var rows = await queries.RunAsync(db, sql, options.Value.SqlRowLimit, options.Value.SqlTimeout, cancellationToken);
+        var reader = Ownership.IsOwner(module, request.HttpContext.User) ? SqlReader.Owner : SqlReader.Public;
+        var rows = await queries.RunAsync(db, reader, sql, options.Value.SqlRowLimit, options.Value.SqlTimeout, cancellationToken);
         return TypedResults.Bytes(rows, "application/json");
     }
 
@@ -111,14 +118,9 @@ internal static class DatabaseEndpoints
         IHostApplicationLifetime lifetime,
         CancellationToken cancellationToken)
     {
-        var authenticated = request.HttpContext.User.Identity?.IsAuthenticated == true;
-        if (!authenticated && request.Headers.Authorization.Count > 0)
+        if (AnonymousCalls.Refused(request.HttpContext.User, auth.Value))
         {
-            return TypedResults.Problem("the bearer token is invalid or expired", statusCode: StatusCodes.Status401Unauthorized, title: "Bad token");
-        }
-        if (!authenticated && !auth.Value.AllowAnonymousCalls)
-        {
-            return TypedResults.Problem("this server requires a token for calls: POST /v1/identity gives one", statusCode: StatusCodes.Status401Unauthorized, title: "Token required");
+            return ProblemMapping.Problem(CallFailure.TokenRequired, AnonymousCalls.Detail, db, fn);
         }
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
         var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http), lifetime.ApplicationStopping);

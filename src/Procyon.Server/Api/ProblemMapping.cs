@@ -9,6 +9,7 @@ internal static class ProblemMapping
 {
     public static (int Status, string Title) ForFailure(CallFailure failure) => failure switch
     {
+        CallFailure.TokenRequired => (StatusCodes.Status401Unauthorized, "Token required"),
         CallFailure.UnknownDatabase => (StatusCodes.Status404NotFound, "Unknown database"),
         CallFailure.UnknownFunction => (StatusCodes.Status404NotFound, "Unknown function"),
         CallFailure.BadArguments => (StatusCodes.Status400BadRequest, "Bad arguments"),
@@ -47,6 +48,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             InitReducerFailedException => (StatusCodes.Status422UnprocessableEntity, "The init reducer failed"),
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),
+            Storage.Tables.QueryForbiddenException => (StatusCodes.Status403Forbidden, "Private table"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
             Npgsql.NpgsqlException => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
             _ => (0, ""),

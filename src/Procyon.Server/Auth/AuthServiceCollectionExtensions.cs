@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
@@ -15,6 +16,27 @@ internal static class AuthServiceCollectionExtensions
         services.AddSingleton<IPostConfigureOptions<JwtBearerOptions>, BearerConfiguration>();
         services.AddAuthorization();
         return services;
+    }
+
+    /// <summary>
+    /// Authentication and authorization, with one rule between them: a token that does not
+    /// validate (bad signature, expired, garbage) is a 401 everywhere, the hub's negotiate
+    /// included, and never quietly taken as the anonymous identity.
+    /// </summary>
+    public static WebApplication UseProcyonAuth(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.Use(async (context, next) =>
+        {
+            if ((await context.AuthenticateAsync()).Failure is not null)
+            {
+                await TypedResults.Problem("the bearer token is invalid or expired", statusCode: StatusCodes.Status401Unauthorized, title: "Bad token").ExecuteAsync(context);
+                return;
+            }
+            await next(context);
+        });
+        app.UseAuthorization();
+        return app;
     }
 
     public static IEndpointRouteBuilder MapProcyonIdentity(this IEndpointRouteBuilder app)

@@ -51,6 +51,9 @@ public sealed class Tokens(ModuleStore store, IOptions<AuthOptions> options)
             ? Identity.Parse(hex)
             : Identity.Anonymous;
 
+    /// <summary>The caller's identity in hex, or null when it presented no token.</summary>
+    public static string? IdentityOf(ClaimsPrincipal user) => user.Identity?.IsAuthenticated == true ? CallerOf(user).ToString() : null;
+
     internal void Configure(JwtBearerOptions bearer)
     {
         bearer.MapInboundClaims = false;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
 using Procyon.Runtime;
 
 namespace Procyon.Server.Hub;
@@ -10,19 +11,23 @@ namespace Procyon.Server.Hub;
 /// covers all its functions; subscribing to one function of a database already subscribed
 /// changes nothing, so no result arrives twice.
 /// </summary>
-public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
+public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IOptions<Auth.AuthOptions> auth, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
 {
     public const string Path = "/hubs/procyon";
 
-    /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to subscribers.</summary>
+    /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to the subscribers who may see it.</summary>
     public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
     {
         var json = args is { ValueKind: not JsonValueKind.Undefined } value ? Encoding.UTF8.GetBytes(value.GetRawText()) : [];
-        return dispatcher.CallAsync(new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId), lifetime.ApplicationStopping);
+        var request = new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId);
+        return Auth.AnonymousCalls.Refused(Context.User!, auth.Value)
+            ? Task.FromResult(CallDispatcher.Refuse(request, CallFailure.TokenRequired, Auth.AnonymousCalls.Detail))
+            : dispatcher.CallAsync(request, lifetime.ApplicationStopping);
     }
 
-    /// <summary>The results of a database (or one of its functions) as a stream, from now until the client ends it.</summary>
-    public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken) => feed.ReadAllAsync(db, fn, cancellationToken);
+    /// <summary>The results of a database (or one of its functions) this connection may see, as a stream, from now until the client ends it.</summary>
+    public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken) =>
+        feed.ReadAllAsync(db, fn, Auth.Tokens.IdentityOf(Context.User!), cancellationToken);
 
     public async Task Subscribe(string db, string? fn = null)
     {
@@ -39,7 +44,10 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IHost
             }
         }
         var joined = ResultGroups.For(db, fn);
-        await Groups.AddToGroupAsync(Context.ConnectionId, joined);
+        foreach (var group in ResultGroups.Memberships(joined, Auth.Tokens.IdentityOf(Context.User!)))
+        {
+            await Groups.AddToGroupAsync(Context.ConnectionId, group);
+        }
         subscriptions.Add(joined);
     }
 
@@ -70,10 +78,13 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IHost
         }
     }
 
-    private async Task Leave(HashSet<string> subscriptions, string group)
+    private async Task Leave(HashSet<string> subscriptions, string subscription)
     {
-        await Groups.RemoveFromGroupAsync(Context.ConnectionId, group);
-        subscriptions.Remove(group);
+        foreach (var group in ResultGroups.Memberships(subscription, Auth.Tokens.IdentityOf(Context.User!)))
+        {
+            await Groups.RemoveFromGroupAsync(Context.ConnectionId, group);
+        }
+        subscriptions.Remove(subscription);
     }
 }
 
@@ -83,7 +94,11 @@ public interface IProcyonClient
     Task Result(CallResult result);
 }
 
-/// <summary>SignalR group names for result subscriptions.</summary>
+/// <summary>
+/// SignalR group names for result subscriptions. A subscription (<c>db:{db}</c> or <c>fn:{db}/{fn}</c>)
+/// is one group for the results everyone may see and, for a connection with a token, one more
+/// (<c>…@{identity}</c>) for the results only that identity may see (<see cref="ResultAudience"/>).
+/// </summary>
 internal static class ResultGroups
 {
     public static string Database(string db) => $"db:{db}";
@@ -93,4 +108,20 @@ internal static class ResultGroups
     public static string For(string db, string? fn) => fn is null ? Database(db) : Function(db, fn);
 
     public static bool IsFunctionOf(string group, string db) => group.StartsWith($"fn:{db}/", StringComparison.Ordinal);
+
+    /// <summary>The groups a connection joins for one subscription.</summary>
+    /// <param name="viewer">The connection's identity; null without a token.</param>
+    public static IEnumerable<string> Memberships(string subscription, string? viewer) =>
+        viewer is null ? [subscription] : [subscription, Personal(subscription, viewer)];
+
+    /// <summary>The groups a result is sent to.</summary>
+    public static IReadOnlyList<string> Of(CallResult result)
+    {
+        string[] subscriptions = [Database(result.Db), Function(result.Db, result.Fn)];
+        return result.Audience.Everyone
+            ? subscriptions
+            : result.Audience.Identities.SelectMany(identity => subscriptions.Select(s => Personal(s, identity))).ToList();
+    }
+
+    private static string Personal(string subscription, string identity) => $"{subscription}@{identity}";
 }

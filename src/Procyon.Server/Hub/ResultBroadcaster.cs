@@ -39,7 +39,7 @@ internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyon
                 {
                     feed.Deliver(result);
                 }
-                await hub.Clients.Groups(ResultGroups.Database(result.Db), ResultGroups.Function(result.Db, result.Fn)).Result(result);
+                await hub.Clients.Groups(ResultGroups.Of(result)).Result(result);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

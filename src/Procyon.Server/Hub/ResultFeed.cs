@@ -17,15 +17,15 @@ public sealed class ResultFeed
     private const int StreamBuffer = 1024;
 
     private readonly Lock _lock = new();
-    private readonly List<(string Db, string? Fn, ChannelWriter<CallResult> Writer)> _streams = [];
+    private readonly List<(string Db, string? Fn, string? Viewer, ChannelWriter<CallResult> Writer)> _streams = [];
 
     public void Deliver(CallResult result)
     {
         lock (_lock)
         {
-            foreach (var (db, fn, writer) in _streams)
+            foreach (var (db, fn, viewer, writer) in _streams)
             {
-                if (db == result.Db && (fn is null || fn == result.Fn))
+                if (db == result.Db && (fn is null || fn == result.Fn) && result.Audience.Includes(viewer))
                 {
                     writer.TryWrite(result);
                 }
@@ -33,10 +33,11 @@ public sealed class ResultFeed
         }
     }
 
-    public async IAsyncEnumerable<CallResult> ReadAllAsync(string db, string? fn, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <param name="viewer">The reader's identity (hex), or null without a token: it receives only the results it may see.</param>
+    public async IAsyncEnumerable<CallResult> ReadAllAsync(string db, string? fn, string? viewer, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var channel = Channel.CreateBounded<CallResult>(new BoundedChannelOptions(StreamBuffer) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-        var stream = (db, fn, channel.Writer);
+        var stream = (db, fn, viewer, channel.Writer);
         lock (_lock)
         {
             _streams.Add(stream);
@@ -73,7 +74,8 @@ internal sealed partial class RedisResultRelay(string configuration, ResultFeed 
         {
             try
             {
-                feed.Deliver(JsonSerializer.Deserialize<CallResult>((string)message!, Json)!);
+                var relayed = JsonSerializer.Deserialize<RelayedResult>((string)message!, Json)!;
+                feed.Deliver(relayed.Result with { Audience = relayed.Audience });
             }
             catch (JsonException e)
             {
@@ -88,7 +90,7 @@ internal sealed partial class RedisResultRelay(string configuration, ResultFeed 
         {
             return;
         }
-        _redis.GetSubscriber().Publish(Channel, JsonSerializer.Serialize(result, Json), CommandFlags.FireAndForget);
+        _redis.GetSubscriber().Publish(Channel, JsonSerializer.Serialize(new RelayedResult(result, result.Audience), Json), CommandFlags.FireAndForget);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -104,3 +106,6 @@ internal sealed partial class RedisResultRelay(string configuration, ResultFeed 
         }
     }
 }
+
+/// <summary>A result as it crosses Redis: its audience travels with it (the hub's clients never see that).</summary>
+internal sealed record RelayedResult(CallResult Result, ResultAudience Audience);

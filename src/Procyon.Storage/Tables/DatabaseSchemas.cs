@@ -12,7 +12,8 @@ public sealed class SchemaConflictException(IReadOnlyList<string> differences)
 
 /// <summary>
 /// Each database's Postgres schema: its tables, the catalog of their definitions (to refuse
-/// incompatible republishes) and the read-only role the SQL endpoint uses.
+/// incompatible republishes) and the read-only roles the SQL endpoint uses: the owner's reads
+/// every table, everyone else's only the public ones, and Postgres enforces the difference.
 /// </summary>
 public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
 {
@@ -20,8 +21,8 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
     private const string ForgetSql = "DELETE FROM procyon.tables WHERE db = @db";
     private const string RememberSql = "INSERT INTO procyon.tables (db, name, definition) VALUES (@db, @name, @definition)";
     private const string ReaderSql = """
-        INSERT INTO procyon.readers (db, password) VALUES (@db, @password)
-        ON CONFLICT (db) DO UPDATE SET password = excluded.password
+        INSERT INTO procyon.readers (db, password, public_password) VALUES (@db, @password, @public_password)
+        ON CONFLICT (db) DO UPDATE SET password = excluded.password, public_password = excluded.public_password
         """;
     private const string ForgetReaderSql = "DELETE FROM procyon.readers WHERE db = @db";
 
@@ -54,45 +55,65 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             throw new SchemaConflictException(differences);
         }
         var schema = Sql.Quote(Sql.SchemaOf(database));
-        var role = Sql.Quote(Sql.ReaderRoleOf(dataSource, database));
-        var roleName = Sql.ReaderRoleOf(dataSource, database);
+        await transaction.ExecuteAsync($"CREATE SCHEMA IF NOT EXISTS {schema}", cancellationToken);
+        var owner = await EnsureReaderAsync(transaction, database, SqlReader.Owner, cancellationToken);
+        var anyone = await EnsureReaderAsync(transaction, database, SqlReader.Public, cancellationToken);
+        await transaction.ExecuteAsync(ReaderSql, cancellationToken, ("db", database), ("password", owner.Password), ("public_password", anyone.Password));
+        foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
+        {
+            await transaction.ExecuteAsync(table.CreateSql(), cancellationToken);
+            await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
+        }
+        // Private unless marked public; a table's mark may change on any publish.
+        var publicTables = string.Join(", ", tables.Where(t => t.IsPublic).Select(t => t.QualifiedName));
+        await transaction.ExecuteAsync($"""
+            GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {owner.Role};
+            REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {anyone.Role};
+            {(publicTables.Length == 0 ? "" : $"GRANT SELECT ON {publicTables} TO {anyone.Role};")}
+            """, cancellationToken);
+        return fresh && tables.Count > 0;
+    }
+
+    /// <summary>
+    /// Creates (or keeps) the login role of one kind of SQL reader with a new password, allowed
+    /// into the schema but to no table yet. Returns its quoted name and the password.
+    /// </summary>
+    private async Task<(string Role, string Password)> EnsureReaderAsync(DatabaseTransaction transaction, string database, SqlReader reader, CancellationToken cancellationToken)
+    {
+        var roleName = Sql.ReaderRoleOf(dataSource, database, reader);
+        var role = Sql.Quote(roleName);
         // Hex only, so it can sit in the DDL literal; the role logs in as itself, so a query
         // cannot SET ROLE back to the server's own (privileged) role.
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         await transaction.ExecuteAsync($"""
-            CREATE SCHEMA IF NOT EXISTS {schema};
             DO $$ BEGIN
                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
                     CREATE ROLE {role} LOGIN;
                 END IF;
             END $$;
             ALTER ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT 16;
-            GRANT USAGE ON SCHEMA {schema} TO {role};
+            GRANT USAGE ON SCHEMA {Sql.Quote(Sql.SchemaOf(database))} TO {role};
             -- The server may end the role's sessions (DROP DATABASE … WITH (FORCE) needs that); not the reverse.
             GRANT {role} TO CURRENT_USER;
             """, cancellationToken);
-        await transaction.ExecuteAsync(ReaderSql, cancellationToken, ("db", database), ("password", password));
-        foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
-        {
-            await transaction.ExecuteAsync(table.CreateSql(), cancellationToken);
-            await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
-        }
-        await transaction.ExecuteAsync($"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}", cancellationToken);
-        return fresh && tables.Count > 0;
+        return (role, password);
     }
 
-    /// <summary>Drops the database's schema, its tables and its role, in a delete's (or a clearing publish's) transaction.</summary>
+    /// <summary>Drops the database's schema, its tables and its roles, in a delete's (or a clearing publish's) transaction.</summary>
     public async Task DropAsync(DatabaseTransaction transaction, string database, CancellationToken cancellationToken)
     {
-        var roleName = Sql.ReaderRoleOf(dataSource, database);
-        await transaction.ExecuteAsync($"""
-            DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE;
-            DO $$ BEGIN
-                IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
-                    DROP ROLE {Sql.Quote(Sql.ReaderRoleOf(dataSource, database))};
-                END IF;
-            END $$;
-            """, cancellationToken);
+        await transaction.ExecuteAsync($"DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE", cancellationToken);
+        foreach (var reader in Enum.GetValues<SqlReader>())
+        {
+            var roleName = Sql.ReaderRoleOf(dataSource, database, reader);
+            await transaction.ExecuteAsync($"""
+                DO $$ BEGIN
+                    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
+                        DROP ROLE {Sql.Quote(roleName)};
+                    END IF;
+                END $$;
+                """, cancellationToken);
+        }
         await transaction.ExecuteAsync(ForgetSql, cancellationToken, ("db", database));
         await transaction.ExecuteAsync(ForgetReaderSql, cancellationToken, ("db", database));
     }

@@ -8,19 +8,24 @@ namespace Procyon.Storage.Tables;
 /// <summary>A query the SQL endpoint refused or Postgres rejected; the message says why (400).</summary>
 public sealed class QueryRejectedException(string message) : Exception(message);
 
+/// <summary>A query touched what its reader may not read, such as a private table (403).</summary>
+public sealed class QueryForbiddenException(string message) : Exception(message);
+
 /// <summary>
 /// Read-only SQL over one database's tables, for <c>POST /v1/databases/{db}/sql</c>. The query runs
-/// as that database's own login role (which may read only its schema), in a read-only
+/// as one of that database's own login roles (the owner's reads every table of its schema,
+/// anyone else's only the public ones; neither reads other schemas), in a read-only
 /// transaction with a statement timeout, one statement at a time, and returns at most a row limit.
 /// </summary>
 public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
 {
-    private const string PasswordSql = "SELECT password FROM procyon.readers WHERE db = @db";
+    private const string OwnerPasswordSql = "SELECT password FROM procyon.readers WHERE db = @db";
+    private const string PublicPasswordSql = "SELECT public_password FROM procyon.readers WHERE db = @db";
 
     /// <summary>Runs <paramref name="sql"/> and returns <c>{columns, rows, truncated}</c> as JSON.</summary>
-    public async Task<byte[]> RunAsync(string database, string sql, int rowLimit, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<byte[]> RunAsync(string database, SqlReader reader, string sql, int rowLimit, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        await using var connection = new NpgsqlConnection(await ReaderConnectionStringAsync(database, cancellationToken));
+        await using var connection = new NpgsqlConnection(await ReaderConnectionStringAsync(database, reader, cancellationToken));
         await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var setup = new NpgsqlCommand(
@@ -34,8 +39,12 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
         await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(sql) } };
         try
         {
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            return await WriteAsync(reader, rowLimit, cancellationToken);
+            await using var rows = await batch.ExecuteReaderAsync(cancellationToken);
+            return await WriteAsync(rows, rowLimit, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new QueryForbiddenException($"{e.MessageText}: only the owner's token reads private tables (tables are private unless marked #[table(public)])");
         }
         catch (PostgresException e)
         {
@@ -43,15 +52,15 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
         }
     }
 
-    private async Task<string> ReaderConnectionStringAsync(string database, CancellationToken cancellationToken)
+    private async Task<string> ReaderConnectionStringAsync(string database, SqlReader reader, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(PasswordSql);
+        await using var command = dataSource.CreateCommand(reader == SqlReader.Owner ? OwnerPasswordSql : PublicPasswordSql);
         command.Parameters.AddWithValue("db", database);
         var password = await command.ExecuteScalarAsync(cancellationToken) as string
             ?? throw new QueryRejectedException($"database '{database}' has no tables to query");
         return new NpgsqlConnectionStringBuilder(dataSource.ConnectionString)
         {
-            Username = Sql.ReaderRoleOf(dataSource, database),
+            Username = Sql.ReaderRoleOf(dataSource, database, reader),
             Password = password,
             // Occasional queries: no idle sessions left behind in the database.
             Pooling = false,

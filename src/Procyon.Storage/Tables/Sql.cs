@@ -32,10 +32,19 @@ public static class Sql
             : throw new ArgumentException($"database names are at most {MaxDatabaseNameLength} characters", nameof(database));
 
     /// <summary>
-    /// The login role the read-only SQL endpoint of a database runs as. Roles belong to the whole
-    /// Postgres cluster, so the name covers the Postgres database too; hashed, as role names stop at 63 bytes.
+    /// The login role the read-only SQL endpoint of a database runs as for <paramref name="reader"/>.
+    /// Roles belong to the whole Postgres cluster, so the name covers the Postgres database too;
+    /// hashed, as role names stop at 63 bytes.
     /// </summary>
-    public static string ReaderRoleOf(Npgsql.NpgsqlDataSource dataSource, string database) =>
-        "procyon_read_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+    public static string ReaderRoleOf(Npgsql.NpgsqlDataSource dataSource, string database, SqlReader reader) =>
+        (reader == SqlReader.Owner ? "procyon_read_" : "procyon_public_")
+        + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
             $"{new Npgsql.NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database}/{database}")))[..24];
+}
+
+/// <summary>Who reads a database through the SQL endpoint: its owner (every table) or anyone else (public tables).</summary>
+public enum SqlReader
+{
+    Owner,
+    Public,
 }

@@ -6,35 +6,58 @@ use proc_macro2::Span;
 use quote::quote;
 use syn::{parse_macro_input, spanned::Spanned, FnArg, ItemFn, Pat};
 
-/// Exports `fn f(ctx: &mut ProcedureContext, args..) -> R` as a procedure named `f`.
+/// Exports `fn f(ctx: &mut ProcedureContext, args..) -> R` as a procedure named `f`. Its results
+/// reach the caller and the database's owner; `#[procedure(public)]` sends them to every subscriber.
 #[proc_macro_attribute]
 pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
-    if !attr.is_empty() {
-        let attr = proc_macro2::TokenStream::from(attr);
-        return syn::Error::new(attr.span(), "#[procedure] takes no arguments").to_compile_error().into();
-    }
-    match register(&function, "procedure", quote!()) {
+    let options = match FunctionOptions::parse(attr, &["public"]) {
+        Ok(options) => options,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let public = options.has("public");
+    match register(&function, "procedure", quote!(#public,)) {
         Ok(registration) => quote!(#function #registration).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }
 
 /// Exports `fn f(ctx: &ReducerContext, args..)` (returning `()` or `Result<(), String>`) as a
-/// reducer: it runs in one transaction. `#[reducer(init)]` also runs once when the database is
-/// first published.
+/// reducer: it runs in one transaction. `#[reducer(init)]` runs once, in the transaction that
+/// creates the database's tables; `#[reducer(public)]` sends its results to every subscriber.
 #[proc_macro_attribute]
 pub fn reducer(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
-    let attr = proc_macro2::TokenStream::from(attr);
-    let init = match attr.to_string().as_str() {
-        "" => false,
-        "init" => true,
-        _ => return syn::Error::new(attr.span(), "#[reducer] takes nothing or `init`").to_compile_error().into(),
+    let options = match FunctionOptions::parse(attr, &["init", "public"]) {
+        Ok(options) => options,
+        Err(e) => return e.to_compile_error().into(),
     };
-    match register(&function, "reducer", quote!(#init,)) {
+    let (init, public) = (options.has("init"), options.has("public"));
+    match register(&function, "reducer", quote!(#init, #public,)) {
         Ok(registration) => quote!(#function #registration).into(),
         Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The words inside `#[procedure(...)]` or `#[reducer(...)]`, separated by commas.
+struct FunctionOptions(Vec<String>);
+
+impl FunctionOptions {
+    fn parse(attr: TokenStream, allowed: &[&str]) -> syn::Result<Self> {
+        let words = syn::parse::Parser::parse(syn::punctuated::Punctuated::<syn::Ident, syn::Token![,]>::parse_terminated, attr)?;
+        let mut options = Vec::new();
+        for word in words {
+            let text = word.to_string();
+            if !allowed.contains(&text.as_str()) {
+                return Err(syn::Error::new(word.span(), format!("expected one of: {}", allowed.join(", "))));
+            }
+            options.push(text);
+        }
+        Ok(FunctionOptions(options))
+    }
+
+    fn has(&self, option: &str) -> bool {
+        self.0.iter().any(|o| o == option)
     }
 }
 
@@ -217,7 +240,9 @@ impl syn::parse::Parse for TableArgs {
     }
 }
 
-const COLUMN_ATTRIBUTES: [(&str, u8); 4] = [("primary_key", 1), ("auto_inc", 2), ("unique", 4), ("index", 8)];
+/// Column attributes and the SDK constants (`procyon::rt::COLUMN_*`, the ABI's column flags) they set.
+const COLUMN_ATTRIBUTES: [(&str, &str); 4] =
+    [("primary_key", "COLUMN_PRIMARY_KEY"), ("auto_inc", "COLUMN_AUTO_INC"), ("unique", "COLUMN_UNIQUE"), ("index", "COLUMN_INDEXED")];
 
 /// Stores a struct as a Postgres table: `#[table(name = person, public)]` on a struct with named
 /// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]` or `#[index(btree)]`.
@@ -241,20 +266,21 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     let mut columns = Vec::new();
     let mut unique = Vec::new();
     for (index, field) in fields.iter_mut().enumerate() {
-        let mut flags = 0u8;
+        let mut attributes = Vec::new();
         field.attrs.retain(|attr| match COLUMN_ATTRIBUTES.iter().find(|(name, _)| attr.path.is_ident(name)) {
-            Some((_, flag)) => {
-                flags |= flag;
+            Some(&(name, constant)) => {
+                attributes.push((name, syn::Ident::new(constant, Span::call_site())));
                 false
             }
             None => true,
         });
         let ident = field.ident.clone().expect("named field");
         let column = ident.to_string();
-        if flags & (1 | 4) != 0 {
+        if attributes.iter().any(|(name, _)| *name == "primary_key" || *name == "unique") {
             unique.push((ident, field.ty.clone(), index as u32));
         }
-        columns.push(quote!((#column, #flags)));
+        let flags = attributes.iter().map(|(_, constant)| quote!(::procyon::rt::#constant));
+        columns.push(quote!((#column, 0 #(| #flags)*)));
     }
     let row_name = &row.ident;
     let vis = &row.vis;

@@ -118,9 +118,13 @@ pub(crate) mod sys {
     }
 }
 
+// The numbers below are the ABI's (src/abi/README.md); the host's twins are in src/Procyon.Runtime.
 const KIND_PROCEDURE: u8 = 0;
 const KIND_REDUCER: u8 = 1;
 const KIND_INIT_REDUCER: u8 = 2;
+
+/// Function flag: results reach every subscriber, not only the caller and the owner.
+pub const FUNCTION_PUBLIC: u8 = 1;
 
 const STATUS_OK: u32 = 0;
 const STATUS_BAD_ARGUMENTS: u32 = 2;
@@ -138,6 +142,7 @@ type Invoke = Rc<dyn Fn(Timestamp, Identity, &mut &[u8]) -> Result<Outcome, Deco
 struct Function {
     name: &'static str,
     kind: u8,
+    flags: u8,
     params: Vec<Element>,
     return_type: AlgebraicType,
     invoke: Invoke,
@@ -165,17 +170,17 @@ thread_local! {
 }
 
 /// Called by the code `#[procedure]` generates.
-pub fn register_procedure<Args, F: ProcedureFn<Args>>(name: &'static str, param_names: &'static [&'static str], f: F) {
-    register(name, KIND_PROCEDURE, param_names, F::param_types, F::return_type, move |timestamp, sender, args| {
+pub fn register_procedure<Args, F: ProcedureFn<Args>>(name: &'static str, public: bool, param_names: &'static [&'static str], f: F) {
+    register(name, KIND_PROCEDURE, public, param_names, F::param_types, F::return_type, move |timestamp, sender, args| {
         let mut ctx = ProcedureContext::new(timestamp, sender);
         f.invoke(&mut ctx, args)
     });
 }
 
 /// Called by the code `#[reducer]` generates; `init` marks the reducer run once at first publish.
-pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, init: bool, param_names: &'static [&'static str], f: F) {
+pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, init: bool, public: bool, param_names: &'static [&'static str], f: F) {
     let kind = if init { KIND_INIT_REDUCER } else { KIND_REDUCER };
-    register(name, kind, param_names, F::param_types, |_| AlgebraicType::unit(), move |timestamp, sender, args| {
+    register(name, kind, public, param_names, F::param_types, |_| AlgebraicType::unit(), move |timestamp, sender, args| {
         let ctx = ReducerContext::new(timestamp, sender);
         f.invoke(&ctx, args)
     });
@@ -207,6 +212,7 @@ pub const COLUMN_INDEXED: u8 = 8;
 fn register(
     name: &'static str,
     kind: u8,
+    public: bool,
     param_names: &'static [&'static str],
     param_types: fn(&mut Typespace) -> Vec<AlgebraicType>,
     return_type: fn(&mut Typespace) -> AlgebraicType,
@@ -217,7 +223,8 @@ fn register(
         let typespace = &mut registry.typespace;
         let params = param_names.iter().zip(param_types(typespace)).map(|(n, ty)| Element::named(n, ty)).collect();
         let return_type = return_type(typespace);
-        registry.functions.push(Function { name, kind, params, return_type, invoke: Rc::new(invoke) });
+        let flags = if public { FUNCTION_PUBLIC } else { 0 };
+        registry.functions.push(Function { name, kind, flags, params, return_type, invoke: Rc::new(invoke) });
     });
 }
 
@@ -247,6 +254,7 @@ extern "C" fn describe() {
         for function in &registry.functions {
             function.name.to_owned().encode(&mut out);
             function.kind.encode(&mut out);
+            function.flags.encode(&mut out);
             AlgebraicType::Product(function.params.clone()).encode(&mut out);
             function.return_type.encode(&mut out);
         }

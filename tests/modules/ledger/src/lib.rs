@@ -23,6 +23,10 @@ fn increment(ctx: &ReducerContext, by: i64) {
     ctx.db.counter().id().update(counter);
 }
 
+/// Public: every subscriber sees its results, so tests can tell that a subscription is live.
+#[procedure(public)]
+fn ping(_ctx: &mut ProcedureContext) {}
+
 #[procedure]
 fn counter_value(ctx: &mut ProcedureContext) -> i64 {
     ctx.with_tx(|tx| tx.db.counter().id().find(&1).map(|c| c.value).unwrap_or(-1))

@@ -1,13 +1,14 @@
 //! The example module: what `deploy/run-local.sh` publishes as database `example`. It has the
 //! walk-through procedures, the `person` table of DESIGN.md, and procedures that echo one value
-//! of every supported type, so each type can be tried from Swagger UI, HTTP and the hub.
+//! of every supported type, so each type can be tried from Swagger UI, HTTP and the hub. Its
+//! functions are public (every subscriber sees their results) but `who_am_i`.
 
 use procyon::{
     procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, TimeDuration, Timestamp,
 };
 use std::time::Duration;
 
-#[procedure]
+#[procedure(public)]
 fn sleep_one_second(ctx: &mut ProcedureContext) {
     let prev_time = ctx.timestamp;
     let target = prev_time + Duration::from_secs(1);
@@ -17,7 +18,7 @@ fn sleep_one_second(ctx: &mut ProcedureContext) {
     log::info!("Slept from {prev_time} to {new_time}, a total of {actual_delta:?}");
 }
 
-#[procedure]
+#[procedure(public)]
 fn add(_ctx: &mut ProcedureContext, a: i32, b: i32) -> i32 {
     a + b
 }
@@ -31,7 +32,7 @@ pub struct Person {
     age: u8,
 }
 
-#[reducer]
+#[reducer(public)]
 fn add_person(ctx: &ReducerContext, name: String, age: u8) -> Result<(), String> {
     if name.is_empty() {
         return Err("name must not be empty".into());
@@ -40,7 +41,7 @@ fn add_person(ctx: &ReducerContext, name: String, age: u8) -> Result<(), String>
     Ok(())
 }
 
-#[procedure]
+#[procedure(public)]
 fn count_people(ctx: &mut ProcedureContext) -> u64 {
     ctx.with_tx(|tx| tx.db.person().count())
 }
@@ -54,7 +55,7 @@ pub struct Reminder {
     text: String,
 }
 
-#[reducer]
+#[reducer(public)]
 fn send_reminder(_ctx: &ReducerContext, r: Reminder) {
     log::info!("reminder: {}", r.text);
 }
@@ -68,27 +69,27 @@ pub struct SlowJob {
     n: u32,
 }
 
-#[procedure]
+#[procedure(public)]
 fn run_slow_job(ctx: &mut ProcedureContext, job: SlowJob) -> u32 {
     ctx.sleep_until(ctx.timestamp + Duration::from_millis(100));
     job.n * 2
 }
 
-#[reducer]
+#[reducer(public)]
 fn schedule_reminder(ctx: &ReducerContext, text: String, delay_ms: u64) {
     let at = ctx.timestamp + Duration::from_millis(delay_ms);
     ctx.db.reminder().insert(Reminder { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at), text });
 }
 
 /// Runs `run_slow_job(n)` after `delay_ms`.
-#[reducer]
+#[reducer(public)]
 fn schedule_slow_job(ctx: &ReducerContext, n: u32, delay_ms: u64) {
     let at = ctx.timestamp + Duration::from_millis(delay_ms);
     ctx.db.slow_job().insert(SlowJob { scheduled_id: 0, scheduled_at: ScheduleAt::Time(at), n });
 }
 
 /// Cancels every pending reminder.
-#[reducer]
+#[reducer(public)]
 fn cancel_reminders(ctx: &ReducerContext) {
     for reminder in ctx.db.reminder().iter() {
         ctx.db.reminder().delete(reminder);
@@ -96,7 +97,7 @@ fn cancel_reminders(ctx: &ReducerContext) {
 }
 
 /// Says hello to `name`, `times` times.
-#[procedure]
+#[procedure(public)]
 fn greet(_ctx: &mut ProcedureContext, name: String, times: u32) -> String {
     vec![format!("Hello, {}!", name); times as usize].join(" ")
 }
@@ -161,18 +162,18 @@ pub struct Everything {
 }
 
 /// Returns the order unchanged.
-#[procedure]
+#[procedure(public)]
 fn echo_order(_ctx: &mut ProcedureContext, order: Order) -> Order {
     order
 }
 
-#[procedure]
+#[procedure(public)]
 fn echo_everything(_ctx: &mut ProcedureContext, value: Everything) -> Everything {
     value
 }
 
 /// Sums every value in the tree.
-#[procedure]
+#[procedure(public)]
 fn tree_sum(_ctx: &mut ProcedureContext, tree: Tree) -> i64 {
     fn sum(tree: &Tree) -> i64 {
         tree.value as i64 + tree.children.iter().map(sum).sum::<i64>()
@@ -180,17 +181,18 @@ fn tree_sum(_ctx: &mut ProcedureContext, tree: Tree) -> i64 {
     sum(&tree)
 }
 
-#[procedure]
+#[procedure(public)]
 fn echo_tree(_ctx: &mut ProcedureContext, tree: Tree) -> Tree {
     tree
 }
 
 /// Counts the units across all items of an order.
-#[procedure]
+#[procedure(public)]
 fn count_units(_ctx: &mut ProcedureContext, order: Order) -> u32 {
     order.items.iter().map(|item| item.qty as u32).sum()
 }
 
+/// Private: only the caller (and the owner) see its results, which name the caller.
 #[procedure]
 fn who_am_i(ctx: &mut ProcedureContext) -> Identity {
     ctx.sender
