@@ -31,7 +31,6 @@ internal static class HostImports
     private const long UniqueViolation = -1;
     private const long NotFound = -2;
     private const long TxRetry = 1;
-    private static readonly byte[] NoRows = [0, 0, 0, 0];
 
     public static void Define(Linker linker)
     {
@@ -84,7 +83,7 @@ internal static class HostImports
         linker.DefineFunction(Module, "table_insert", (Caller caller, int table, int tableLen, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, (bytes.Length, bytes), async (tx, schema, ct) =>
+            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
             {
                 try
                 {
@@ -98,28 +97,28 @@ internal static class HostImports
             });
         });
         linker.DefineFunction(Module, "table_scan", (Caller caller, int table, int tableLen) =>
-            TableCall(caller, table, tableLen, (NoRows.Length, NoRows), async (tx, schema, ct) =>
+            TableCall(caller, table, tableLen, async (tx, schema, ct) =>
             {
                 var rows = await tx.ScanAsync(schema, ct);
                 return (rows.Length, rows);
             }));
         linker.DefineFunction(Module, "table_count", (Caller caller, int table, int tableLen) =>
-            TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
+            TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
         linker.DefineFunction(Module, "table_find", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
         {
             var bytes = Guest(caller, key, keyLen).ToArray();
-            return TableCall(caller, table, tableLen, (NotFound, []), async (tx, schema, ct) =>
+            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
                 await tx.FindAsync(schema, Column(schema, column), bytes, ct) is { } row ? (row.Length, row) : (NotFound, []));
         });
         linker.DefineFunction(Module, "table_delete_by", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
         {
             var bytes = Guest(caller, key, keyLen).ToArray();
-            return TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.DeleteByAsync(schema, Column(schema, column), bytes, ct), []));
+            return TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.DeleteByAsync(schema, Column(schema, column), bytes, ct), []));
         });
         linker.DefineFunction(Module, "table_update_by", (Caller caller, int table, int tableLen, int column, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, (bytes.Length, bytes), async (tx, schema, ct) =>
+            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
             {
                 try
                 {
@@ -134,7 +133,7 @@ internal static class HostImports
         linker.DefineFunction(Module, "table_delete_row", (Caller caller, int table, int tableLen, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, (0, []), async (tx, schema, ct) => (await tx.DeleteRowAsync(schema, bytes, ct), []));
+            return TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.DeleteRowAsync(schema, bytes, ct), []));
         });
     }
 
@@ -148,7 +147,6 @@ internal static class HostImports
                 throw new GuestFaultException("a transaction is already open; with_tx cannot nest or run inside a reducer");
             }
             context.Transaction = await context.BeginAsync();
-            context.Doomed = false;
             return 0;
         }));
         linker.DefineFunction(Module, "tx_commit", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: true)));
@@ -166,10 +164,10 @@ internal static class HostImports
         context.Transaction = null;
         await using (transaction)
         {
-            if (!commit || context.Doomed)
+            if (!commit)
             {
                 await transaction.RollbackAsync(context.CancellationToken);
-                return commit ? TxRetry : 0;
+                return 0;
             }
             try
             {
@@ -185,14 +183,14 @@ internal static class HostImports
 
     /// <summary>
     /// A table operation in the call's transaction. Its reply goes to the buffer; its result to the
-    /// module. When Postgres cannot serialize a procedure's transaction, the rest of it only
-    /// pretends (<paramref name="doomed"/>) and its commit asks the SDK to run the closure again.
+    /// module. When Postgres cannot serialize the transaction here, in the middle of the closure,
+    /// the module must not go on with made-up answers: the failure ends the call (a reducer is run
+    /// again from the start; a procedure, which may have slept or committed before, fails with 503).
     /// </summary>
     private static long TableCall(
         Caller caller,
         int table,
         int tableLen,
-        (long Result, byte[] Buffer) doomed,
         Func<DatabaseTransaction, TableSchema, CancellationToken, Task<(long Result, byte[] Buffer)>> operation)
     {
         var name = ReadText(caller, table, tableLen);
@@ -201,25 +199,9 @@ internal static class HostImports
             var context = frame.Context;
             var schema = context.Tables.GetValueOrDefault(name) ?? throw new GuestFaultException($"the module has no table named '{name}'");
             var transaction = context.Transaction ?? throw new GuestFaultException($"table {name} was used outside a transaction: in a procedure, use ctx.with_tx");
-            (long Result, byte[] Buffer) reply;
-            if (context.Doomed)
-            {
-                reply = doomed;
-            }
-            else
-            {
-                try
-                {
-                    reply = await operation(transaction, schema, context.CancellationToken);
-                }
-                catch (SerializationFailureException) when (!context.IsReducer)
-                {
-                    context.Doomed = true;
-                    reply = doomed;
-                }
-            }
-            frame.Buffer = reply.Buffer;
-            return reply.Result;
+            var (result, buffer) = await operation(transaction, schema, context.CancellationToken);
+            frame.Buffer = buffer;
+            return result;
         });
     }
 

@@ -48,9 +48,6 @@ internal sealed class CallContext(
     /// <summary>The open transaction: the reducer's, or a procedure's <c>with_tx</c>.</summary>
     public Storage.Tables.DatabaseTransaction? Transaction { get; set; }
 
-    /// <summary>A procedure's transaction that Postgres could not serialize: its commit becomes a retry.</summary>
-    public bool Doomed { get; set; }
-
     public Task<Storage.Tables.DatabaseTransaction> BeginAsync() => begin(CancellationToken);
 }
 
@@ -175,7 +172,9 @@ internal sealed class ModuleInstance : IDisposable
         }
         catch (Storage.Tables.SerializationFailureException e)
         {
-            return Poison(CallFailure.Contention, e.Message);
+            return Poison(CallFailure.Contention, context.IsReducer
+                ? e.Message
+                : $"{e.Message}; with_tx's transaction was rolled back and the call abandoned, so nothing it wrote remains: try again");
         }
         catch (TrapException e) when (e.Type == TrapCode.Interrupt)
         {

@@ -17,13 +17,15 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
     [Fact]
     public async Task The_design_module_stores_people_in_a_typed_Postgres_table()
     {
-        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "add_person", """["Ada", 36]""")).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("example", "add_person", """{"name": "Brian", "age": 41}""")).StatusCode);
+        // A database of its own: other tests add people to `example` in any order.
+        (await Server.PublishAsync("people", "example")).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("people", "add_person", """["Ada", 36]""")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("people", "add_person", """{"name": "Brian", "age": 41}""")).StatusCode);
 
-        Assert.Equal("2", await (await Server.CallAsync("example", "count_people", "")).Content.ReadAsStringAsync());
-        var rows = await QueryAsync("SELECT id, name, age FROM db_example.person ORDER BY id");
+        Assert.Equal("2", await (await Server.CallAsync("people", "count_people", "")).Content.ReadAsStringAsync());
+        var rows = await QueryAsync("SELECT id, name, age FROM db_people.person ORDER BY id");
         Assert.Equal(["1|Ada|36", "2|Brian|41"], rows);
-        var types = await QueryAsync("SELECT column_name || ':' || data_type FROM information_schema.columns WHERE table_schema = 'db_example' AND table_name = 'person' ORDER BY ordinal_position");
+        var types = await QueryAsync("SELECT column_name || ':' || data_type FROM information_schema.columns WHERE table_schema = 'db_people' AND table_name = 'person' ORDER BY ordinal_position");
         Assert.Equal(["id:bigint", "name:text", "age:smallint"], types);
     }
 
@@ -48,6 +50,33 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
             Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         }
         Assert.Equal(before + 200, await CounterAsync());
+    }
+
+    [Fact]
+    public async Task A_procedure_transaction_that_conflicts_mid_closure_fails_with_503_and_never_sees_made_up_rows()
+    {
+        await OpenAsync("bump@x", 0);
+
+        var responses = (await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            var mine = new List<HttpResponseMessage>();
+            for (var i = 0; i < 25; i++)
+            {
+                mine.Add(await Server.CallAsync("ledger", "bump", """["bump@x"]"""));
+            }
+            return mine;
+        }))).SelectMany(r => r).ToList();
+
+        foreach (var response in responses)
+        {
+            Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, await response.Content.ReadAsStringAsync());
+        }
+        var abandoned = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToList();
+        Assert.NotEmpty(abandoned);
+        Assert.All(abandoned, r => Assert.Equal("1", r.Headers.RetryAfter?.ToString()));
+        Assert.Contains("rolled back", (await AssertProblemAsync(abandoned[0], HttpStatusCode.ServiceUnavailable)).Detail());
+        var committed = responses.Count(r => r.StatusCode == HttpStatusCode.OK);
+        Assert.Equal([committed.ToString(System.Globalization.CultureInfo.InvariantCulture)], await QueryAsync("SELECT balance FROM db_ledger.account WHERE email = 'bump@x'"));
     }
 
     [Fact]

@@ -23,6 +23,18 @@ fn increment(ctx: &ReducerContext, by: i64) {
     ctx.db.counter().id().update(counter);
 }
 
+/// Read-modify-write in a procedure's transaction, reading again after the write: concurrent
+/// calls conflict in the middle of the closure, which must never see made-up rows.
+#[procedure]
+fn bump(ctx: &mut ProcedureContext, email: String) -> i64 {
+    ctx.with_tx(|tx| {
+        let mut account = tx.db.account().email().find(&email).expect("the account exists");
+        account.balance += 1;
+        tx.db.account().email().update(account);
+        tx.db.account().email().find(&email).expect("the account still exists after the update").balance
+    })
+}
+
 /// Public: every subscriber sees its results, so tests can tell that a subscription is live.
 #[procedure(public)]
 fn ping(_ctx: &mut ProcedureContext) {}
