@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using Npgsql;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
@@ -204,6 +203,72 @@ public sealed class ScheduledProcessTests
     }
 
     private static Task<long> CountAsync(TestDatabase database, string sql) => ScheduledTablesTests.CountAsync(database, sql);
+}
+
+/// <summary>
+/// One database's scheduled table broken behind the server's back, as another replica's delete or
+/// a hand-made change would: every other database's rows still fire on time.
+/// </summary>
+public sealed class ScheduledIsolationTests
+{
+    [Theory]
+    [InlineData("DROP TABLE db_broken.hit")]
+    [InlineData("DROP SCHEMA db_broken CASCADE")]
+    [InlineData("ALTER TABLE db_broken.hit RENAME COLUMN __procyon_due TO due")]
+    [InlineData("ALTER TABLE db_broken.hit DROP COLUMN scheduled_at")]
+    [InlineData("ALTER TABLE db_broken.hit ALTER COLUMN scheduled_at TYPE text USING scheduled_at::text")]
+    public async Task Another_databases_rows_fire_on_time_while_one_scheduled_table_is_broken(string sabotage)
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(database);
+        // "broken" comes before "healthy" wherever the scheduler goes through databases in order.
+        (await server.PublishAsync("broken", "ledger")).EnsureSuccessStatusCode();
+        (await server.PublishAsync("healthy", "ledger")).EnsureSuccessStatusCode();
+        // Rows due in the broken table too, so that it is claimed and run (a text scheduled_at
+        // is claimed and read, and fails only when the batch finishes its rows). Due from 1 s on:
+        // no batch holds locks the sabotage would deadlock with.
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("broken", "schedule_hits", "[200, 1000, 2000]")).StatusCode);
+        await database.ExecuteAsync(sabotage);
+
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("healthy", "schedule_hits", "[200, 0, 2000]")).StatusCode);
+
+        await AssertAllHitsRanOnTimeAsync(database, "healthy", 200);
+        Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/healthz")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("healthy", "counter_value", "")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_broken_scheduled_table_runs_on_time_again_once_its_module_is_republished_with_clear()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(database);
+        (await server.PublishAsync("broken", "ledger")).EnsureSuccessStatusCode();
+        await database.ExecuteAsync("DROP TABLE db_broken.hit");
+        // Ticks of another table of the same database keep the planner looking (and failing on hit) meanwhile.
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("broken", "start_ticking", "[100, 1]")).StatusCode);
+        await ScheduledTablesTests.EventuallyAsync(async () => await TicksAsync(database) >= 1);
+        var ticks = await TicksAsync(database);
+        // Long enough for hit's back-off to outgrow the lateness allowed below.
+        await Task.Delay(8000);
+        Assert.True(await TicksAsync(database) >= ticks + 20, "the database's other scheduled table stopped ticking");
+
+        var republished = await server.PublishBytesAsync("broken", await File.ReadAllBytesAsync(Modules.PathOf("ledger")), "?clear=true");
+        republished.EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("broken", "schedule_hits", "[50, 0, 500]")).StatusCode);
+
+        await AssertAllHitsRanOnTimeAsync(database, "broken", 50);
+    }
+
+    /// <summary>Every hit ran once, none more than 2 s after it was due.</summary>
+    private static async Task AssertAllHitsRanOnTimeAsync(TestDatabase database, string name, long count)
+    {
+        await ScheduledTablesTests.EventuallyAsync(async () => await ScheduledTablesTests.CountAsync(database, $"SELECT count(*) FROM db_{name}.hit") == 0);
+        Assert.Equal(count, await ScheduledTablesTests.CountAsync(database, $"SELECT count(*) FROM db_{name}.hit_log"));
+        Assert.Equal(count, await ScheduledTablesTests.CountAsync(database, $"SELECT count(DISTINCT hit) FROM db_{name}.hit_log"));
+        Assert.Equal(0, await ScheduledTablesTests.CountAsync(database, $"SELECT count(*) FROM db_{name}.hit_log WHERE ran - due > interval '2 s'"));
+    }
+
+    private static Task<long> TicksAsync(TestDatabase database) => ScheduledTablesTests.CountAsync(database, "SELECT value FROM db_broken.counter WHERE id = 1");
 }
 
 /// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -13,6 +14,7 @@ namespace Procyon.Runtime.Scheduling;
 /// LISTEN/NOTIFY) and wakes a worker; workers lease due rows with FOR UPDATE SKIP LOCKED (so
 /// servers never run the same row at once), run reducer rows in batches, start procedure rows
 /// in slots of their own, and bring in another worker while there is more due than one can take.
+/// A table whose own query or run fails is skipped for a back-off of its own while the others go on.
 /// </summary>
 public sealed partial class Scheduler(
     ModuleRegistry registry,
@@ -21,7 +23,11 @@ public sealed partial class Scheduler(
     IOptions<SchedulerOptions> options,
     ILogger<Scheduler> logger) : BackgroundService
 {
+    /// <summary>How long a failed round waits before it tries again; also a failing table's first back-off.</summary>
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest a failing table is skipped: its back-off doubles from <see cref="RetryDelay"/> up to this.</summary>
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     /// <summary>How long the planner waits for a woken worker's claim before it looks again.</summary>
     private static readonly TimeSpan ClaimWait = TimeSpan.FromMilliseconds(200);
@@ -29,6 +35,12 @@ public sealed partial class Scheduler(
     private readonly SemaphoreSlim _work = new(0);
     private readonly SemaphoreSlim _procedureSlots = new(options.Value.MaxRunningProcedures);
     private CancellationTokenSource _pulse = new();
+
+    /// <summary>
+    /// Tables backing off after failures of their own. Keyed by the loaded table: a module loaded
+    /// again or replaced brings new ones, tried at once; an unloaded module's drop out with it.
+    /// </summary>
+    private readonly ConditionalWeakTable<TableSchema, Backoff> _failing = new();
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -48,7 +60,7 @@ public sealed partial class Scheduler(
             {
                 foreach (var (_, table) in ScheduledTables())
                 {
-                    if (await DatabaseTransaction.NextDueAsync(dataSource, table, stoppingToken) is { } due)
+                    if (await NextLookAsync(table, stoppingToken) is { } due)
                     {
                         wait = TimeSpan.FromTicks(Math.Clamp((due - DateTimeOffset.UtcNow).Ticks, 0, wait.Ticks));
                     }
@@ -62,10 +74,29 @@ public sealed partial class Scheduler(
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                LogFailure(e);
+                LogFailed(e);
                 wait = RetryDelay;
             }
             await SleepAsync(wait, pulse, stoppingToken);
+        }
+    }
+
+    /// <summary>When the planner looks at a table next: its earliest due row, or the end of its back-off.</summary>
+    private async Task<DateTimeOffset?> NextLookAsync(TableSchema table, CancellationToken stoppingToken)
+    {
+        if (RetryAt(table) is { } retry)
+        {
+            return retry;
+        }
+        try
+        {
+            // No reset on success: a table whose claims fail may still answer this query.
+            return await DatabaseTransaction.NextDueAsync(dataSource, table, stoppingToken);
+        }
+        catch (Exception e) when (IsTableFailure(e, stoppingToken))
+        {
+            BackOff(table, e);
+            return RetryAt(table);
         }
     }
 
@@ -91,55 +122,74 @@ public sealed partial class Scheduler(
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 // Whatever went wrong with one run, the worker lives on to run the others.
-                LogFailure(e);
+                LogFailed(e);
                 await Task.Delay(RetryDelay, stoppingToken);
             }
         }
     }
 
-    /// <summary>
-    /// Leases due rows of each scheduled table: runs a batch of reducer rows, or starts procedure
-    /// rows (up to the free procedure slots) without waiting for them. False when none were due.
-    /// </summary>
+    /// <summary>Leases and runs due rows of each scheduled table not backing off. False when none were due.</summary>
     private async Task<bool> RunDueAsync(CancellationToken stoppingToken)
     {
         var ran = false;
         foreach (var (module, table) in ScheduledTables())
         {
-            var procedure = module.Description.Find(table.ScheduledFunction!)!.Kind == FunctionKind.Procedure;
-            var limit = procedure ? Math.Min(_procedureSlots.CurrentCount, options.Value.BatchSize) : options.Value.BatchSize;
-            if (limit == 0)
+            if (RetryAt(table) is not null)
             {
                 continue;
             }
-            var lease = procedure ? options.Value.ProcedureLease : options.Value.ReducerLease;
-            var claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, stoppingToken);
-            if (claimed.Count == 0)
+            try
             {
-                continue;
+                ran |= await RunDueAsync(module, table, stoppingToken);
             }
-            // The planner looks again: the leased rows are due only when their lease ends.
-            Pulse();
-            ran = true;
-            if (procedure)
+            catch (Exception e) when (IsTableFailure(e, stoppingToken))
             {
-                foreach (var row in claimed)
-                {
-                    await _procedureSlots.WaitAsync(stoppingToken);
-                    _ = RunProcedureAsync(module, table, row, stoppingToken);
-                }
-                continue;
+                // Rows it leased run when their lease ends; the other tables go on now.
+                BackOff(table, e);
             }
-            if (claimed.Count == limit)
-            {
-                // More may be due than this batch took: another worker helps.
-                Wake();
-            }
-            await dispatcher.RunScheduledAsync(module, table, claimed, stoppingToken);
-            // Finished rows are gone or due at their next interval, sooner than their lease.
-            Pulse();
         }
         return ran;
+    }
+
+    /// <summary>
+    /// Leases due rows of one table: runs a batch of reducer rows, or starts procedure rows (up to
+    /// the free procedure slots) without waiting for them. False when none were due.
+    /// </summary>
+    private async Task<bool> RunDueAsync(LoadedModule module, TableSchema table, CancellationToken stoppingToken)
+    {
+        var procedure = module.Description.Find(table.ScheduledFunction!)!.Kind == FunctionKind.Procedure;
+        var limit = procedure ? Math.Min(_procedureSlots.CurrentCount, options.Value.BatchSize) : options.Value.BatchSize;
+        if (limit == 0)
+        {
+            return false;
+        }
+        var lease = procedure ? options.Value.ProcedureLease : options.Value.ReducerLease;
+        var claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, stoppingToken);
+        if (claimed.Count == 0)
+        {
+            return false;
+        }
+        // The planner looks again: the leased rows are due only when their lease ends.
+        Pulse();
+        if (procedure)
+        {
+            foreach (var row in claimed)
+            {
+                await _procedureSlots.WaitAsync(stoppingToken);
+                _ = RunProcedureAsync(module, table, row, stoppingToken);
+            }
+            return true;
+        }
+        if (claimed.Count == limit)
+        {
+            // More may be due than this batch took: another worker helps.
+            Wake();
+        }
+        await dispatcher.RunScheduledAsync(module, table, claimed, stoppingToken);
+        _failing.Remove(table);
+        // Finished rows are gone or due at their next interval, sooner than their lease.
+        Pulse();
+        return true;
     }
 
     /// <summary>One procedure run in a slot of its own: it may sleep for long, and holds no worker meanwhile.</summary>
@@ -148,11 +198,16 @@ public sealed partial class Scheduler(
         try
         {
             await dispatcher.RunScheduledAsync(module, table, [row], stoppingToken);
+            _failing.Remove(table);
+        }
+        catch (Exception e) when (IsTableFailure(e, stoppingToken))
+        {
+            // Its lease runs out and the row runs again (at least once); the table backs off meanwhile.
+            BackOff(table, e);
         }
         catch (Exception e) when (!stoppingToken.IsCancellationRequested)
         {
-            // Its lease runs out and the row runs again (at least once).
-            LogFailure(e);
+            LogFailed(e);
         }
         catch (OperationCanceledException)
         {
@@ -186,16 +241,31 @@ public sealed partial class Scheduler(
             .SelectMany(module => module.Tables.Values.Where(t => t.ScheduledFunction is not null).Select(table => (module, table)))
             .ToList();
 
-    private void LogFailure(Exception e)
+    /// <summary>
+    /// A failure of one table's query or run, not of Postgres itself (a transient failure: the
+    /// connection or the server's resources), which is everyone's and fails the whole round.
+    /// </summary>
+    private static bool IsTableFailure(Exception e, CancellationToken stoppingToken) =>
+        !stoppingToken.IsCancellationRequested && e is not NpgsqlException { IsTransient: true };
+
+    /// <summary>When a table backing off is tried again; null when it is not backing off.</summary>
+    private DateTimeOffset? RetryAt(TableSchema table) => _failing.TryGetValue(table, out var backoff) ? backoff.RetryAt : null;
+
+    /// <summary>Skips a table for its next back-off, and says why once per back-off, not per failure.</summary>
+    private void BackOff(TableSchema table, Exception e)
     {
+        if (_failing.GetOrCreateValue(table).Fail() is not { } delay)
+        {
+            return;
+        }
         if (e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable } gone)
         {
             // Another server deleted or cleared the database; its change notice unloads the module here.
-            LogTableGone(gone.MessageText);
+            LogTableGone(table.Database, table.Name, gone.MessageText, delay);
         }
         else
         {
-            LogFailed(e);
+            LogTableFailed(table.Database, table.Name, delay, e);
         }
     }
 
@@ -243,6 +313,41 @@ public sealed partial class Scheduler(
     [LoggerMessage(Level = LogLevel.Warning, Message = "A scheduled run or the scheduler's connection failed; trying again shortly")]
     private partial void LogFailed(Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "A scheduled table is gone ({Reason}); waiting for its module to unload")]
-    private partial void LogTableGone(string reason);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Scheduled table {Table} of database {Database} is gone ({Reason}); skipping it for {Delay} while its module unloads")]
+    private partial void LogTableGone(string database, string table, string reason, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Scheduled table {Table} of database {Database} failed; skipping it for {Delay}")]
+    private partial void LogTableFailed(string database, string table, TimeSpan delay, Exception exception);
+
+    /// <summary>A table's back-off: it is skipped until it ends, and each failure after it doubles the next.</summary>
+    private sealed class Backoff
+    {
+        private readonly Lock _lock = new();
+        private TimeSpan _delay;
+        private long _until;
+
+        public DateTimeOffset? RetryAt
+        {
+            get
+            {
+                var until = Volatile.Read(ref _until);
+                return until > DateTimeOffset.UtcNow.UtcTicks ? new DateTimeOffset(until, TimeSpan.Zero) : null;
+            }
+        }
+
+        /// <summary>Starts the next back-off and returns its length; null while one runs (another worker failed on the table meanwhile).</summary>
+        public TimeSpan? Fail()
+        {
+            lock (_lock)
+            {
+                if (RetryAt is not null)
+                {
+                    return null;
+                }
+                _delay = _delay == TimeSpan.Zero ? RetryDelay : TimeSpan.FromTicks(Math.Min(_delay.Ticks * 2, MaxBackoff.Ticks));
+                Volatile.Write(ref _until, DateTimeOffset.UtcNow.UtcTicks + _delay.Ticks);
+                return _delay;
+            }
+        }
+    }
 }
