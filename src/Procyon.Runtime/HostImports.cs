@@ -15,7 +15,6 @@ internal static class HostImports
     /// <summary>The longest log line or panic message kept; the rest is cut.</summary>
     private const int MaxMessageBytes = 64 * 1024;
 
-    private static readonly string[] Levels = ["ERROR", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 
     /// <summary>Imports that wait (for a timer or Postgres): Asyncify instruments the module to suspend in them.</summary>
     public static IReadOnlyList<string> Suspending { get; } =
@@ -28,9 +27,6 @@ internal static class HostImports
         ["console_log", "panic", "args_read", "result_write", "caller_identity", "buffer_read", "buffer_len", .. Suspending],
         StringComparer.Ordinal);
 
-    private const long UniqueViolation = -1;
-    private const long NotFound = -2;
-    private const long TxRetry = 1;
 
     public static void Define(Linker linker)
     {
@@ -40,7 +36,7 @@ internal static class HostImports
                 var instance = Instance(caller);
                 instance.Log(new ModuleLogRecord(
                     DateTimeOffset.UtcNow,
-                    Levels[Math.Clamp(level, 0, Levels.Length - 1)],
+                    ModuleAbi.LogLevels[Math.Clamp(level - 1, 0, ModuleAbi.LogLevels.Count - 1)],
                     ReadText(caller, target, targetLen),
                     ReadText(caller, file, fileLen),
                     (uint)line,
@@ -92,7 +88,7 @@ internal static class HostImports
                 }
                 catch (UniqueViolationException e)
                 {
-                    return (UniqueViolation, Encoding.UTF8.GetBytes(e.Message));
+                    return (ModuleAbi.TableUniqueViolation, Encoding.UTF8.GetBytes(e.Message));
                 }
             });
         });
@@ -108,7 +104,7 @@ internal static class HostImports
         {
             var bytes = Guest(caller, key, keyLen).ToArray();
             return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
-                await tx.FindAsync(schema, Column(schema, column), bytes, ct) is { } row ? (row.Length, row) : (NotFound, []));
+                await tx.FindAsync(schema, Column(schema, column), bytes, ct) is { } row ? (row.Length, row) : (ModuleAbi.TableNotFound, []));
         });
         linker.DefineFunction(Module, "table_delete_by", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
         {
@@ -122,11 +118,11 @@ internal static class HostImports
             {
                 try
                 {
-                    return await tx.UpdateByAsync(schema, Column(schema, column), bytes, ct) is { } updated ? (updated.Length, updated) : (NotFound, []);
+                    return await tx.UpdateByAsync(schema, Column(schema, column), bytes, ct) is { } updated ? (updated.Length, updated) : (ModuleAbi.TableNotFound, []);
                 }
                 catch (UniqueViolationException e)
                 {
-                    return (UniqueViolation, Encoding.UTF8.GetBytes(e.Message));
+                    return (ModuleAbi.TableUniqueViolation, Encoding.UTF8.GetBytes(e.Message));
                 }
             });
         });
@@ -153,7 +149,7 @@ internal static class HostImports
         linker.DefineFunction(Module, "tx_rollback", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: false)));
     }
 
-    /// <summary>Ends a procedure's transaction: 0, or <see cref="TxRetry"/> when Postgres could not serialize it.</summary>
+    /// <summary>Ends a procedure's transaction: 0, or <see cref="ModuleAbi.TxRetry"/> when Postgres could not serialize it.</summary>
     private static async Task<long> EndAsync(CallContext context, bool commit)
     {
         var transaction = context.Transaction;
@@ -176,7 +172,7 @@ internal static class HostImports
             }
             catch (SerializationFailureException)
             {
-                return TxRetry;
+                return ModuleAbi.TxRetry;
             }
         }
     }

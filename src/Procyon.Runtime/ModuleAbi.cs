@@ -1,6 +1,9 @@
 namespace Procyon.Runtime;
 
-/// <summary>Names of the exports the SDK generates (src/rust/procyon/src/rt.rs).</summary>
+/// <summary>
+/// The host's side of the module ABI (src/abi/README.md, checked by AbiTests): the exports the SDK
+/// generates and the numbers both sides agree on. The imports are <see cref="HostImports"/>.
+/// </summary>
 internal static class ModuleAbi
 {
     public const string PreinitPrefix = "__procyon_preinit__";
@@ -10,6 +13,24 @@ internal static class ModuleAbi
 
     /// <summary>Function flag in the description: results reach every subscriber.</summary>
     public const byte FunctionPublic = 1;
+
+    // What __procyon_call__ returns.
+    public const int StatusOk = 0;
+    public const int StatusBadArguments = 2;
+    public const int StatusNoSuchFunction = 3;
+    public const int StatusFailed = 4;
+
+    /// <summary>A table import's result: the row's unique key is taken (the buffer holds the message).</summary>
+    public const long TableUniqueViolation = -1;
+
+    /// <summary>A table import's result: no row has that key.</summary>
+    public const long TableNotFound = -2;
+
+    /// <summary><c>tx_commit</c>'s result when Postgres could not serialize the transaction: the SDK runs the closure again.</summary>
+    public const long TxRetry = 1;
+
+    /// <summary><c>console_log</c>'s levels, by number (the <c>log</c> crate's: 1 is ERROR … 5 is TRACE).</summary>
+    public static IReadOnlyList<string> LogLevels { get; } = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 }
 
 /// <summary>A module that cannot be published, with the reason the publisher gets (400).</summary>

@@ -59,11 +59,6 @@ internal sealed class CallContext(
 /// </summary>
 internal sealed class ModuleInstance : IDisposable
 {
-    private const int StatusOk = 0;
-    private const int StatusBadArguments = 2;
-    private const int StatusNoSuchFunction = 3;
-    private const int StatusFailed = 4;
-
     /// <summary>The context of the calls an instance makes outside a real call (pre-init, describe).</summary>
     private static readonly CallContext Idle = new(
         new Dictionary<string, Storage.Tables.TableSchema>(),
@@ -148,10 +143,10 @@ internal sealed class ModuleInstance : IDisposable
                 {
                     return status switch
                     {
-                        StatusOk => new InstanceOutcome(CallFailure.None, frame.Result, null),
-                        StatusBadArguments => InstanceOutcome.Failed(CallFailure.BadArguments, ModuleText(frame.Result)),
-                        StatusNoSuchFunction => InstanceOutcome.Failed(CallFailure.UnknownFunction, ModuleText(frame.Result)),
-                        StatusFailed => InstanceOutcome.Failed(CallFailure.ReducerFailed, ModuleText(frame.Result)),
+                        ModuleAbi.StatusOk => new InstanceOutcome(CallFailure.None, frame.Result, null),
+                        ModuleAbi.StatusBadArguments => InstanceOutcome.Failed(CallFailure.BadArguments, ModuleText(frame.Result)),
+                        ModuleAbi.StatusNoSuchFunction => InstanceOutcome.Failed(CallFailure.UnknownFunction, ModuleText(frame.Result)),
+                        ModuleAbi.StatusFailed => InstanceOutcome.Failed(CallFailure.ReducerFailed, ModuleText(frame.Result)),
                         _ => Poison(CallFailure.Trapped, $"the module returned unknown status {status}"),
                     };
                 }

@@ -1,5 +1,5 @@
 use crate::reducer::ReducerContext;
-use crate::rt::sys;
+use crate::rt::{sys, TX_RETRY};
 use crate::{Identity, Timestamp};
 
 /// What a procedure gets: the time (updated after each sleep) and who called.
@@ -8,9 +8,6 @@ pub struct ProcedureContext {
     pub sender: Identity,
     _private: (),
 }
-
-/// `tx_commit` asks the SDK to run the closure again: Postgres could not serialize the transaction.
-const TX_RETRY: i64 = 1;
 
 /// How often `with_tx` runs a closure whose transaction Postgres could not serialize.
 const TX_ATTEMPTS: u32 = 5;

@@ -118,18 +118,32 @@ pub(crate) mod sys {
     }
 }
 
-// The numbers below are the ABI's (src/abi/README.md); the host's twins are in src/Procyon.Runtime.
-const KIND_PROCEDURE: u8 = 0;
-const KIND_REDUCER: u8 = 1;
-const KIND_INIT_REDUCER: u8 = 2;
+// The numbers below are the ABI's (src/abi/README.md, checked by tests/abi.rs); the host's
+// twins are in src/Procyon.Runtime.
+pub const KIND_PROCEDURE: u8 = 0;
+pub const KIND_REDUCER: u8 = 1;
+pub const KIND_INIT_REDUCER: u8 = 2;
 
 /// Function flag: results reach every subscriber, not only the caller and the owner.
 pub const FUNCTION_PUBLIC: u8 = 1;
 
-const STATUS_OK: u32 = 0;
-const STATUS_BAD_ARGUMENTS: u32 = 2;
-const STATUS_NO_SUCH_FUNCTION: u32 = 3;
-const STATUS_FAILED: u32 = 4;
+pub const COLUMN_PRIMARY_KEY: u8 = 1;
+pub const COLUMN_AUTO_INC: u8 = 2;
+pub const COLUMN_UNIQUE: u8 = 4;
+pub const COLUMN_INDEXED: u8 = 8;
+
+pub const STATUS_OK: u32 = 0;
+pub const STATUS_BAD_ARGUMENTS: u32 = 2;
+pub const STATUS_NO_SUCH_FUNCTION: u32 = 3;
+pub const STATUS_FAILED: u32 = 4;
+
+/// A table import's result: the row's unique key is taken (the buffer holds the message).
+pub const TABLE_UNIQUE_VIOLATION: i64 = -1;
+/// A table import's result: no row has that key.
+pub const TABLE_NOT_FOUND: i64 = -2;
+
+/// `tx_commit`'s result when Postgres could not serialize the transaction: run the closure again.
+pub const TX_RETRY: i64 = 1;
 
 /// What an exported function returned: a value, or (for reducers) an error that rolls back.
 pub enum Outcome {
@@ -204,10 +218,6 @@ pub fn register_table<Row: ProcyonType>(
 /// that takes the table's row as its one argument.
 pub fn scheduled_function<Row, Marker, F: crate::ExportFunctionForScheduledTable<Row, Marker>>(_function: &F) {}
 
-pub const COLUMN_PRIMARY_KEY: u8 = 1;
-pub const COLUMN_AUTO_INC: u8 = 2;
-pub const COLUMN_UNIQUE: u8 = 4;
-pub const COLUMN_INDEXED: u8 = 8;
 
 fn register(
     name: &'static str,

@@ -1,7 +1,7 @@
 //! Tables as module code sees them. `#[table]` generates an accessor on `Db` that returns a
 //! `TableHandle`; every operation is a host call that runs SQL in the current transaction.
 
-use crate::rt::sys;
+use crate::rt::{sys, TABLE_NOT_FOUND, TABLE_UNIQUE_VIOLATION};
 use crate::sats::ProcyonType;
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,8 +27,6 @@ impl fmt::Display for UniqueViolation {
     }
 }
 
-const NOT_FOUND: i64 = -2;
-const UNIQUE_VIOLATION: i64 = -1;
 
 /// Operations every table has.
 pub trait Table {
@@ -100,7 +98,7 @@ impl<Row: ProcyonType, Col: ProcyonType> UniqueColumn<Row, Col> {
     pub fn find(&self, key: &Col) -> Option<Row> {
         let bytes = encode(key);
         let result = unsafe { sys::table_find(self.table.as_ptr(), self.table.len(), self.column, bytes.as_ptr(), bytes.len()) };
-        (result != NOT_FOUND).then(|| decode(&reply(result)))
+        (result != TABLE_NOT_FOUND).then(|| decode(&reply(result)))
     }
 
     /// Deletes the row with this key; true when there was one.
@@ -113,7 +111,7 @@ impl<Row: ProcyonType, Col: ProcyonType> UniqueColumn<Row, Col> {
     pub fn update(&self, row: Row) -> Row {
         let bytes = encode(&row);
         let result = unsafe { sys::table_update_by(self.table.as_ptr(), self.table.len(), self.column, bytes.as_ptr(), bytes.len()) };
-        if result == NOT_FOUND {
+        if result == TABLE_NOT_FOUND {
             panic!("update: no row of {} has that key", self.table);
         }
         reply_row(result).unwrap_or_else(|violation| panic!("{}", violation))
@@ -138,7 +136,7 @@ fn reply(length: i64) -> Vec<u8> {
 }
 
 fn reply_row<Row: ProcyonType>(result: i64) -> Result<Row, UniqueViolation> {
-    if result == UNIQUE_VIOLATION {
+    if result == TABLE_UNIQUE_VIOLATION {
         let message = reply(unsafe { sys::buffer_len() } as i64);
         return Err(UniqueViolation(String::from_utf8_lossy(&message).into_owned()));
     }
