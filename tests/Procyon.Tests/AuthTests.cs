@@ -7,31 +7,20 @@ using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 
 namespace Procyon.Tests;
 
 /// <summary>Identities, tokens and database ownership, on a server with a known signing key.</summary>
-public sealed class AuthTests : IAsyncLifetime
+public sealed class AuthTests() : OwnServerTest($"--Procyon:Auth:SigningKey={Convert.ToBase64String(SigningKey)}")
 {
     private static readonly byte[] SigningKey = Encoding.UTF8.GetBytes("procyon test signing key, 32+ bytes long");
 
-    private TestDatabase? _database;
-    private TestServer? _server;
-
-    private TestServer Server => _server!;
-
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _database = await TestDatabase.CreateAsync();
-        _server = await TestServer.StartAsync(_database, $"--Procyon:Auth:SigningKey={Convert.ToBase64String(SigningKey)}");
-        (await _server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server!.DisposeAsync();
-        await _database!.DisposeAsync();
+        await base.InitializeAsync();
+        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
     }
 
     [Fact]

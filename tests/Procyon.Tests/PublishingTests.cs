@@ -1,5 +1,6 @@
 using System.Net;
 using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 
 namespace Procyon.Tests;
@@ -8,27 +9,8 @@ namespace Procyon.Tests;
 /// Publishing and deleting as several owners would, some hostile: names that Postgres could
 /// confuse, racing first publishers, failing init reducers, unowned databases.
 /// </summary>
-public sealed class PublishingTests : IAsyncLifetime
+public sealed class PublishingTests : OwnServerTest
 {
-    private TestDatabase? _database;
-    private TestServer? _server;
-
-    private TestServer Server => _server!;
-
-    private TestDatabase Database => _database!;
-
-    public async Task InitializeAsync()
-    {
-        _database = await TestDatabase.CreateAsync();
-        _server = await TestServer.StartAsync(_database);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server!.DisposeAsync();
-        await _database!.DisposeAsync();
-    }
-
     [Fact]
     public async Task Names_of_60_characters_that_share_59_get_a_schema_each_and_deleting_one_leaves_the_other()
     {

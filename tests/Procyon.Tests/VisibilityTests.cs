@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
 
 namespace Procyon.Tests;
@@ -12,27 +13,16 @@ namespace Procyon.Tests;
 /// Private by default: another identity or an anonymous caller cannot read a database's private
 /// tables, its logs, or the results of calls that are not theirs, through HTTP or the hub.
 /// </summary>
-public sealed class VisibilityTests : IAsyncLifetime
+public sealed class VisibilityTests : OwnServerTest
 {
-    private TestDatabase? _database;
-    private TestServer? _server;
     private string _owner = "";
 
-    private TestServer Server => _server!;
-
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _database = await TestDatabase.CreateAsync();
-        _server = await TestServer.StartAsync(_database);
-        (await _server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        (await _server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-        _owner = await _server.OwnerTokenAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server!.DisposeAsync();
-        await _database!.DisposeAsync();
+        await base.InitializeAsync();
+        (await Server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        _owner = await Server.OwnerTokenAsync();
     }
 
     [Fact]
@@ -136,7 +126,7 @@ public sealed class VisibilityTests : IAsyncLifetime
     [Fact]
     public async Task A_server_without_anonymous_calls_refuses_them_over_the_hub_too()
     {
-        await using var strict = await TestServer.StartAsync(_database!, "--Procyon:Auth:AllowAnonymousCalls=false");
+        await using var strict = await TestServer.StartAsync(Database, "--Procyon:Auth:AllowAnonymousCalls=false");
         await using var anonymous = await strict.ConnectHubAsync();
         var (_, token) = await strict.NewIdentityAsync();
         await using var known = await strict.ConnectHubAsync(token);
