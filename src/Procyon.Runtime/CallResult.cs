@@ -59,6 +59,7 @@ public sealed record CallResult
 
     /// <summary>The return value as JSON; absent unless the status is <c>ok</c>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonConverter(typeof(ValueAsWritten))]
     public JsonElement? Value { get; init; }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -73,4 +74,16 @@ public sealed record CallResult
 
     [JsonIgnore]
     public CallFailure Failure { get; init; }
+}
+
+/// <summary>
+/// Writes a value as the host wrote it: values nest up to <see cref="Sats.ValueLimits.MaxDepth"/>,
+/// deeper than serializers write by default (64), and the host checked it already.
+/// </summary>
+internal sealed class ValueAsWritten : JsonConverter<JsonElement>
+{
+    public override JsonElement Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => JsonElement.ParseValue(ref reader);
+
+    public override void Write(Utf8JsonWriter writer, JsonElement value, JsonSerializerOptions options) =>
+        writer.WriteRawValue(value.GetRawText(), skipInputValidation: true);
 }
