@@ -76,13 +76,15 @@ public sealed class TableSchema
     /// Keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON: {"Time": RFC 3339
     /// or µs} or {"Interval": µs}) on insert and when it changes, and then wakes the schedulers.
     /// The schedulers' own updates (leases, next intervals) only push due times later: no wake-up.
+    /// One function serves every scheduled table of the schema, so no name is derived from a
+    /// table's (which Postgres would cut at 63 bytes, and two could meet).
     /// </summary>
     private string DueTriggerSql()
     {
-        var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Name + "__procyon_due")}";
+        var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Sql.DueFunction)}";
         var due = Sql.Quote(Sql.DueColumn);
         return $"""
-            CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
             BEGIN
                 IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
                     NEW.{due} := CASE
