@@ -245,7 +245,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var arguments = new BsatnWriter();
         try
         {
-            using var json = JsonDocument.Parse(request.ArgumentsJson.IsEmpty ? NoArguments : request.ArgumentsJson);
+            using var json = JsonDocument.Parse(request.ArgumentsJson.IsEmpty ? NoArguments : request.ArgumentsJson, ValueLimits.DocumentOptions);
             JsonToBsatn.WriteArguments(json.RootElement, function.Parameters, typespace, arguments);
         }
         catch (JsonException e)
@@ -288,12 +288,12 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var typespace = module.Description.Typespace;
         try
         {
-            var value = BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace);
-            return (CallFailure.None, JsonSerializer.Deserialize<JsonElement>(value), null);
+            using var value = JsonDocument.Parse(BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace), ValueLimits.DocumentOptions);
+            return (CallFailure.None, value.RootElement.Clone(), null);
         }
         catch (InvalidDataException e)
         {
-            return (CallFailure.Trapped, null, $"the module returned bytes that are not a {typespace.Describe(function.ReturnType)}: {e.Message}");
+            return (CallFailure.Trapped, null, $"the host cannot take the module's result as a {typespace.Describe(function.ReturnType)}: {e.Message}");
         }
     }
 

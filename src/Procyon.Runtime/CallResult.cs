@@ -62,6 +62,7 @@ public sealed record CallResult
 
     /// <summary>The return value as JSON; absent unless the status is <c>ok</c>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonConverter(typeof(ValueAsWritten))]
     public JsonElement? Value { get; init; }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -103,4 +104,16 @@ public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identit
 
     /// <param name="viewer">The subscriber's identity; null when it has no token.</param>
     public bool Includes(string? viewer) => Everyone || (viewer is not null && Identities.Contains(viewer));
+}
+
+/// <summary>
+/// Writes a value as the host wrote it: values nest up to <see cref="Sats.ValueLimits.MaxDepth"/>,
+/// deeper than serializers write by default (64), and the host checked it already.
+/// </summary>
+internal sealed class ValueAsWritten : JsonConverter<JsonElement>
+{
+    public override JsonElement Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => JsonElement.ParseValue(ref reader);
+
+    public override void Write(Utf8JsonWriter writer, JsonElement value, JsonSerializerOptions options) =>
+        writer.WriteRawValue(value.GetRawText(), skipInputValidation: true);
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Procyon.Sats;
 using Procyon.Storage.Tables;
 using Wasmtime;
 
@@ -90,17 +89,13 @@ public sealed class LoadedModule
         }
     }
 
+    /// <summary>The table as Postgres stores it; <see cref="DescriptionRules"/> made its columns the row's fields, in order.</summary>
     private TableSchema Schema(TableDescription table)
     {
         var typespace = Description.Typespace;
-        var row = typespace.Resolve(table.RowType);
-        if (row.Kind != TypeKind.Product || row.Elements.Count == 0)
+        var columns = typespace.Resolve(table.RowType).Elements.Select((field, i) =>
         {
-            throw new InvalidDataException($"table {table.Name} needs a struct with at least one field as its row");
-        }
-        var columns = row.Elements.Select(field =>
-        {
-            var flags = (ColumnFlags)table.Columns.FirstOrDefault(c => c.Name == field.Name).Flags;
+            var flags = (ColumnFlags)table.Columns[i].Flags;
             return new TableColumn(field.Name!, field.Type, flags, new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement)));
         });
         return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);

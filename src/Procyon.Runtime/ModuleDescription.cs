@@ -42,9 +42,16 @@ public sealed class ModuleDescription
 
     public FunctionDescription? Find(string name) => _byName.GetValueOrDefault(name);
 
-    /// <summary>Reads the BSATN the module's <c>__procyon_describe__</c> writes; throws <see cref="InvalidDataException"/>.</summary>
+    /// <summary>
+    /// Reads the BSATN the module's <c>__procyon_describe__</c> writes and checks it against
+    /// <see cref="DescriptionRules"/>; throws <see cref="InvalidDataException"/>.
+    /// </summary>
     public static ModuleDescription Read(ReadOnlySpan<byte> bytes)
     {
+        if (bytes.Length > ModuleLimits.MaxDescriptionBytes)
+        {
+            throw new InvalidDataException($"the description is {bytes.Length} bytes; the limit is {ModuleLimits.MaxDescriptionBytes}");
+        }
         var reader = new BsatnReader(bytes);
         var types = new AlgebraicType[reader.ReadLength()];
         for (var i = 0; i < types.Length; i++)
@@ -97,39 +104,7 @@ public sealed class ModuleDescription
         {
             throw new InvalidDataException($"{reader.Remaining} bytes left over after the module description");
         }
-        var duplicate = functions.GroupBy(f => f.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-        {
-            throw new InvalidDataException($"function '{duplicate.Key}' is defined more than once");
-        }
-        ValidateReferences(typespace, functions);
-        foreach (var table in tables.Where(t => t.ScheduledFunction is not null))
-        {
-            if (!functions.Any(f => f.Name == table.ScheduledFunction && f.Kind != FunctionKind.InitReducer))
-            {
-                throw new InvalidDataException($"scheduled table {table.Name} names {table.ScheduledFunction}, which is not a reducer or procedure of the module");
-            }
-        }
-        if (functions.Count(f => f.Kind == FunctionKind.InitReducer) > 1)
-        {
-            throw new InvalidDataException("a module may have one #[reducer(init)]");
-        }
+        DescriptionRules.Validate(typespace, functions, tables);
         return new ModuleDescription(typespace, functions, tables);
-    }
-
-    private static void ValidateReferences(Typespace typespace, IEnumerable<FunctionDescription> functions)
-    {
-        foreach (var type in typespace.Types)
-        {
-            typespace.Resolve(type);
-        }
-        foreach (var function in functions)
-        {
-            typespace.Resolve(function.ReturnType);
-            foreach (var parameter in function.Parameters.Elements)
-            {
-                typespace.Resolve(parameter.Type);
-            }
-        }
     }
 }

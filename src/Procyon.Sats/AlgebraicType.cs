@@ -23,6 +23,8 @@ public sealed class AlgebraicType
     private static readonly AlgebraicType[] Primitives =
         Enum.GetValues<TypeKind>().Select(k => new AlgebraicType(k, [], null, 0)).ToArray();
 
+    private Dictionary<string, int>? _indexByName;
+
     private AlgebraicType(TypeKind kind, IReadOnlyList<TypeElement> elements, AlgebraicType? item, uint reference)
     {
         Kind = kind;
@@ -44,6 +46,29 @@ public sealed class AlgebraicType
     public uint Reference { get; }
 
     public SpecialType Special { get; }
+
+    /// <summary>
+    /// The index of the element named <paramref name="name"/>, or -1. A lookup, so matching a JSON
+    /// object to a struct costs time in proportion to its properties and fields, not their product.
+    /// </summary>
+    public int IndexOf(string name)
+    {
+        // Built on first use; threads racing here build equal maps and keep either.
+        var byName = _indexByName;
+        if (byName is null)
+        {
+            byName = new Dictionary<string, int>(Elements.Count, StringComparer.Ordinal);
+            for (var i = 0; i < Elements.Count; i++)
+            {
+                if (Elements[i].Name is { } elementName)
+                {
+                    byName.TryAdd(elementName, i);
+                }
+            }
+            _indexByName = byName;
+        }
+        return byName.GetValueOrDefault(name, -1);
+    }
 
     public static AlgebraicType Primitive(TypeKind kind) =>
         kind is TypeKind.Ref or TypeKind.Sum or TypeKind.Product or TypeKind.Array

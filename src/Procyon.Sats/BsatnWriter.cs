@@ -14,6 +14,8 @@ public sealed class BsatnWriter
 
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.WrittenMemory;
 
+    public int WrittenCount => _buffer.WrittenCount;
+
     public void Clear() => _buffer.ResetWrittenCount();
 
     public void WriteU8(byte value)

@@ -65,7 +65,12 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        NpgsqlConnection.ClearAllPools();
+        // Only this database's pool: clearing every pool would pull connections from under test
+        // classes running meanwhile. DROP … WITH (FORCE) ends this database's sessions anyway.
+        await using (var pooled = new NpgsqlConnection(ConnectionString))
+        {
+            NpgsqlConnection.ClearPool(pooled);
+        }
         await AdminAsync($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
     }
 

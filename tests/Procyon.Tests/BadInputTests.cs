@@ -38,6 +38,7 @@ public sealed class BadInputTests(ServerFixture fixture) : ServerTest(fixture)
     [InlineData("""[2147483648,2]""", "a: expected i32")]
     [InlineData("""{"a":1}""", "b")]
     [InlineData("""{"a":1,"b":2,"c":3}""", "c")]
+    [InlineData("""{"a":1,"a":2,"b":3}""", "argument \"a\" is given more than once")]
     [InlineData("\"1,2\"", "expected the arguments as a JSON array or object")]
     public async Task Call_with_wrong_arguments_returns_400_naming_the_parameter(string body, string expected)
     {

@@ -29,6 +29,7 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
                 item.AddOperation(HttpMethod.Post, Operation(module, function, schemas, document));
                 document.Paths[$"/v1/databases/{module.Database}/call/{function.Name}"] = item;
             }
+            schemas.CompleteComponents();
         }
     }
 
@@ -52,7 +53,7 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
                     ["application/json"] = new OpenApiMediaType
                     {
                         Schema = schemas.Arguments(function.Parameters),
-                        Example = new JsonObject(parameters.Select(p => KeyValuePair.Create(p.Name!, schemas.Example(p.Type, 0)))),
+                        Example = new Examples(typespace).Arguments(parameters),
                     },
                 },
             },
@@ -81,9 +82,10 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
     /// <summary>JSON Schemas of one module's types, following the JSON mapping in the README.</summary>
     private sealed class ModuleSchemas(LoadedModule module, OpenApiDocument document)
     {
-        private const int ExampleDepth = 3;
-
         private readonly Typespace _typespace = module.Description.Typespace;
+
+        /// <summary>Components referenced but not yet filled in.</summary>
+        private readonly Queue<(string Id, AlgebraicType Type)> _pending = new();
 
         public IOpenApiSchema Arguments(AlgebraicType parameters) => new OpenApiSchema
         {
@@ -98,10 +100,9 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
             if (type.Kind == TypeKind.Ref)
             {
                 var id = $"{module.Database}.{_typespace.Describe(type)}";
-                if (!document.Components!.Schemas!.ContainsKey(id))
+                if (document.Components!.Schemas!.TryAdd(id, new OpenApiSchema()))
                 {
-                    document.Components.Schemas[id] = new OpenApiSchema();
-                    document.Components.Schemas[id] = For(_typespace.Resolve(type));
+                    _pending.Enqueue((id, type));
                 }
                 return new OpenApiSchemaReference(id, document);
             }
@@ -144,29 +145,16 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
             };
         }
 
-        /// <summary>A small value of the type, for Swagger UI's "Try it out".</summary>
-        public JsonNode? Example(AlgebraicType type, int depth)
+        /// <summary>
+        /// Fills in the components the operations referenced, and those they reference in turn: a
+        /// loop, not recursion, so a long chain of named types cannot exhaust the stack.
+        /// </summary>
+        public void CompleteComponents()
         {
-            var resolved = _typespace.Resolve(type);
-            return resolved.Special switch
+            while (_pending.TryDequeue(out var component))
             {
-                SpecialType.Unit => null,
-                SpecialType.Bytes => "00ff",
-                SpecialType.Identity => new string('0', 64),
-                SpecialType.Timestamp => "2026-01-01T00:00:00.000000Z",
-                SpecialType.TimeDuration => 1_000_000,
-                SpecialType.Option => Example(resolved.Elements[0].Type, depth + 1),
-                _ => resolved.Kind switch
-                {
-                    TypeKind.Bool => true,
-                    TypeKind.String => "text",
-                    TypeKind.F32 or TypeKind.F64 => 1.5,
-                    TypeKind.Array => depth >= ExampleDepth ? new JsonArray() : new JsonArray(Example(resolved.Item!, depth + 1)),
-                    TypeKind.Product => new JsonObject(resolved.Elements.Select(e => KeyValuePair.Create(e.Name!, Example(e.Type, depth + 1)))),
-                    TypeKind.Sum => new JsonObject { [resolved.Elements[0].Name!] = Example(resolved.Elements[0].Type, depth + 1) },
-                    _ => 1,
-                },
-            };
+                document.Components!.Schemas![component.Id] = For(_typespace.Resolve(component.Type));
+            }
         }
 
         private IOpenApiSchema Variant(TypeElement variant)
@@ -204,6 +192,60 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
                 Minimum = minimum.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 Maximum = maximum.ToString(System.Globalization.CultureInfo.InvariantCulture),
             };
+        }
+    }
+
+    /// <summary>
+    /// Small values for Swagger UI's "Try it out". Beyond <see cref="ShallowDepth"/> options are
+    /// null, arrays empty and enums take a variant without a value when they have one; after
+    /// <see cref="Budget"/> values in all, the rest are null. However recursive or wide the types,
+    /// an example stays small.
+    /// </summary>
+    private sealed class Examples(Typespace typespace)
+    {
+        private const int ShallowDepth = 3;
+        private const int Budget = 256;
+
+        private int _left = Budget;
+
+        public JsonObject Arguments(IReadOnlyList<TypeElement> parameters) =>
+            new(parameters.Select(p => KeyValuePair.Create(p.Name!, Value(p.Type, 0))));
+
+        private JsonNode? Value(AlgebraicType type, int depth)
+        {
+            if (--_left < 0)
+            {
+                return null;
+            }
+            var resolved = typespace.Resolve(type);
+            var shallow = depth >= ShallowDepth;
+            return resolved.Special switch
+            {
+                SpecialType.Unit => null,
+                SpecialType.Bytes => "00ff",
+                SpecialType.Identity => new string('0', 64),
+                SpecialType.Timestamp => "2026-01-01T00:00:00.000000Z",
+                SpecialType.TimeDuration => 1_000_000,
+                SpecialType.Option => shallow ? null : Value(resolved.Elements[0].Type, depth + 1),
+                _ => resolved.Kind switch
+                {
+                    TypeKind.Bool => true,
+                    TypeKind.String => "text",
+                    TypeKind.F32 or TypeKind.F64 => 1.5,
+                    TypeKind.Array => shallow ? new JsonArray() : new JsonArray(Value(resolved.Item!, depth + 1)),
+                    TypeKind.Product => new JsonObject(resolved.Elements.Select(e => KeyValuePair.Create(e.Name!, Value(e.Type, depth + 1)))),
+                    TypeKind.Sum => Variant(resolved, shallow, depth),
+                    _ => 1,
+                },
+            };
+        }
+
+        private JsonObject Variant(AlgebraicType sum, bool shallow, int depth)
+        {
+            var variant = shallow
+                ? sum.Elements.FirstOrDefault(v => typespace.Resolve(v.Type).Special == SpecialType.Unit) ?? sum.Elements[0]
+                : sum.Elements[0];
+            return new JsonObject { [variant.Name!] = Value(variant.Type, depth + 1) };
         }
     }
 }

@@ -94,7 +94,7 @@ public sealed class ColumnType
         }
         if (SqlType == "jsonb")
         {
-            using var json = JsonDocument.Parse(row.GetString(ordinal));
+            using var json = JsonDocument.Parse(row.GetString(ordinal), ValueLimits.DocumentOptions);
             JsonToBsatn.Write(json.RootElement, _stored, _typespace, writer);
             return;
         }

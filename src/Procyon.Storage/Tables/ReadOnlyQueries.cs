@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Text.Json;
 using Npgsql;
+using Procyon.Sats;
 
 namespace Procyon.Storage.Tables;
 
@@ -128,7 +129,13 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
         }
         if (reader.GetDataTypeName(ordinal) is "jsonb" or "json")
         {
-            json.WriteRawValue(reader.GetString(ordinal));
+            // Postgres has checked the syntax; the depth is held to what the host parses itself.
+            var text = System.Text.Encoding.UTF8.GetBytes(reader.GetString(ordinal));
+            json.WriteRawValue(
+                ValueLimits.IsWithinDepth(text)
+                    ? text
+                    : throw new QueryRejectedException($"column {reader.GetName(ordinal)} holds JSON nested deeper than {ValueLimits.MaxDepth} levels"),
+                skipInputValidation: true);
             return;
         }
         var cell = reader.GetDataTypeName(ordinal).StartsWith("numeric", StringComparison.Ordinal) ? Numeric(reader, ordinal) : reader.GetValue(ordinal);

@@ -11,6 +11,9 @@ public static class Sql
     /// <summary>The host's column in scheduled tables: when the row is next due.</summary>
     public const string DueColumn = "__procyon_due";
 
+    /// <summary>The trigger function, one per schema, that keeps <see cref="DueColumn"/> and wakes the schedulers.</summary>
+    public const string DueFunction = "__procyon_due";
+
     /// <summary>The LISTEN/NOTIFY channel scheduled tables wake the schedulers on (payload: the schema).</summary>
     public const string ScheduleChannel = "procyon_schedule";
 

@@ -58,22 +58,33 @@ public sealed class TableSchema
     /// <summary>The columns that identify a row for <c>delete(row)</c>: the primary key, or all of them.</summary>
     public IReadOnlyList<TableColumn> RowKey { get; }
 
-    /// <summary>What the catalog remembers to compare with the next publish: column names, types and flags.</summary>
-    public string Definition(Typespace typespace) =>
-        string.Join("; ", Columns.Select(c => $"{c.Name}: {typespace.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"))
-        + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})");
+    /// <summary>
+    /// What the catalog remembers to compare with the next publish: column names, types and flags,
+    /// with the named types they reach spelled out by structure (the JSON of jsonb columns depends
+    /// on it, not on their names): <c>items: Vec&lt;#0&gt;; where #0 = { name: String, qty: u8 }</c>.
+    /// Tables that reach no named types read as they always did.
+    /// </summary>
+    public string Definition(Typespace typespace)
+    {
+        var structure = new TypeStructure(typespace);
+        var columns = string.Join("; ", Columns.Select(c => $"{c.Name}: {structure.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"));
+        var where = structure.Where();
+        return columns + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})") + (where.Length == 0 ? "" : $"; {where}");
+    }
 
     /// <summary>
     /// Keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON: {"Time": RFC 3339
     /// or µs} or {"Interval": µs}) on insert and when it changes, and then wakes the schedulers.
     /// The schedulers' own updates (leases, next intervals) only push due times later: no wake-up.
+    /// One function serves every scheduled table of the schema, so no name is derived from a
+    /// table's (which Postgres would cut at 63 bytes, and two could meet).
     /// </summary>
     private string DueTriggerSql()
     {
-        var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Name + "__procyon_due")}";
+        var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Sql.DueFunction)}";
         var due = Sql.Quote(Sql.DueColumn);
         return $"""
-            CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
             BEGIN
                 IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
                     NEW.{due} := CASE

@@ -9,4 +9,12 @@ public abstract class ServerTest(ServerFixture fixture) : IClassFixture<ServerFi
 
     protected async Task AssertFaultyAddStillAnswersAsync() =>
         Assert.Equal("3", await (await Server.CallAsync("faulty", "add", "[1,2]")).Content.ReadAsStringAsync());
+
+    /// <summary>After an attack: health, a call and the OpenAPI document all still answer.</summary>
+    protected async Task AssertServerAnswersAsync()
+    {
+        Assert.Equal("Healthy", await Server.Http.GetStringAsync("/healthz"));
+        await AssertFaultyAddStillAnswersAsync();
+        await OpenApiDocuments.AssertValidAsync(Server);
+    }
 }

@@ -1,6 +1,6 @@
 //! A module that misbehaves on purpose, for the server's bad-input tests.
 
-use procyon::{procedure, ProcedureContext, Timestamp};
+use procyon::{procedure, ProcedureContext, ProcyonType, Timestamp};
 use std::time::Duration;
 
 #[procedure]
@@ -63,4 +63,34 @@ fn recurses(_ctx: &mut ProcedureContext, depth: u32) -> u32 {
         down(n - 1) + unsafe { std::ptr::read_volatile(&frame[(n % 128) as usize]) } as u32
     }
     down(depth)
+}
+
+/// A list that ends: a type that refers to itself through an option, which every walk of the
+/// host's over types and values (OpenAPI, JSON in, JSON out) must get through.
+#[derive(ProcyonType)]
+pub struct Node {
+    pub v: i32,
+    pub next: Option<Box<Node>>,
+}
+
+#[procedure]
+fn echo_chain(_ctx: &mut ProcedureContext, node: Node) -> Node {
+    node
+}
+
+#[procedure]
+fn chain_length(_ctx: &mut ProcedureContext, node: Node) -> u32 {
+    let mut length = 1;
+    let mut at = &node;
+    while let Some(next) = &at.next {
+        length += 1;
+        at = next;
+    }
+    length
+}
+
+/// Costs the module nothing (units take no bytes), but the host would write a `null` for each.
+#[procedure]
+fn many_units(_ctx: &mut ProcedureContext, log2: u32) -> Vec<()> {
+    vec![(); 1usize << log2]
 }

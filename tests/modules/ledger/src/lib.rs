@@ -348,3 +348,44 @@ fn schedule_jobs(ctx: &ReducerContext, count: u32, after_ms: u64, within_ms: u64
         ctx.db.job().insert(Job { scheduled_id: 0, scheduled_at: spread(ctx, i, count, after_ms, within_ms) });
     }
 }
+
+/// A list that ends, stored in a jsonb column: it must go in and come back at any depth the host
+/// allows values to nest.
+#[derive(ProcyonType)]
+pub struct Link {
+    pub depth: u32,
+    pub next: Option<Box<Link>>,
+}
+
+#[table(name = chain)]
+pub struct Chain {
+    #[primary_key]
+    id: u32,
+    head: Link,
+}
+
+/// Stores a chain of `length` links (at least one).
+#[reducer]
+fn store_chain(ctx: &ReducerContext, id: u32, length: u32) {
+    let mut head = Link { depth: length - 1, next: None };
+    for depth in (0..length - 1).rev() {
+        head = Link { depth, next: Some(Box::new(head)) };
+    }
+    ctx.db.chain().insert(Chain { id, head });
+}
+
+/// The number of links of a stored chain, read back from its jsonb column; 0 when there is none.
+#[procedure]
+fn stored_chain_length(ctx: &mut ProcedureContext, id: u32) -> u32 {
+    ctx.with_tx(|tx| {
+        tx.db.chain().id().find(&id).map_or(0, |chain| {
+            let mut length = 1;
+            let mut at = &chain.head;
+            while let Some(next) = &at.next {
+                length += 1;
+                at = next;
+            }
+            length
+        })
+    })
+}
