@@ -15,7 +15,7 @@ public sealed class HandmadeModule
 {
     private readonly List<AlgebraicType> _types = [];
     private readonly List<(string Name, uint Index)> _names = [];
-    private readonly List<(string Name, FunctionKind Kind, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
+    private readonly List<(string Name, FunctionKind Kind, byte Flags, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
     private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled)> _tables = [];
 
     public static AlgebraicType I32 => AlgebraicType.Primitive(TypeKind.I32);
@@ -56,9 +56,10 @@ public sealed class HandmadeModule
         return this;
     }
 
-    public HandmadeModule Function(string name, AlgebraicType parameters, AlgebraicType? returns = null, FunctionKind kind = FunctionKind.Procedure)
+    /// <param name="flags">The function's flags byte (the ABI's <c>FUNCTION_*</c>).</param>
+    public HandmadeModule Function(string name, AlgebraicType parameters, AlgebraicType? returns = null, FunctionKind kind = FunctionKind.Procedure, byte flags = 0)
     {
-        _functions.Add((name, kind, parameters, returns ?? AlgebraicType.Unit));
+        _functions.Add((name, kind, flags, parameters, returns ?? AlgebraicType.Unit));
         return this;
     }
 
@@ -85,10 +86,11 @@ public sealed class HandmadeModule
             writer.WriteU32(index);
         }
         writer.WriteU32((uint)_functions.Count);
-        foreach (var (name, kind, parameters, returns) in _functions)
+        foreach (var (name, kind, flags, parameters, returns) in _functions)
         {
             writer.WriteString(name);
             writer.WriteU8((byte)kind);
+            writer.WriteU8(flags);
             Encode(parameters, writer);
             Encode(returns, writer);
         }

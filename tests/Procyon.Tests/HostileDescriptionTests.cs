@@ -59,6 +59,7 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a variant without a name"] = (() => Types(Enum((null, I32))), "a variant has no name"),
         ["a type without a name"] = (() => Module(m => m, Struct()), "each of the 1 types needs one name"),
         ["a name for a type that does not exist"] = (() => Module(m => m.Name("Ghost", 5)), "each of the 0 types needs one name"),
+        ["a function with unknown flags"] = (() => Module(m => m.Function("f", Struct(), flags: 0x80)), "function 'f' has unknown flags 128"),
         ["a function named a/b"] = (() => Function("a/b", Struct()), "\"a/b\" is not an identifier"),
         ["a function named {fn}"] = (() => Function("{fn}", Struct()), "\"{fn}\" is not an identifier"),
         ["a function named 1st"] = (() => Function("1st", Struct()), "\"1st\" is not an identifier"),
