@@ -41,9 +41,9 @@ cat <<INFO
   Swagger UI:  $URL/swagger
   Try:         curl -X POST $URL/v1/databases/example/call/add -d '[2,3]'
                curl -X POST $URL/v1/databases/example/call/sleep_one_second -d '[]'
-               curl $URL/v1/databases/example/logs
+               curl $URL/v1/databases/example/logs -H "Authorization: Bearer \$TOKEN"
   Publish:     curl -X PUT $URL/v1/databases/example -H "Authorization: Bearer \$TOKEN" --data-binary @module.wasm
-               with the token of the identity that owns 'example':
+               with the token of the identity that owns 'example' (logs are the owner's too):
                TOKEN=$TOKEN
   Stop:        Ctrl-C
 
