@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Procyon.Testing;
@@ -33,8 +34,19 @@ internal static class SleepersBenchmark
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
-        var wasm = new ByteArrayContent(await File.ReadAllBytesAsync(Modules.PathOf("faulty")));
-        (await client.PutAsync(new Uri(server.Address, "/v1/databases/faulty"), wasm)).EnsureSuccessStatusCode();
+        using (var identity = await client.PostAsync(new Uri(server.Address, "/v1/identity"), null))
+        {
+            var token = (await identity.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
+            // A request made by hand is HTTP/1.1 unless told, which this HTTP/2-only server refuses.
+            using var publish = new HttpRequestMessage(HttpMethod.Put, new Uri(server.Address, "/v1/databases/faulty"))
+            {
+                Content = new ByteArrayContent(await File.ReadAllBytesAsync(Modules.PathOf("faulty"))),
+                Version = client.DefaultRequestVersion,
+                VersionPolicy = client.DefaultVersionPolicy,
+            };
+            publish.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            (await client.SendAsync(publish)).EnsureSuccessStatusCode();
+        }
 
         var procyon = (Nap: new Uri(server.Address, "/v1/databases/faulty/call/naps"), Body: $"[1, {NapMillis}]", Add: new Uri(server.Address, "/v1/databases/faulty/call/add"));
         var baseline = (Nap: new Uri(bare.Urls.First() + "/nap"), Body: "", Add: new Uri(bare.Urls.First() + "/add"));
