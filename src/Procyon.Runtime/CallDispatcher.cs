@@ -18,16 +18,15 @@ public interface IResultSink
 /// The one path of a call for HTTP, the hub and the scheduler: JSON arguments → BSATN → an
 /// instance of the module → BSATN result → JSON, then the result goes to every sink.
 /// </summary>
-public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, NpgsqlDataSource dataSource, IOptions<RuntimeOptions> options)
+public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, Transactions transactions, IOptions<RuntimeOptions> options)
 {
-    /// <summary>Runs of a reducer whose transaction Postgres could not serialize, before giving up (503).</summary>
+    /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
     private const int ReducerAttempts = 20;
 
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
 
     private readonly IResultSink[] _sinks = sinks.ToArray();
     private readonly SemaphoreSlim _slots = new(options.Value.MaxConcurrentCalls);
-    private readonly SemaphoreSlim _transactions = new(options.Value.MaxConcurrentTransactions);
     private int _queued;
 
     /// <param name="cancellationToken">Ends sleeping calls early; pass the server's shutdown token, not a request's.</param>
@@ -59,7 +58,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         foreach (var row in claimed)
         {
             var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
-            await using (var transaction = await BeginAsync(cancellationToken))
+            await using (var transaction = await transactions.BeginAsync(cancellationToken))
             {
                 await transaction.FinishScheduledAsync(table, [row], fromDue: false, cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
@@ -74,7 +73,8 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
     /// before each row, so the failed run is undone alone (not run again) and its row still moves
     /// on: reported once, not retried forever. Rows deleted or whose lease was lost meanwhile are
     /// dropped and the rest run again. When Postgres cannot serialize the transaction, nothing of
-    /// it happened: the rows run again.
+    /// it happened: the rows run again. When the batch outlives the transaction deadline, nothing
+    /// of it happened either, and each row runs in a transaction of its own.
     /// </summary>
     private async Task RunDueReducersAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
@@ -86,8 +86,9 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             var again = false;
             try
             {
-                await using var transaction = await BeginAsync(cancellationToken);
-                var context = new CallContext(scheduled.Module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
+                await using var transaction = await transactions.BeginAsync(cancellationToken);
+                await using var call = transactions.Within(transaction, cancellationToken);
+                var context = new CallContext(scheduled.Module.Tables, call);
                 foreach (var row in pending)
                 {
                     if (failed.TryGetValue(row.ScheduledId, out var failure))
@@ -98,31 +99,42 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
                     var careful = failed.Count > 0;
                     if (careful)
                     {
-                        await transaction.SaveAsync(cancellationToken);
+                        await call.RunAsync(table.Name, (tx, token) => tx.SaveAsync(token));
                     }
                     var run = await RunScheduledOnceAsync(scheduled, row, context, cancellationToken);
-                    if (run.Outcome.Failure == CallFailure.Contention)
+                    switch (run.Outcome.Failure)
                     {
-                        throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
-                    }
-                    if (run.Outcome.Failure != CallFailure.None)
-                    {
-                        failed[row.ScheduledId] = run;
-                        if (!careful)
-                        {
-                            again = true;
+                        case CallFailure.Contention:
+                            throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
+                        case CallFailure.TransactionTimeout when pending.Count > 1:
+                            throw new TransactionTimeoutException(transactions.Options.TransactionTimeout);
+                        case CallFailure.None:
                             break;
-                        }
-                        await transaction.RollbackToSavedAsync(cancellationToken);
+                        default:
+                            failed[row.ScheduledId] = run;
+                            // A run past the deadline left the transaction unusable: finish its row in a new one.
+                            if (!careful || run.Outcome.Failure == CallFailure.TransactionTimeout)
+                            {
+                                again = true;
+                            }
+                            else
+                            {
+                                await call.RunAsync(table.Name, (tx, token) => tx.RollbackToSavedAsync(token));
+                            }
+                            break;
+                    }
+                    if (again)
+                    {
+                        break;
                     }
                     runs.Add(run);
                 }
                 if (!again)
                 {
-                    var finished = await transaction.FinishScheduledAsync(table, pending, fromDue: true, cancellationToken);
+                    var finished = await call.RunAsync(table.Name, (tx, token) => tx.FinishScheduledAsync(table, pending, fromDue: true, token));
                     if (finished.Count == pending.Count)
                     {
-                        await transaction.CommitAsync(cancellationToken);
+                        await call.CommitAsync();
                         foreach (var run in runs)
                         {
                             CompleteScheduled(scheduled, run);
@@ -135,7 +147,16 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             catch (SerializationFailureException) when (++contention < ReducerAttempts)
             {
                 // Rolled back with the transaction: the rows are still leased here; run them again.
-                await BackoffAsync(contention, cancellationToken);
+                await Transactions.BackoffAsync(contention, cancellationToken);
+            }
+            catch (TransactionTimeoutException) when (pending.Count > 1)
+            {
+                // Rolled back: one slow reducer must not keep a whole batch from finishing.
+                foreach (var row in pending)
+                {
+                    await RunDueReducersAsync(scheduled, table, [row], cancellationToken);
+                }
+                return;
             }
         }
     }
@@ -177,8 +198,8 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         var request = new CallRequest(module.Database, init.Name, ReadOnlyMemory<byte>.Empty, publisher, CallOrigin.Init);
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
-        var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken) { Transaction = transaction };
-        var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), context);
+        await using var call = transactions.Within(transaction, cancellationToken);
+        var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), new CallContext(module.Tables, call));
         var (failure, value, error) = Finish(module, init, outcome);
         return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
@@ -214,7 +235,7 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
             Status = failure switch
             {
                 CallFailure.None => "ok",
-                CallFailure.Timeout => "timeout",
+                CallFailure.Timeout or CallFailure.TransactionTimeout => "timeout",
                 _ => "error",
             },
             Value = value,
@@ -299,58 +320,15 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
 
     private async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
     {
-        var context = new CallContext(module.Tables, BeginAsync, isReducer: false, cancellationToken);
-        try
-        {
-            return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
-        }
-        finally
-        {
-            // A procedure that trapped inside with_tx leaves its transaction open: roll it back.
-            if (context.Transaction is { } abandoned)
-            {
-                await abandoned.DisposeAsync();
-            }
-        }
+        // Disposing rolls back a transaction the procedure left open (it trapped inside with_tx).
+        await using var transaction = transactions.ForProcedure(cancellationToken);
+        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction));
     }
 
-    /// <summary>
-    /// Runs a reducer in one serializable transaction: committed when it returns <c>Ok</c>, rolled
-    /// back on <c>Err</c> or a trap, and run again when Postgres cannot serialize it.
-    /// </summary>
-    private async Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var context = new CallContext(module.Tables, BeginAsync, isReducer: true, cancellationToken);
-            await using var transaction = context.Transaction = await BeginAsync(cancellationToken);
-            InstanceOutcome outcome;
-            try
-            {
-                outcome = await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, context);
-                if (outcome.Failure == CallFailure.None)
-                {
-                    await transaction.CommitAsync(cancellationToken);
-                    return outcome;
-                }
-            }
-            catch (SerializationFailureException e)
-            {
-                outcome = InstanceOutcome.Failed(CallFailure.Contention, e.Message);
-            }
-            if (outcome.Failure != CallFailure.Contention || attempt == ReducerAttempts)
-            {
-                return outcome.Failure == CallFailure.Contention
-                    ? InstanceOutcome.Failed(CallFailure.Contention, $"{outcome.Error} ({ReducerAttempts} attempts)")
-                    : outcome;
-            }
-            await BackoffAsync(attempt, cancellationToken);
-        }
-    }
-
-    /// <summary>Random backoff, growing with each attempt, so the transactions that collided spread out.</summary>
-    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken) =>
-        Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
+    private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken) =>
+        transactions.RunReducerAsync(
+            transaction => RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction)),
+            cancellationToken);
 
     private static async Task<InstanceOutcome> RunOnInstanceAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
     {
@@ -362,21 +340,6 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         finally
         {
             module.Return(instance);
-        }
-    }
-
-    /// <summary>Opens a transaction once one of <see cref="RuntimeOptions.MaxConcurrentTransactions"/> is free; disposing it frees the slot.</summary>
-    private async Task<DatabaseTransaction> BeginAsync(CancellationToken cancellationToken)
-    {
-        await _transactions.WaitAsync(cancellationToken);
-        try
-        {
-            return await DatabaseTransaction.BeginAsync(dataSource, () => _transactions.Release(), cancellationToken);
-        }
-        catch
-        {
-            _transactions.Release();
-            throw;
         }
     }
 

@@ -21,7 +21,13 @@ public enum CallFailure
     /// <summary>Postgres could not serialize the call's transaction, even after retries.</summary>
     Contention,
     Timeout,
+
+    /// <summary>The call's transaction outlived <see cref="RuntimeOptions.TransactionTimeout"/>; it was rolled back.</summary>
+    TransactionTimeout,
     Overloaded,
+
+    /// <summary>Postgres failed the host (a lost connection, a restart): nothing the module did is to blame.</summary>
+    Unavailable,
     Cancelled,
 }
 

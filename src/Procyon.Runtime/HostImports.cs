@@ -135,46 +135,9 @@ internal static class HostImports
 
     private static void DefineTransactions(Linker linker)
     {
-        linker.DefineFunction(Module, "tx_begin", (Caller caller) => Instance(caller).Suspend(async frame =>
-        {
-            var context = frame.Context;
-            if (context.IsReducer || context.Transaction is not null)
-            {
-                throw new GuestFaultException("a transaction is already open; with_tx cannot nest or run inside a reducer");
-            }
-            context.Transaction = await context.BeginAsync();
-            return 0;
-        }));
-        linker.DefineFunction(Module, "tx_commit", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: true)));
-        linker.DefineFunction(Module, "tx_rollback", (Caller caller) => Instance(caller).Suspend(frame => EndAsync(frame.Context, commit: false)));
-    }
-
-    /// <summary>Ends a procedure's transaction: 0, or <see cref="ModuleAbi.TxRetry"/> when Postgres could not serialize it.</summary>
-    private static async Task<long> EndAsync(CallContext context, bool commit)
-    {
-        var transaction = context.Transaction;
-        if (context.IsReducer || transaction is null)
-        {
-            throw new GuestFaultException("no transaction of the procedure's is open");
-        }
-        context.Transaction = null;
-        await using (transaction)
-        {
-            if (!commit)
-            {
-                await transaction.RollbackAsync(context.CancellationToken);
-                return 0;
-            }
-            try
-            {
-                await transaction.CommitAsync(context.CancellationToken);
-                return 0;
-            }
-            catch (SerializationFailureException)
-            {
-                return ModuleAbi.TxRetry;
-            }
-        }
+        linker.DefineFunction(Module, "tx_begin", (Caller caller) => Instance(caller).Suspend(frame => frame.Context.Transactions.BeginByModuleAsync()));
+        linker.DefineFunction(Module, "tx_commit", (Caller caller) => Instance(caller).Suspend(frame => frame.Context.Transactions.EndByModuleAsync(commit: true)));
+        linker.DefineFunction(Module, "tx_rollback", (Caller caller) => Instance(caller).Suspend(frame => frame.Context.Transactions.EndByModuleAsync(commit: false)));
     }
 
     /// <summary>
@@ -194,8 +157,7 @@ internal static class HostImports
         {
             var context = frame.Context;
             var schema = context.Tables.GetValueOrDefault(name) ?? throw new GuestFaultException($"the module has no table named '{name}'");
-            var transaction = context.Transaction ?? throw new GuestFaultException($"table {name} was used outside a transaction: in a procedure, use ctx.with_tx");
-            var (result, buffer) = await operation(transaction, schema, context.CancellationToken);
+            var (result, buffer) = await context.Transactions.RunAsync(name, (transaction, token) => operation(transaction, schema, token));
             frame.Buffer = buffer;
             return result;
         });

@@ -31,24 +31,13 @@ internal sealed class CallFrame(ReadOnlyMemory<byte> arguments, Identity caller,
     public long? Resumed { get; set; }
 }
 
-/// <summary>What a call's host operations work with: its transaction, the tables, cancellation.</summary>
-internal sealed class CallContext(
-    IReadOnlyDictionary<string, Storage.Tables.TableSchema> tables,
-    Func<CancellationToken, Task<Storage.Tables.DatabaseTransaction>> begin,
-    bool isReducer,
-    CancellationToken cancellationToken)
+/// <summary>What a call's host operations work with: the tables and the call's transaction (none while the module starts).</summary>
+internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables, CallTransaction? Transaction)
 {
-    /// <summary>A reducer's transaction belongs to the host; a procedure opens its own with <c>with_tx</c>.</summary>
-    public bool IsReducer { get; } = isReducer;
+    public CancellationToken CancellationToken => Transaction?.CallToken ?? CancellationToken.None;
 
-    public IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables { get; } = tables;
-
-    public CancellationToken CancellationToken { get; } = cancellationToken;
-
-    /// <summary>The open transaction: the reducer's, or a procedure's <c>with_tx</c>.</summary>
-    public Storage.Tables.DatabaseTransaction? Transaction { get; set; }
-
-    public Task<Storage.Tables.DatabaseTransaction> BeginAsync() => begin(CancellationToken);
+    /// <summary>The call's transaction owner; a module that is only starting has none.</summary>
+    public CallTransaction Transactions => Transaction ?? throw new GuestFaultException("no transactions while the module starts");
 }
 
 /// <summary>
@@ -60,11 +49,7 @@ internal sealed class CallContext(
 internal sealed class ModuleInstance : IDisposable
 {
     /// <summary>The context of the calls an instance makes outside a real call (pre-init, describe).</summary>
-    private static readonly CallContext Idle = new(
-        new Dictionary<string, Storage.Tables.TableSchema>(),
-        _ => throw new GuestFaultException("no transactions while the module starts"),
-        isReducer: false,
-        CancellationToken.None);
+    private static readonly CallContext Idle = new(new Dictionary<string, Storage.Tables.TableSchema>(), Transaction: null);
 
     private readonly WasmEngine _engine;
     private readonly Store _store;
@@ -156,20 +141,15 @@ internal sealed class ModuleInstance : IDisposable
                 {
                     frame.Resumed = await pending;
                 }
-                catch (Exception e) when (e is not (OperationCanceledException or Storage.Tables.SerializationFailureException))
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    return Poison(CallFailure.Trapped, e is GuestFaultException ? e.Message : $"a host operation failed: {e.Message}");
+                    var failed = CallTransaction.Outcome(e, context.Transaction?.IsReducer ?? false);
+                    return Poison(failed?.Failure ?? CallFailure.Trapped, failed?.Error ?? (e is GuestFaultException ? e.Message : $"a host operation failed: {e.Message}"));
                 }
                 // Time spent waiting does not count against the CPU deadline.
                 _store.SetEpochDeadline(_engine.DeadlineTicks);
                 _startRewind(_asyncifyData);
             }
-        }
-        catch (Storage.Tables.SerializationFailureException e)
-        {
-            return Poison(CallFailure.Contention, context.IsReducer
-                ? e.Message
-                : $"{e.Message}; with_tx's transaction was rolled back and the call abandoned, so nothing it wrote remains: try again");
         }
         catch (TrapException e) when (e.Type == TrapCode.Interrupt)
         {
@@ -210,11 +190,17 @@ internal sealed class ModuleInstance : IDisposable
         return 0;
     }
 
-    /// <summary>The <c>sleep_until</c> import.</summary>
-    public long SleepUntil(long targetMicros) =>
-        Frame.Resumed is null && targetMicros <= UnixTime.NowMicros()
+    /// <summary>The <c>sleep_until</c> import; refused while a transaction is open, which it would hold for as long as it sleeps.</summary>
+    public long SleepUntil(long targetMicros)
+    {
+        if (Frame.Context.Transaction is { } transaction && (transaction.IsReducer || transaction.IsOpen))
+        {
+            throw new GuestFaultException("sleep_until was called inside a reducer or with_tx, where it would hold the transaction open; sleep in a procedure, outside with_tx");
+        }
+        return Frame.Resumed is null && targetMicros <= UnixTime.NowMicros()
             ? UnixTime.NowMicros()
             : Suspend(frame => SleepAsync(targetMicros, frame.Context.CancellationToken));
+    }
 
     private static async Task<long> SleepAsync(long targetMicros, CancellationToken cancellationToken)
     {

@@ -56,4 +56,15 @@ public sealed class RuntimeOptions
     /// <summary>Transactions open at once (reducers and procedures' with_tx); keep it below the Npgsql pool size (default 100).</summary>
     [Range(1, 10_000)]
     public int MaxConcurrentTransactions { get; set; } = 64;
+
+    /// <summary>How long a call waits for a free transaction slot before it is refused (503).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan TransactionSlotWait { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Wall-clock time one transaction may stay open, table calls included (504 beyond, rolled
+    /// back): a module cannot hold locks by calling tables in a loop.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

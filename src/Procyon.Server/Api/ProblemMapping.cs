@@ -17,7 +17,9 @@ internal static class ProblemMapping
         CallFailure.Contention => (StatusCodes.Status503ServiceUnavailable, "Contention"),
         CallFailure.Trapped => (StatusCodes.Status500InternalServerError, "The module trapped"),
         CallFailure.Timeout => (StatusCodes.Status504GatewayTimeout, "Deadline exceeded"),
+        CallFailure.TransactionTimeout => (StatusCodes.Status504GatewayTimeout, "Transaction deadline exceeded"),
         CallFailure.Overloaded => (StatusCodes.Status503ServiceUnavailable, "Overloaded"),
+        CallFailure.Unavailable => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
         CallFailure.Cancelled => (StatusCodes.Status503ServiceUnavailable, "Shutting down"),
         _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "not a failure"),
     };

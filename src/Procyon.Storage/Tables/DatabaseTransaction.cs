@@ -30,10 +30,29 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         _onDispose = onDispose;
     }
 
-    /// <summary>A serializable transaction for a call: a reducer, a procedure's <c>with_tx</c> or a batch of scheduled rows.</summary>
+    /// <summary>
+    /// A serializable transaction for a call: a reducer, a procedure's <c>with_tx</c> or a batch
+    /// of scheduled rows. Postgres itself cancels a statement longer than <paramref name="statementTimeout"/>
+    /// and ends the session when it idles in the transaction longer than <paramref name="idleTimeout"/>.
+    /// </summary>
     /// <param name="onDispose">Runs once the connection is back in the pool.</param>
-    public static Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, CancellationToken cancellationToken) =>
-        BeginAsync(dataSource, IsolationLevel.Serializable, onDispose, cancellationToken);
+    public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, TimeSpan statementTimeout, TimeSpan idleTimeout, CancellationToken cancellationToken)
+    {
+        var transaction = await BeginAsync(dataSource, IsolationLevel.Serializable, onDispose, cancellationToken);
+        try
+        {
+            // One round trip with the (deferred) BEGIN; LOCAL, so the pooled session keeps its defaults.
+            await transaction.ExecuteAsync(
+                $"SET LOCAL statement_timeout = {(long)statementTimeout.TotalMilliseconds}; SET LOCAL idle_in_transaction_session_timeout = {(long)idleTimeout.TotalMilliseconds}",
+                cancellationToken);
+            return transaction;
+        }
+        catch
+        {
+            await transaction.DisposeAsync();
+            throw;
+        }
+    }
 
     /// <summary>
     /// The transaction of a publish or delete: the catalog row, the schema's DDL and the init

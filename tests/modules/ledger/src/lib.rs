@@ -389,3 +389,44 @@ fn stored_chain_length(ctx: &mut ProcedureContext, id: u32) -> u32 {
         })
     })
 }
+
+/// Holds a transaction for as long as the host lets it: table calls in a loop, each short.
+#[procedure]
+fn hold(ctx: &mut ProcedureContext) {
+    ctx.with_tx(|tx| loop {
+        tx.db.counter().count();
+    })
+}
+
+// The host's sleep import declared by hand, as a module that ignores the SDK could: the SDK
+// offers sleeping only to procedures, outside `with_tx`.
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "procyon")]
+extern "C" {
+    #[link_name = "sleep_until"]
+    fn raw_sleep_until(target_micros: i64) -> i64;
+}
+
+fn sleep_a_second(now: Timestamp) {
+    let target = now.to_micros_since_unix_epoch() + 1_000_000;
+    #[cfg(target_arch = "wasm32")]
+    unsafe {
+        raw_sleep_until(target);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = target;
+}
+
+#[reducer]
+fn nap_in_reducer(ctx: &ReducerContext) {
+    ctx.db.counter().count();
+    sleep_a_second(ctx.timestamp);
+}
+
+#[procedure]
+fn nap_in_tx(ctx: &mut ProcedureContext) {
+    ctx.with_tx(|tx| {
+        tx.db.counter().count();
+        sleep_a_second(tx.timestamp);
+    })
+}
