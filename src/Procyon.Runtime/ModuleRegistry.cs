@@ -68,23 +68,51 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         await _changing.WaitAsync(cancellationToken);
         try
         {
-            var stored = await store.LoadAsync(database, cancellationToken);
-            if (stored is null)
+            await RefreshUnlockedAsync(database, cancellationToken);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    /// <summary>
+    /// Brings every database in line with the catalog: after this replica could not hear the
+    /// change notifications (Postgres restarted, the connection dropped), it may have missed any.
+    /// </summary>
+    public async Task RefreshAllAsync(CancellationToken cancellationToken)
+    {
+        await _changing.WaitAsync(cancellationToken);
+        try
+        {
+            var versions = await store.VersionsAsync(cancellationToken);
+            var stale = versions.Where(v => Find(v.Key)?.Sha256 != v.Value).Select(v => v.Key);
+            var gone = _modules.Keys.Where(database => !versions.ContainsKey(database));
+            foreach (var database in stale.Concat(gone).ToList())
             {
-                if (Remove(database))
-                {
-                    LogRefreshed(database, "deleted");
-                }
-                return;
-            }
-            if (Find(database)?.Sha256 != stored.Sha256 && Load(stored))
-            {
-                LogRefreshed(database, $"sha256 {stored.Sha256}");
+                await RefreshUnlockedAsync(database, cancellationToken);
             }
         }
         finally
         {
             _changing.Release();
+        }
+    }
+
+    private async Task RefreshUnlockedAsync(string database, CancellationToken cancellationToken)
+    {
+        var stored = await store.LoadAsync(database, cancellationToken);
+        if (stored is null)
+        {
+            if (Remove(database))
+            {
+                LogRefreshed(database, "deleted");
+            }
+            return;
+        }
+        if (Find(database)?.Sha256 != stored.Sha256 && Load(stored))
+        {
+            LogRefreshed(database, $"sha256 {stored.Sha256}");
         }
     }
 

@@ -68,6 +68,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         SELECT value FROM procyon.settings WHERE key = @key;
         """;
 
+    private const string VersionsSql = "SELECT name, sha256 FROM procyon.databases";
+
     private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases ORDER BY name";
 
     private const string DeleteSql = "DELETE FROM procyon.databases WHERE name = @name";
@@ -184,6 +186,19 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         command.Parameters.AddWithValue("key", key);
         command.Parameters.AddWithValue("value", create());
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>The SHA-256 of every published module, by database name: what a replica compares to catch up.</summary>
+    public async Task<Dictionary<string, string>> VersionsAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(VersionsSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var versions = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            versions[reader.GetString(0)] = reader.GetString(1);
+        }
+        return versions;
     }
 
     public async IAsyncEnumerable<StoredModule> LoadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
