@@ -168,7 +168,7 @@ internal static class DescriptionRules
             {
                 throw new InvalidDataException($"{context}: a {noun} has no name");
             }
-            if (!IsIdentifier(name))
+            if (!ModuleLimits.IsName(name))
             {
                 throw new InvalidDataException(
                     $"{context}: {noun} name {Shown(name)} is not an identifier (ASCII letters, digits and _, not starting with a digit, 1 to {ModuleLimits.MaxNameBytes} bytes)");
@@ -179,11 +179,6 @@ internal static class DescriptionRules
             }
         }
     }
-
-    private static bool IsIdentifier(string name) =>
-        name.Length is > 0 and <= ModuleLimits.MaxNameBytes
-        && !char.IsAsciiDigit(name[0])
-        && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
 
     private static void AtMost(int count, int limit, string context, string what)
     {

@@ -35,4 +35,14 @@ public static class ModuleLimits
 
     /// <summary>Bytes of every name: Postgres cuts identifiers at 63, so two longer table names could share one table.</summary>
     public const int MaxNameBytes = 63;
+
+    /// <summary>
+    /// Whether <paramref name="name"/> may name a function, parameter, field, variant, type, table
+    /// or column: an ASCII identifier of 1 to <see cref="MaxNameBytes"/> bytes. Such a name is safe
+    /// as a JSON key, a URL segment, a Postgres identifier and a part of the hub's group names.
+    /// </summary>
+    public static bool IsName(string name) =>
+        name.Length is > 0 and <= MaxNameBytes
+        && !char.IsAsciiDigit(name[0])
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
 }

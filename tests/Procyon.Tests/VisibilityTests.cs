@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
@@ -69,6 +70,26 @@ public sealed class VisibilityTests : OwnServerTest
         Assert.Equal([$"increment by {caller}", $"increment by {new string('0', 64)}", "ping"], await owner.UntilPingAsync());
         Assert.Equal(["ping"], await stranger.UntilPingAsync());
         Assert.Equal(["ping"], await anonymous.UntilPingAsync());
+    }
+
+    [Theory]
+    [InlineData("ledger@{owner}", null)]
+    [InlineData("ledger", "increment@{owner}")]
+    [InlineData("ledger/x", null)]
+    public async Task A_subscription_cannot_name_another_identitys_private_group(string db, string? fn)
+    {
+        var owner = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(_owner).Subject;
+        await using var spy = await Server.ConnectHubAsync();
+        var (spyDb, spyFn) = (db.Replace("{owner}", owner, StringComparison.Ordinal), fn?.Replace("{owner}", owner, StringComparison.Ordinal));
+
+        await Assert.ThrowsAsync<HubException>(() => spy.InvokeAsync("Subscribe", spyDb, spyFn));
+        await Assert.ThrowsAsync<HubException>(() => spy.InvokeAsync("Unsubscribe", spyDb, spyFn));
+        await using var stream = spy.StreamAsync<JsonElement>("Results", spyDb, spyFn).GetAsyncEnumerator();
+        await Assert.ThrowsAsync<HubException>(async () => await stream.MoveNextAsync());
+        await using var watcher = await Watcher.StartAsync(Server, token: null);
+        await CallAsync("increment", "[1]", _owner);
+        await CallAsync("ping", "", token: null);
+        Assert.Equal(["ping"], await watcher.UntilPingAsync());
     }
 
     [Fact]

@@ -26,11 +26,15 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IOpti
     }
 
     /// <summary>The results of a database (or one of its functions) this connection may see, as a stream, from now until the client ends it.</summary>
-    public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken) =>
-        feed.ReadAllAsync(db, fn, Auth.Tokens.IdentityOf(Context.User!), cancellationToken);
+    public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken)
+    {
+        RequireNames(db, fn);
+        return feed.ReadAllAsync(db, fn, Auth.Tokens.IdentityOf(Context.User!), cancellationToken);
+    }
 
     public async Task Subscribe(string db, string? fn = null)
     {
+        RequireNames(db, fn);
         var subscriptions = Subscriptions;
         if (subscriptions.Contains(ResultGroups.Database(db)))
         {
@@ -54,6 +58,7 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IOpti
     /// <summary>Without <paramref name="fn"/>, ends every subscription to the database.</summary>
     public async Task Unsubscribe(string db, string? fn = null)
     {
+        RequireNames(db, fn);
         var subscriptions = Subscriptions;
         var leaving = fn is null
             ? subscriptions.Where(g => g == ResultGroups.Database(db) || ResultGroups.IsFunctionOf(g, db)).ToList()
@@ -61,6 +66,22 @@ public sealed class ProcyonHub(CallDispatcher dispatcher, ResultFeed feed, IOpti
         foreach (var group in leaving)
         {
             await Leave(subscriptions, group);
+        }
+    }
+
+    /// <summary>
+    /// Only names a database or function can have: group names are built from them, and a name
+    /// holding a separator could spell another identity's private group.
+    /// </summary>
+    private static void RequireNames(string db, string? fn)
+    {
+        if (!Api.DatabaseName.IsValid(db))
+        {
+            throw new HubException($"'{db}' is not a valid database name: {Api.DatabaseName.Rule}");
+        }
+        if (fn is not null && !ModuleLimits.IsName(fn))
+        {
+            throw new HubException($"'{fn}' is not a function name");
         }
     }
 
