@@ -99,6 +99,11 @@ internal static class DescriptionRules
         {
             throw new InvalidDataException($"{context} needs the column #[primary_key] #[auto_inc] scheduled_id: u64");
         }
+        // The scheduler tells rows apart by scheduled_id alone: a wider key would let two rows share one.
+        if (table.Columns.Where((column, i) => i != id && ((ColumnFlags)column.Flags).HasFlag(ColumnFlags.PrimaryKey)).Select(c => c.Name).FirstOrDefault() is { } other)
+        {
+            throw new InvalidDataException($"{context}: scheduled_id must be its only #[primary_key] column, not {other} too");
+        }
         var at = row.IndexOf("scheduled_at");
         if (at < 0 || !IsScheduleAt(typespace.Resolve(row.Elements[at].Type), typespace))
         {

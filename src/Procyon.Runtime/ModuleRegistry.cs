@@ -86,7 +86,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         try
         {
             var versions = await store.VersionsAsync(cancellationToken);
-            var stale = versions.Where(v => Find(v.Key)?.Sha256 != v.Value).Select(v => v.Key);
+            var stale = versions.Where(v => !IsCurrent(v.Key, v.Value.Sha256, v.Value.Owner)).Select(v => v.Key);
             var gone = _modules.Keys.Where(database => !versions.ContainsKey(database));
             foreach (var database in stale.Concat(gone).ToList())
             {
@@ -110,11 +110,18 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             }
             return;
         }
-        if (Find(database)?.Sha256 != stored.Sha256 && Load(stored))
+        if (!IsCurrent(database, stored.Sha256, stored.Owner) && Load(stored))
         {
             LogRefreshed(database, $"sha256 {stored.Sha256}");
         }
     }
+
+    /// <summary>
+    /// Whether this server runs that version of the database. The owner counts too: a database
+    /// deleted and claimed by someone else with the same bytes is another database.
+    /// </summary>
+    private bool IsCurrent(string database, string sha256, string? owner) =>
+        Find(database) is { } module && module.Sha256 == sha256 && module.Owner?.ToString() == owner;
 
     /// <summary>Frees every idle instance before the engine goes away.</summary>
     public void Dispose()
@@ -151,6 +158,11 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             return loaded;
         });
         old?.Retire();
+        if (old is not null && old.Owner != loaded.Owner)
+        {
+            // Another owner's database now: the previous owner's log lines are not theirs to read.
+            logs.Clear(loaded.Database);
+        }
         Changed?.Invoke();
     }
 

@@ -68,7 +68,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         SELECT value FROM procyon.settings WHERE key = @key;
         """;
 
-    private const string VersionsSql = "SELECT name, sha256 FROM procyon.databases";
+    private const string VersionsSql = "SELECT name, sha256, owner FROM procyon.databases";
 
     private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases ORDER BY name";
 
@@ -188,15 +188,15 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>The SHA-256 of every published module, by database name: what a replica compares to catch up.</summary>
-    public async Task<Dictionary<string, string>> VersionsAsync(CancellationToken cancellationToken)
+    /// <summary>The SHA-256 and owner of every published module, by database name: what a replica compares to catch up.</summary>
+    public async Task<Dictionary<string, (string Sha256, string? Owner)>> VersionsAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(VersionsSql);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var versions = new Dictionary<string, string>(StringComparer.Ordinal);
+        var versions = new Dictionary<string, (string, string?)>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken))
         {
-            versions[reader.GetString(0)] = reader.GetString(1);
+            versions[reader.GetString(0)] = (reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
         }
         return versions;
     }

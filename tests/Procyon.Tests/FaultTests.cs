@@ -38,4 +38,32 @@ public sealed class FaultTests
         Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/healthz")).StatusCode);
         Assert.Equal("5", await (await server.CallAsync("fresh", "add", "[2, 3]")).Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task A_replica_that_missed_a_delete_and_a_new_claim_of_the_same_bytes_learns_the_new_owner()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var proxy = PostgresProxy.Start(database);
+        await using var replica = await TestServer.StartAsync(database, $"--ConnectionStrings:Postgres={proxy.ConnectionStringFor(database)}");
+        await using var server = await TestServer.StartAsync(database);
+        var (_, first) = await server.NewIdentityAsync();
+        var (_, second) = await server.NewIdentityAsync();
+        Assert.Equal(HttpStatusCode.Created, (await server.PublishAsync("handed", "ledger", first)).StatusCode);
+        await ScheduledTablesTests.EventuallyAsync(async () => (await replica.Http.GetAsync("/v1/databases/handed/schema")).IsSuccessStatusCode);
+
+        proxy.Cut();
+        Assert.Equal(HttpStatusCode.NoContent, (await server.DeleteAsync("handed", first)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await server.PublishAsync("handed", "ledger", second)).StatusCode);
+        proxy.Restore();
+
+        await ScheduledTablesTests.EventuallyAsync(async () => (await LogsAsync(replica, second)).StatusCode == HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.Forbidden, (await LogsAsync(replica, first)).StatusCode);
+    }
+
+    private static async Task<HttpResponseMessage> LogsAsync(ServerHandle server, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/databases/handed/logs");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return await server.Http.SendAsync(request);
+    }
 }
