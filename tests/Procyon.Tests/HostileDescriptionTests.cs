@@ -76,6 +76,8 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a row without fields"] = (() => Module(m => m.Table("t", Struct(), [])), "needs a struct with at least one field"),
         ["a scheduled_id that is not the auto_inc primary key"] = (() => Scheduled([ScheduledId with { Flags = PrimaryKey }, ScheduledAtColumn]), "needs the column #[primary_key] #[auto_inc] scheduled_id: u64"),
         ["a scheduled_id of type i64"] = (() => Scheduled([ScheduledId with { Type = AlgebraicType.Primitive(TypeKind.I64) }, ScheduledAtColumn]), "scheduled_id: u64"),
+        ["a table named like another's primary-key index"] = (() => Module(m => m.Table("t", Struct(("a", I32)), [("a", PrimaryKey)]).Table("t_pkey", Struct(("a", I32)), [("a", 0)])), "table t_pkey cannot be created"),
+        ["a table named like another's identity sequence"] = (() => Module(m => m.Table("t", Struct(("id", U64)), [("id", PrimaryKey | AutoIncrement)]).Table("t_id_seq", Struct(("a", I32)), [("a", 0)])), "table t_id_seq cannot be created"),
         ["a scheduled table keyed by more than scheduled_id"] = (() => Scheduled([ScheduledId, ScheduledAtColumn, ("shard", I32, PrimaryKey)]), "scheduled_id must be its only #[primary_key] column, not shard too"),
         ["a scheduled table without scheduled_at"] = (() => Scheduled([ScheduledId]), "needs the column scheduled_at: ScheduleAt"),
         ["a scheduled_at that is a timestamp"] = (() => Scheduled([ScheduledId, ScheduledAtColumn with { Type = ScheduleAt.Elements[1].Type }]), "scheduled_at: ScheduleAt"),

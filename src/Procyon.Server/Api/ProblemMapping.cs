@@ -47,6 +47,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             ModuleRejectedException => (StatusCodes.Status400BadRequest, "Module rejected"),
             PayloadTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Payload too large"),
             Storage.Tables.SchemaConflictException => (StatusCodes.Status409Conflict, "Tables changed"),
+            Storage.Tables.TableNameTakenException => (StatusCodes.Status400BadRequest, "Module rejected"),
             InitReducerFailedException => (StatusCodes.Status422UnprocessableEntity, "The init reducer failed"),
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),

@@ -11,6 +11,13 @@ public sealed class SchemaConflictException(IReadOnlyList<string> differences)
 }
 
 /// <summary>
+/// A table's name is taken by what Postgres named after another table of the module (an index
+/// <c>t_pkey</c>, a key <c>t_c_key</c>, a sequence <c>t_c_seq</c>); the publisher can rename it (400).
+/// </summary>
+public sealed class TableNameTakenException(string table, string reason)
+    : Exception($"table {table} cannot be created: {reason}; Postgres gave that name to an index, key or sequence of another table of the module, so name the table otherwise");
+
+/// <summary>
 /// Each database's Postgres schema: its tables, the catalog of their definitions (to refuse
 /// incompatible republishes) and the read-only roles the SQL endpoint uses: the owner's reads
 /// every table, everyone else's only the public ones, and Postgres enforces the difference.
@@ -61,7 +68,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         await transaction.ExecuteAsync(ReaderSql, cancellationToken, ("db", database), ("password", owner.Password), ("public_password", anyone.Password));
         foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
         {
-            await transaction.ExecuteAsync(table.CreateSql(), cancellationToken);
+            await CreateAsync(transaction, table, cancellationToken);
             await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
         }
         // Private unless marked public; a table's mark may change on any publish.
@@ -72,6 +79,19 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             {(publicTables.Length == 0 ? "" : $"GRANT SELECT ON {publicTables} TO {anyone.Role};")}
             """, cancellationToken);
         return fresh && tables.Count > 0;
+    }
+
+    /// <summary>A module table, in the publish's transaction.</summary>
+    private static async Task CreateAsync(DatabaseTransaction transaction, TableSchema table, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await transaction.ExecuteAsync(table.CreateSql(), cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateTable or PostgresErrorCodes.DuplicateObject)
+        {
+            throw new TableNameTakenException(table.Name, e.MessageText);
+        }
     }
 
     /// <summary>
