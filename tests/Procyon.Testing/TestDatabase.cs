@@ -65,6 +65,7 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        var roles = await ReaderRolesAsync();
         // Only this database's pool: clearing every pool would pull connections from under test
         // classes running meanwhile. DROP … WITH (FORCE) ends this database's sessions anyway.
         await using (var pooled = new NpgsqlConnection(ConnectionString))
@@ -72,6 +73,25 @@ public sealed class TestDatabase : IAsyncDisposable
             NpgsqlConnection.ClearPool(pooled);
         }
         await AdminAsync($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
+        // Roles belong to the whole cluster: they would outlive the database.
+        foreach (var role in roles)
+        {
+            await AdminAsync($"DROP ROLE IF EXISTS \"{role}\"");
+        }
+    }
+
+    /// <summary>The SQL endpoint's login roles of every database the servers published here.</summary>
+    private async Task<List<string>> ReaderRolesAsync()
+    {
+        try
+        {
+            var databases = await QueryAsync("SELECT db FROM procyon.readers");
+            return [.. databases.SelectMany(db => Enum.GetValues<Storage.Tables.SqlReader>().Select(reader => Storage.Tables.Sql.ReaderRoleOf(Name, db, reader)))];
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return [];
+        }
     }
 
     private static async Task AdminAsync(string sql)

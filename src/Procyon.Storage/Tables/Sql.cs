@@ -40,9 +40,12 @@ public static class Sql
     /// hashed, as role names stop at 63 bytes.
     /// </summary>
     public static string ReaderRoleOf(Npgsql.NpgsqlDataSource dataSource, string database, SqlReader reader) =>
+        ReaderRoleOf(new Npgsql.NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database!, database, reader);
+
+    /// <param name="postgresDatabase">The Postgres database the server's catalog lives in.</param>
+    public static string ReaderRoleOf(string postgresDatabase, string database, SqlReader reader) =>
         (reader == SqlReader.Owner ? "procyon_read_" : "procyon_public_")
-        + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
-            $"{new Npgsql.NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database}/{database}")))[..24];
+        + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{postgresDatabase}/{database}")))[..24];
 }
 
 /// <summary>Who reads a database through the SQL endpoint: its owner (every table) or anyone else (public tables).</summary>
