@@ -29,6 +29,13 @@ public sealed partial class Scheduler(
     /// <summary>The longest a failing table is skipped: its back-off doubles from <see cref="RetryDelay"/> up to this.</summary>
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long one table's planning or claim query may take. A table locked by another tenant's
+    /// transaction (a clearing publish, say) would otherwise stall the planner or a worker for
+    /// everyone; past this the table backs off alone.
+    /// </summary>
+    private static readonly TimeSpan TableQueryTimeout = TimeSpan.FromSeconds(1);
+
     /// <summary>How long the planner waits for a woken worker's claim before it looks again.</summary>
     private static readonly TimeSpan ClaimWait = TimeSpan.FromMilliseconds(200);
 
@@ -91,7 +98,8 @@ public sealed partial class Scheduler(
         try
         {
             // No reset on success: a table whose claims fail may still answer this query.
-            return await DatabaseTransaction.NextDueAsync(dataSource, table, stoppingToken);
+            using var bounded = Bounded(stoppingToken);
+            return await DatabaseTransaction.NextDueAsync(dataSource, table, bounded.Token);
         }
         catch (Exception e) when (IsTableFailure(e, stoppingToken))
         {
@@ -164,7 +172,11 @@ public sealed partial class Scheduler(
             return false;
         }
         var lease = procedure ? options.Value.ProcedureLease : options.Value.ReducerLease;
-        var claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, stoppingToken);
+        List<ClaimedRow> claimed;
+        using (var bounded = Bounded(stoppingToken))
+        {
+            claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, bounded.Token);
+        }
         if (claimed.Count == 0)
         {
             return false;
@@ -247,6 +259,13 @@ public sealed partial class Scheduler(
     /// </summary>
     private static bool IsTableFailure(Exception e, CancellationToken stoppingToken) =>
         !stoppingToken.IsCancellationRequested && e is not NpgsqlException { IsTransient: true };
+
+    private static CancellationTokenSource Bounded(CancellationToken stoppingToken)
+    {
+        var bounded = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        bounded.CancelAfter(TableQueryTimeout);
+        return bounded;
+    }
 
     /// <summary>When a table backing off is tried again; null when it is not backing off.</summary>
     private DateTimeOffset? RetryAt(TableSchema table) => _failing.TryGetValue(table, out var backoff) ? backoff.RetryAt : null;
