@@ -18,7 +18,13 @@ public interface IResultSink
 /// The one path of a call for HTTP, the hub and the scheduler: JSON arguments → BSATN → an
 /// instance of the module → BSATN result → JSON, then the result goes to every sink.
 /// </summary>
-public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultSink> sinks, Transactions transactions, IOptions<RuntimeOptions> options)
+public sealed class CallDispatcher(
+    ModuleRegistry registry,
+    IEnumerable<IResultSink> sinks,
+    Transactions transactions,
+    CallLimits limits,
+    WasmEngine engine,
+    IOptions<RuntimeOptions> options)
 {
     /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
     private const int ReducerAttempts = 20;
@@ -281,23 +287,35 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             return (CallFailure.BadArguments, null, $"'{request.Function}' is the init reducer; it runs only when the database is first published");
         }
-        if (!await EnterAsync(cancellationToken))
+        if (!HasMemoryForCall())
         {
-            return (CallFailure.Overloaded, null,
-                $"the server is running {options.Value.MaxConcurrentCalls} calls and has {options.Value.MaxQueuedCalls} more waiting; try again shortly");
+            return (CallFailure.Overloaded, null, engine.Memory.Refusal);
         }
-        InstanceOutcome outcome;
-        try
+        var (lease, refused, why) = limits.Enter(request);
+        using (lease)
         {
-            outcome = function.Kind == FunctionKind.Procedure
-                ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
-                : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+            if (lease is null)
+            {
+                return (refused, null, why);
+            }
+            if (!await EnterAsync(cancellationToken))
+            {
+                return (CallFailure.Overloaded, null,
+                    $"the server is running {options.Value.MaxConcurrentCalls} calls and has {options.Value.MaxQueuedCalls} more waiting; try again shortly");
+            }
+            InstanceOutcome outcome;
+            try
+            {
+                outcome = function.Kind == FunctionKind.Procedure
+                    ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
+                    : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+            return Finish(module, function, outcome);
         }
-        finally
-        {
-            _slots.Release();
-        }
-        return Finish(module, function, outcome);
     }
 
     private static (CallFailure Failure, JsonElement? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
@@ -341,6 +359,20 @@ public sealed class CallDispatcher(ModuleRegistry registry, IEnumerable<IResultS
         {
             module.Return(instance);
         }
+    }
+
+    /// <summary>Whether the memory budget has room for another call, after dropping idle instances if need be.</summary>
+    private bool HasMemoryForCall()
+    {
+        if (engine.Memory.HasRoom)
+        {
+            return true;
+        }
+        foreach (var module in registry.All)
+        {
+            module.DropIdle();
+        }
+        return engine.Memory.HasRoom;
     }
 
     /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>

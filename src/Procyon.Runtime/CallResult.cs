@@ -28,6 +28,9 @@ public enum CallFailure
 
     /// <summary>Postgres failed the host (a lost connection, a restart): nothing the module did is to blame.</summary>
     Unavailable,
+
+    /// <summary>The caller has too many calls in flight (<see cref="RuntimeOptions.MaxCallsPerIdentity"/>).</summary>
+    TooManyCalls,
     Cancelled,
 }
 

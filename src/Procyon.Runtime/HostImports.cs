@@ -12,8 +12,8 @@ internal static class HostImports
 {
     public const string Module = "procyon";
 
-    /// <summary>The longest log line or panic message kept; the rest is cut.</summary>
-    private const int MaxMessageBytes = 64 * 1024;
+    /// <summary>The longest log line, log target, file name or panic message kept, in bytes; the rest is cut.</summary>
+    private const int MaxMessageBytes = 4096;
 
 
     /// <summary>Imports that wait (for a timer or Postgres): Asyncify instruments the module to suspend in them.</summary>

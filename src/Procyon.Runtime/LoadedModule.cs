@@ -15,6 +15,9 @@ public sealed class LoadedModule
     private readonly ModuleLogs _logs;
     private readonly string[] _preinits;
     private readonly ConcurrentBag<ModuleInstance> _idle = [];
+
+    /// <summary>Turns to run wasm (<see cref="RuntimeOptions.MaxRunningCallsPerDatabase"/>), shared by this module's instances.</summary>
+    private readonly SemaphoreSlim _running;
     private int _idleCount;
     private volatile bool _retired;
 
@@ -23,6 +26,7 @@ public sealed class LoadedModule
         _engine = engine;
         _module = module;
         _logs = logs;
+        _running = new SemaphoreSlim(engine.Options.MaxRunningCallsPerDatabase);
         _preinits = module.Exports
             .Select(e => e.Name)
             .Where(n => n.StartsWith(ModuleAbi.PreinitPrefix, StringComparison.Ordinal))
@@ -57,17 +61,21 @@ public sealed class LoadedModule
         if (_idle.TryTake(out var instance))
         {
             Interlocked.Decrement(ref _idleCount);
+            _engine.Memory.Unpark(instance.MemoryBytes);
+            instance.Parked = false;
             return instance;
         }
         return CreateInstance();
     }
 
+    /// <summary>Keeps the instance for the next call while the pool has room in count and in bytes; else drops it.</summary>
     internal void Return(ModuleInstance instance)
     {
         if (!instance.Poisoned && !_retired)
         {
-            if (Interlocked.Increment(ref _idleCount) <= _engine.Options.MaxIdleInstances)
+            if (Interlocked.Increment(ref _idleCount) <= _engine.Options.MaxIdleInstances && _engine.Memory.TryPark(instance.MemoryBytes))
             {
+                instance.Parked = true;
                 _idle.Add(instance);
                 if (_retired)
                 {
@@ -83,8 +91,15 @@ public sealed class LoadedModule
     internal void Retire()
     {
         _retired = true;
+        DropIdle();
+    }
+
+    /// <summary>Disposes the idle instances, giving their memory back to the budget.</summary>
+    internal void DropIdle()
+    {
         while (_idle.TryTake(out var instance))
         {
+            Interlocked.Decrement(ref _idleCount);
             instance.Dispose();
         }
     }
@@ -101,5 +116,5 @@ public sealed class LoadedModule
         return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
     }
 
-    private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs);
+    private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs, _running);
 }

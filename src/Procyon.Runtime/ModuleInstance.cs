@@ -62,14 +62,17 @@ internal sealed class ModuleInstance : IDisposable
     private readonly Memory _memory;
     private readonly ModuleLogs _logs;
     private readonly int _asyncifyData;
+    private readonly SemaphoreSlim _running;
     private CallFrame? _frame;
 
     /// <summary>Instantiates the module and runs its <c>__procyon_preinit__*</c> exports in name order.</summary>
-    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs)
+    /// <param name="running">Turns to run wasm, shared by the instances of one database.</param>
+    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs, SemaphoreSlim running)
     {
         _engine = engine;
         Database = database;
         _logs = logs;
+        _running = running;
         _store = new Store(engine.Engine, this);
         try
         {
@@ -90,6 +93,7 @@ internal sealed class ModuleInstance : IDisposable
                 (instance.GetAction(preinit) ?? throw Missing(preinit, "()"))();
             }
             _asyncifyData = asyncifyData();
+            CountMemory();
         }
         catch
         {
@@ -123,7 +127,18 @@ internal sealed class ModuleInstance : IDisposable
             _store.SetEpochDeadline(_engine.DeadlineTicks);
             while (true)
             {
-                var status = _call((int)functionId, timestampMicros, arguments.Length);
+                // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
+                await _running.WaitAsync(context.CancellationToken);
+                int status;
+                try
+                {
+                    status = _call((int)functionId, timestampMicros, arguments.Length);
+                }
+                finally
+                {
+                    _running.Release();
+                    CountMemory();
+                }
                 if (frame.Pending is not { } pending)
                 {
                     return status switch
@@ -214,7 +229,25 @@ internal sealed class ModuleInstance : IDisposable
 
     public void Log(ModuleLogRecord record) => _logs.Append(Database, record);
 
-    public void Dispose() => _store.Dispose();
+    /// <summary>Bytes of linear memory last counted against the budget.</summary>
+    public long MemoryBytes { get; private set; }
+
+    /// <summary>Set while the instance waits in its module's pool.</summary>
+    public bool Parked { get; set; }
+
+    public void Dispose()
+    {
+        _store.Dispose();
+        _engine.Memory.Release(MemoryBytes, Parked);
+    }
+
+    /// <summary>Brings the budget's count up to the memory the module has grown (or been created) to.</summary>
+    private void CountMemory()
+    {
+        var bytes = (long)_memory.GetLength();
+        _engine.Memory.Grow(bytes - MemoryBytes);
+        MemoryBytes = bytes;
+    }
 
     private InstanceOutcome Poison(CallFailure failure, string error)
     {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Procyon.Storage;
 using Procyon.Storage.Tables;
@@ -28,6 +29,7 @@ public sealed partial class ModulePublisher(
     ModuleRegistry registry,
     CallDispatcher dispatcher,
     NpgsqlDataSource dataSource,
+    IOptions<RuntimeOptions> options,
     ILogger<ModulePublisher> logger)
 {
     /// <summary>
@@ -49,7 +51,7 @@ public sealed partial class ModulePublisher(
         try
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);
-            var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), cancellationToken);
+            var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
             var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var init = tablesCreated ? await RunInitAsync(loaded, owner, transaction, cancellationToken) : null;
             await ModuleStore.NotifyChangedAsync(transaction, database, cancellationToken);

@@ -42,6 +42,42 @@ public sealed class RuntimeOptions
     [Range(1, 1_000_000)]
     public int LogLinesPerDatabase { get; set; } = 1000;
 
+    /// <summary>Bytes of log lines kept in memory per database; the oldest go first.</summary>
+    [Range(4096, 1L << 30)]
+    public long LogBytesPerDatabase { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Linear memory all instances may hold together, running, sleeping and idle (a new call is
+    /// refused with 503 beyond it). Counted by what each instance may touch, not what is resident.
+    /// Half the machine's memory by default.
+    /// </summary>
+    [Range(16L << 20, 1L << 40)]
+    public long MaxTotalMemoryBytes { get; set; } = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+
+    /// <summary>Linear memory idle instances may keep for reuse, across all modules; beyond it they are dropped.</summary>
+    [Range(0, 1L << 40)]
+    public long MaxIdleMemoryBytes { get; set; } = 256 << 20;
+
+    /// <summary>Calls of one database in flight at once, sleeping ones included (503 beyond).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxCallsPerDatabase { get; set; } = 4096;
+
+    /// <summary>Calls of one identity in flight at once; calls without a token share one such budget (429 beyond).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxCallsPerIdentity { get; set; } = 1024;
+
+    /// <summary>
+    /// Calls of one database running wasm at the same moment (not sleeping or waiting for
+    /// Postgres); the others wait for their turn without a thread, so one database's busy calls
+    /// cannot take every thread from the rest of the server.
+    /// </summary>
+    [Range(1, 1024)]
+    public int MaxRunningCallsPerDatabase { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Databases one identity may own; publishing another is refused (403).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxDatabasesPerIdentity { get; set; } = 32;
+
     /// <summary>Calls running at once, sleeping ones included; more wait in a queue.</summary>
     [Range(1, 1_000_000)]
     public int MaxConcurrentCalls { get; set; } = 16_384;

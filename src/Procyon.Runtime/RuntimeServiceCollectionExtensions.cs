@@ -15,6 +15,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<Transactions>();
+        services.AddSingleton<CallLimits>();
         services.AddSingleton<CallDispatcher>();
         services.AddSingleton<ModulePublisher>();
         // First, so the published modules are loaded before the server takes requests.

@@ -15,6 +15,7 @@ public sealed class WasmEngine : IDisposable
     public WasmEngine(IOptions<RuntimeOptions> options)
     {
         Options = options.Value;
+        Memory = new InstanceMemory(Options);
         using var config = new Config()
             .WithEpochInterruption(true)
             // Reserve only what an instance may use, so thousands of sleeping instances fit in the address space.
@@ -31,6 +32,9 @@ public sealed class WasmEngine : IDisposable
     }
 
     public RuntimeOptions Options { get; }
+
+    /// <summary>What this engine's instances hold, against the memory budget.</summary>
+    public InstanceMemory Memory { get; }
 
     internal Engine Engine { get; }
 

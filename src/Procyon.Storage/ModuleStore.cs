@@ -7,6 +7,10 @@ namespace Procyon.Storage;
 /// <summary>The database belongs to another identity (403).</summary>
 public sealed class NotOwnerException(string database) : Exception($"database '{database}' belongs to another identity");
 
+/// <summary>The identity owns as many databases as it may (403).</summary>
+public sealed class DatabaseLimitException(int limit)
+    : Exception($"this identity owns {limit} databases, as many as it may (Procyon:Runtime:MaxDatabasesPerIdentity); delete one first");
+
 /// <summary>The catalog of published modules, in the <c>procyon</c> schema.</summary>
 public sealed class ModuleStore(NpgsqlDataSource dataSource)
 {
@@ -52,6 +56,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     /// <summary>Locks the row until the transaction ends, so publishes and deletes of one database take turns on every replica.</summary>
     private const string LockOwnerSql = "SELECT owner FROM procyon.databases WHERE name = @name FOR UPDATE";
 
+    private const string OwnedSql = "SELECT count(*) FROM procyon.databases WHERE owner = @owner";
+
     private const string ReplaceSql = "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, sha256 = @sha256, updated_at = now() WHERE name = @name";
 
     private const string ClaimableSql = "SELECT owner IS NOT DISTINCT FROM @owner FROM procyon.databases WHERE name = @name";
@@ -93,7 +99,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     /// Two first publishers of a name meet at its primary key: the second waits for the first
     /// to commit and is then refused (or claims the name if the first rolled back).
     /// </summary>
-    public async Task<bool> SaveAsync(DatabaseTransaction transaction, StoredModule module, string owner, CancellationToken cancellationToken)
+    /// <param name="maxOwned">Databases one identity may own; claiming one more throws <see cref="DatabaseLimitException"/>.</param>
+    public async Task<bool> SaveAsync(DatabaseTransaction transaction, StoredModule module, string owner, int maxOwned, CancellationToken cancellationToken)
     {
         (string, object)[] parameters = [("name", module.Name), ("wasm", module.Wasm), ("prepared", module.Prepared), ("sha256", module.Sha256), ("owner", owner)];
         while (true)
@@ -102,6 +109,11 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             {
                 if (await claim.ExecuteScalarAsync(cancellationToken) is true)
                 {
+                    await using var owned = transaction.CreateCommand(OwnedSql, ("owner", owner));
+                    if ((long)(await owned.ExecuteScalarAsync(cancellationToken))! > maxOwned)
+                    {
+                        throw new DatabaseLimitException(maxOwned);
+                    }
                     return true;
                 }
             }

@@ -26,7 +26,10 @@ internal static class SleepersBenchmark
         await using var database = await TestDatabase.CreateAsync();
         // HTTP/2 without TLS (prior knowledge): 10,000 calls share a few hundred connections, because
         // this machine allows a process 20,000 open files and client and server live in one process.
-        await using var server = await TestServer.StartAsync(database, Http2, "--Kestrel:Limits:Http2:MaxStreamsPerConnection=100", "--Procyon:Runtime:MaxConcurrentCalls=20000", "--Procyon:Runtime:MaxIdleInstances=20000");
+        await using var server = await TestServer.StartAsync(database, Http2, "--Kestrel:Limits:Http2:MaxStreamsPerConnection=100", "--Procyon:Runtime:MaxConcurrentCalls=20000", "--Procyon:Runtime:MaxIdleInstances=20000",
+            // Every sleeper is anonymous and on one database; keep all their instances warm between rounds.
+            "--Procyon:Runtime:MaxCallsPerIdentity=20000", "--Procyon:Runtime:MaxCallsPerDatabase=20000",
+            $"--Procyon:Runtime:MaxTotalMemoryBytes={64L << 30}", $"--Procyon:Runtime:MaxIdleMemoryBytes={64L << 30}");
         await using var bare = await BareServer.StartAsync(Http2);
         using var client = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = true, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
         {

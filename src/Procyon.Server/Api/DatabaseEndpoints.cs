@@ -124,7 +124,7 @@ internal static class DatabaseEndpoints
         }
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
         var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http), lifetime.ApplicationStopping);
-        if (result.Failure is CallFailure.Overloaded or CallFailure.Contention or CallFailure.Unavailable)
+        if (result.Failure is CallFailure.Overloaded or CallFailure.Contention or CallFailure.Unavailable or CallFailure.TooManyCalls)
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";
         }

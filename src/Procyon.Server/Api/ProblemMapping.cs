@@ -20,6 +20,7 @@ internal static class ProblemMapping
         CallFailure.TransactionTimeout => (StatusCodes.Status504GatewayTimeout, "Transaction deadline exceeded"),
         CallFailure.Overloaded => (StatusCodes.Status503ServiceUnavailable, "Overloaded"),
         CallFailure.Unavailable => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
+        CallFailure.TooManyCalls => (StatusCodes.Status429TooManyRequests, "Too many calls"),
         CallFailure.Cancelled => (StatusCodes.Status503ServiceUnavailable, "Shutting down"),
         _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "not a failure"),
     };
@@ -50,6 +51,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             Storage.Tables.TableNameTakenException => (StatusCodes.Status400BadRequest, "Module rejected"),
             InitReducerFailedException => (StatusCodes.Status422UnprocessableEntity, "The init reducer failed"),
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
+            Storage.DatabaseLimitException => (StatusCodes.Status403Forbidden, "Database limit reached"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),
             Storage.Tables.QueryForbiddenException => (StatusCodes.Status403Forbidden, "Private table"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),

@@ -18,4 +18,11 @@ public sealed class AuthOptions
 
     /// <summary>Whether calls without a token are allowed (as the anonymous identity, 64 zeros).</summary>
     public bool AllowAnonymousCalls { get; set; } = true;
+
+    /// <summary>
+    /// Identities one client address may create per minute (429 beyond): each may own databases,
+    /// so free identities would mean free databases.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int IdentitiesPerMinute { get; set; } = 60;
 }

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
 
@@ -15,8 +17,32 @@ internal static class AuthServiceCollectionExtensions
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
         services.AddSingleton<IPostConfigureOptions<JwtBearerOptions>, BearerConfiguration>();
         services.AddAuthorization();
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.AddPolicy(IdentityCreation, context => RateLimitPartition.GetFixedWindowLimiter(
+                context.Connection.RemoteIpAddress?.ToString() ?? "",
+                _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = context.RequestServices.GetRequiredService<IOptions<AuthOptions>>().Value.IdentitiesPerMinute,
+                    Window = TimeSpan.FromMinutes(1),
+                    QueueLimit = 0,
+                }));
+            limiter.OnRejected = async (context, _) =>
+            {
+                context.HttpContext.Response.Headers.RetryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter)
+                    ? ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture)
+                    : "60";
+                await TypedResults.Problem(
+                    "this address created as many identities as it may this minute (Procyon:Auth:IdentitiesPerMinute); try again later",
+                    statusCode: StatusCodes.Status429TooManyRequests,
+                    title: "Too many identities").ExecuteAsync(context.HttpContext);
+            };
+        });
         return services;
     }
+
+    /// <summary>The rate limit on <c>POST /v1/identity</c>, per client address.</summary>
+    private const string IdentityCreation = "identity-creation";
 
     /// <summary>
     /// Authentication and authorization, with one rule between them: a token that does not
@@ -36,6 +62,7 @@ internal static class AuthServiceCollectionExtensions
             await next(context);
         });
         app.UseAuthorization();
+        app.UseRateLimiter();
         return app;
     }
 
@@ -46,6 +73,7 @@ internal static class AuthServiceCollectionExtensions
                 var (identity, token) = tokens.Issue();
                 return TypedResults.Ok(new IssuedIdentity(identity.ToString(), token));
             })
+            .RequireRateLimiting(IdentityCreation)
             .WithTags("Identity")
             .WithSummary("Create an identity")
             .WithDescription("Returns a new identity and a signed token (JWT). Send it as `Authorization: Bearer <token>`, or as `?access_token=` to the hub.");

@@ -94,3 +94,20 @@ fn chain_length(_ctx: &mut ProcedureContext, node: Node) -> u32 {
 fn many_units(_ctx: &mut ProcedureContext, log2: u32) -> Vec<()> {
     vec![(); 1usize << log2]
 }
+
+/// Holds `megabytes` of touched memory while it sleeps: what sleeping calls cost the host.
+#[procedure]
+fn hoards(ctx: &mut ProcedureContext, megabytes: u32, millis: u64) -> u32 {
+    let block = vec![1u8; megabytes as usize * 1024 * 1024];
+    ctx.sleep_until(ctx.timestamp + Duration::from_millis(millis));
+    block.iter().step_by(4096).map(|&b| b as u32).sum()
+}
+
+/// Logs `times` lines of `length` characters each.
+#[procedure]
+fn shouts(_ctx: &mut ProcedureContext, times: u32, length: u32) {
+    let line = "x".repeat(length as usize);
+    for _ in 0..times {
+        log::info!("{}", line);
+    }
+}

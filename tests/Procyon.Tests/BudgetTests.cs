@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
+using static Procyon.Tests.Problems;
+
+namespace Procyon.Tests;
+
+/// <summary>
+/// What one caller, one database or one module may hold of the server: calls in flight, memory,
+/// databases, identities, log bytes, threads. Each limit answers with a status the caller can act on.
+/// </summary>
+public sealed class BudgetTests() : OwnServerTest(
+    "--Procyon:Runtime:MaxCallsPerIdentity=4",
+    "--Procyon:Runtime:MaxCallsPerDatabase=6",
+    "--Procyon:Runtime:MaxDatabasesPerIdentity=3",
+    "--Procyon:Runtime:LogBytesPerDatabase=65536",
+    "--Procyon:Auth:IdentitiesPerMinute=20")
+{
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        foreach (var module in (string[])["faulty", "example"])
+        {
+            (await Server.PublishAsync(module, module)).EnsureSuccessStatusCode();
+        }
+    }
+
+    [Fact]
+    public async Task Calls_in_flight_are_capped_per_identity_with_429_and_per_database_with_503()
+    {
+        var (_, token) = await Server.NewIdentityAsync();
+        var anonymous = Enumerable.Range(0, 4).Select(_ => Server.CallAsync("faulty", "naps", "[1, 3000]")).ToList();
+
+        var tooMany = await FirstAsync(() => Server.CallAsync("faulty", "add", "[1, 2]"), HttpStatusCode.TooManyRequests);
+        var withToken = Enumerable.Range(0, 2).Select(_ => CallAsync("faulty", "naps", "[1, 3000]", token)).ToList();
+        var busy = await FirstAsync(() => CallAsync("faulty", "add", "[1, 2]", token), HttpStatusCode.ServiceUnavailable);
+
+        Assert.Contains("calls without a token already have 4 calls in flight", (await AssertProblemAsync(tooMany, HttpStatusCode.TooManyRequests)).Detail());
+        Assert.Equal("1", tooMany.Headers.RetryAfter?.ToString());
+        Assert.Contains("database 'faulty' has 6 calls in flight", (await AssertProblemAsync(busy, HttpStatusCode.ServiceUnavailable)).Detail());
+        Assert.Equal("5", await (await CallAsync("example", "add", "[2, 3]", token)).Content.ReadAsStringAsync());
+        Assert.All(await Task.WhenAll(anonymous.Concat(withToken)), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal("3", await (await Server.CallAsync("faulty", "add", "[1, 2]")).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Sleeping_calls_holding_memory_are_refused_at_the_budget_with_503_and_admitted_again_after()
+    {
+        // Another server on the same catalog: it loads faulty, with a budget one hoarder fills.
+        await using var server = await TestServer.StartAsync(Database, $"--Procyon:Runtime:MaxTotalMemoryBytes={16 << 20}", "--Procyon:Runtime:MaxMemoryBytes=33554432");
+        var hoarder = server.CallAsync("faulty", "hoards", "[20, 2000]");
+
+        var refused = await FirstAsync(() => server.CallAsync("faulty", "add", "[1, 2]"), HttpStatusCode.ServiceUnavailable);
+
+        Assert.Contains("Procyon:Runtime:MaxTotalMemoryBytes", (await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable)).Detail());
+        Assert.Equal("1", refused.Headers.RetryAfter?.ToString());
+        Assert.Equal(HttpStatusCode.OK, (await hoarder).StatusCode);
+        // Its instance went back to the pool; a call that needs the room drops it.
+        Assert.Equal("3", await (await server.CallAsync("faulty", "add", "[1, 2]")).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task An_identity_owns_at_most_its_share_of_databases_and_identities_are_not_free()
+    {
+        var (_, token) = await Server.NewIdentityAsync();
+        foreach (var name in (string[])["mine-1", "mine-2", "mine-3"])
+        {
+            Assert.Equal(HttpStatusCode.Created, (await Server.PublishAsync(name, "faulty", token)).StatusCode);
+        }
+
+        var problem = await AssertProblemAsync(await Server.PublishAsync("mine-4", "faulty", token), HttpStatusCode.Forbidden);
+
+        Assert.Contains("owns 3 databases", problem.Detail());
+        Assert.Equal(HttpStatusCode.OK, (await Server.PublishAsync("mine-1", "faulty", token)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Server.DeleteAsync("mine-1", token)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await Server.PublishAsync("mine-4", "faulty", token)).StatusCode);
+        var created = new List<HttpStatusCode>();
+        for (var i = 0; i < 25; i++)
+        {
+            using var response = await Server.Http.PostAsync("/v1/identity", null);
+            created.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                Assert.NotNull(response.Headers.RetryAfter);
+                await AssertProblemAsync(response, HttpStatusCode.TooManyRequests);
+            }
+        }
+        Assert.Contains(HttpStatusCode.TooManyRequests, created);
+    }
+
+    [Fact]
+    public async Task Log_lines_are_cut_and_a_databases_log_is_capped_in_bytes()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("faulty", "shouts", "[100, 20000]")).StatusCode);
+
+        var lines = JsonDocument.Parse(await Server.LogsAsync("faulty")).RootElement.EnumerateArray().Select(l => l.GetProperty("message").GetString()!).ToList();
+
+        Assert.All(lines, line => Assert.Equal(4096, line.Length));
+        Assert.InRange(lines.Count, 1, 65536 / (2 * 4096));
+    }
+
+    [Fact]
+    public async Task Calls_spinning_the_CPU_of_one_database_leave_health_checks_and_other_databases_answering()
+    {
+        await using var server = await ServerProcess.StartAsync(Database, "--Procyon:Runtime:CallTimeout=00:00:03", "--Procyon:Runtime:MaxCallsPerIdentity=1000");
+        (await server.PublishAsync("spinner", "faulty")).EnsureSuccessStatusCode();
+        (await server.PublishAsync("other", "example")).EnsureSuccessStatusCode();
+        using var client = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(60) };
+
+        var spinners = Enumerable.Range(0, 100).Select(_ => client.PostAsync("/v1/databases/spinner/call/spins", new StringContent("[]"))).ToList();
+        await Task.Delay(500);
+        var latencies = new List<double>();
+        for (var i = 0; i < 40; i++)
+        {
+            var stopwatch = Stopwatch.StartNew();
+            using var health = await client.GetAsync("/healthz");
+            using var add = await client.PostAsync("/v1/databases/other/call/add", new StringContent("[2, 3]"));
+            latencies.Add(stopwatch.Elapsed.TotalMilliseconds / 2);
+            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+            Assert.Equal("5", await add.Content.ReadAsStringAsync());
+            await Task.Delay(25);
+        }
+
+        latencies.Sort();
+        Assert.True(latencies[(int)Math.Ceiling(latencies.Count * 0.99) - 1] < 100, $"p99 {latencies[^1]:0.0} ms: {string.Join(", ", latencies.Select(l => l.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))}");
+        Assert.All(await Task.WhenAll(spinners), r => Assert.Equal(HttpStatusCode.GatewayTimeout, r.StatusCode));
+    }
+
+    /// <summary>Calls until a response has <paramref name="status"/> (the calls before it found room); fails after 10 s.</summary>
+    private static async Task<HttpResponseMessage> FirstAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var response = await call();
+            if (response.StatusCode == status)
+            {
+                return response;
+            }
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), $"no {status} within 10 s; last {response.StatusCode}");
+            await Task.Delay(20);
+        }
+    }
+
+    private async Task<HttpResponseMessage> CallAsync(string database, string function, string json, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/databases/{database}/call/{function}") { Content = new StringContent(json) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await Server.Http.SendAsync(request);
+    }
+}
