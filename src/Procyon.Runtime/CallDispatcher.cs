@@ -64,7 +64,7 @@ public sealed class CallDispatcher(
         foreach (var row in claimed)
         {
             var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
-            await using (var transaction = await transactions.BeginAsync(cancellationToken))
+            await using (var transaction = await transactions.BeginAsync(table.Database, cancellationToken))
             {
                 await transaction.FinishScheduledAsync(table, [row], fromDue: false, cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
@@ -92,8 +92,8 @@ public sealed class CallDispatcher(
             var again = false;
             try
             {
-                await using var transaction = await transactions.BeginAsync(cancellationToken);
-                await using var call = transactions.Within(transaction, cancellationToken);
+                await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
+                await using var call = transactions.Within(table.Database, transaction, cancellationToken);
                 var context = new CallContext(scheduled.Module.Tables, call);
                 foreach (var row in pending)
                 {
@@ -204,7 +204,7 @@ public sealed class CallDispatcher(
         var request = new CallRequest(module.Database, init.Name, ReadOnlyMemory<byte>.Empty, publisher, CallOrigin.Init);
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
-        await using var call = transactions.Within(transaction, cancellationToken);
+        await using var call = transactions.Within(module.Database, transaction, cancellationToken);
         var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), new CallContext(module.Tables, call));
         var (failure, value, error) = Finish(module, init, outcome);
         return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
@@ -339,12 +339,13 @@ public sealed class CallDispatcher(
     private async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
     {
         // Disposing rolls back a transaction the procedure left open (it trapped inside with_tx).
-        await using var transaction = transactions.ForProcedure(cancellationToken);
+        await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
         return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction));
     }
 
     private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken) =>
         transactions.RunReducerAsync(
+            module.Database,
             transaction => RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction)),
             cancellationToken);
 

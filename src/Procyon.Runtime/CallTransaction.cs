@@ -1,3 +1,4 @@
+using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Procyon.Storage.Tables;
@@ -11,9 +12,9 @@ internal sealed class TransactionTimeoutException(TimeSpan limit)
 /// <summary>Postgres failed the host, not the module (a lost connection, a restart): the call can be tried again (503).</summary>
 internal sealed class DatabaseUnavailableException(Exception inner) : Exception($"the database is unavailable: {inner.Message}", inner);
 
-/// <summary>Every transaction slot stayed busy for <see cref="RuntimeOptions.TransactionSlotWait"/> (503).</summary>
-internal sealed class TransactionSlotsBusyException(int slots, TimeSpan waited)
-    : Exception($"all {slots} transaction slots stayed busy for {waited.TotalSeconds:0.###} s; try again shortly");
+/// <summary>No transaction slot (of the server's, or of the database's share) freed within <see cref="RuntimeOptions.TransactionSlotWait"/> (503).</summary>
+internal sealed class TransactionSlotsBusyException(string slots, TimeSpan waited)
+    : Exception($"{slots} stayed busy for {waited.TotalSeconds:0.###} s; try again shortly");
 
 /// <summary>
 /// The transactions of this server's calls: the slots they take (<see cref="RuntimeOptions.MaxConcurrentTransactions"/>,
@@ -27,25 +28,34 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
 
     private readonly SemaphoreSlim _slots = new(options.Value.MaxConcurrentTransactions);
 
+    /// <summary>Each database's share of the slots, so one database's transactions cannot take them all.</summary>
+    private readonly PartitionedRateLimiter<string> _perDatabase = PartitionedRateLimiter.Create<string, string>(database =>
+        RateLimitPartition.GetConcurrencyLimiter(database, _ => new ConcurrencyLimiterOptions
+        {
+            PermitLimit = options.Value.MaxTransactionsPerDatabase,
+            QueueLimit = options.Value.MaxConcurrentCalls,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        }));
+
     internal RuntimeOptions Options => options.Value;
 
-    /// <summary>A procedure's transactions: it opens and ends them itself with <c>with_tx</c>.</summary>
-    internal CallTransaction ForProcedure(CancellationToken cancellationToken) => new(this, isReducer: false, cancellationToken);
+    /// <summary>A procedure's transactions in <paramref name="database"/>: it opens and ends them itself with <c>with_tx</c>.</summary>
+    internal CallTransaction ForProcedure(string database, CancellationToken cancellationToken) => new(this, database, isReducer: false, cancellationToken);
 
     /// <summary>A reducer's runs over a transaction the host already holds (a publish's, a batch of scheduled rows').</summary>
-    internal CallTransaction Within(DatabaseTransaction transaction, CancellationToken cancellationToken) =>
-        new(this, isReducer: true, cancellationToken, transaction);
+    internal CallTransaction Within(string database, DatabaseTransaction transaction, CancellationToken cancellationToken) =>
+        new(this, database, isReducer: true, cancellationToken, transaction);
 
     /// <summary>
     /// Runs a reducer in a transaction of its own: committed when it returns <c>Ok</c>, rolled back
     /// on <c>Err</c>, a trap or the deadline, and run again when Postgres cannot serialize it.
     /// </summary>
-    internal async Task<InstanceOutcome> RunReducerAsync(Func<CallTransaction, Task<InstanceOutcome>> run, CancellationToken cancellationToken)
+    internal async Task<InstanceOutcome> RunReducerAsync(string database, Func<CallTransaction, Task<InstanceOutcome>> run, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             InstanceOutcome outcome;
-            await using (var transaction = new CallTransaction(this, isReducer: true, cancellationToken))
+            await using (var transaction = new CallTransaction(this, database, isReducer: true, cancellationToken))
             {
                 try
                 {
@@ -72,12 +82,34 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
         }
     }
 
-    /// <summary>Opens a serializable transaction in a free slot; disposing it frees the slot. Throws <see cref="TransactionSlotsBusyException"/>.</summary>
-    public async Task<DatabaseTransaction> BeginAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens a serializable transaction in <paramref name="database"/> once a slot of the server's
+    /// and one of the database's share are free; disposing it frees both. Throws
+    /// <see cref="TransactionSlotsBusyException"/> after <see cref="RuntimeOptions.TransactionSlotWait"/>.
+    /// </summary>
+    public async Task<DatabaseTransaction> BeginAsync(string database, CancellationToken cancellationToken)
     {
-        if (!await _slots.WaitAsync(Options.TransactionSlotWait, cancellationToken))
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(Options.TransactionSlotWait);
+        RateLimitLease? share = null;
+        try
         {
-            throw new TransactionSlotsBusyException(Options.MaxConcurrentTransactions, Options.TransactionSlotWait);
+            share = await _perDatabase.AcquireAsync(database, 1, wait.Token);
+            if (!share.IsAcquired)
+            {
+                throw Busy(database, share);
+            }
+            await _slots.WaitAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            share?.Dispose();
+            throw Busy(database, share);
+        }
+        catch
+        {
+            share?.Dispose();
+            throw;
         }
         var released = 0;
         void Release()
@@ -85,6 +117,7 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
             if (Interlocked.Exchange(ref released, 1) == 0)
             {
                 _slots.Release();
+                share.Dispose();
             }
         }
         try
@@ -101,11 +134,22 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
         }
     }
 
+    /// <summary>Which slots stayed busy: the database's share (not acquired) or the server's.</summary>
+    private TransactionSlotsBusyException Busy(string database, RateLimitLease? share) => new(
+        share is { IsAcquired: true }
+            ? $"all {Options.MaxConcurrentTransactions} transaction slots of the server (Procyon:Runtime:MaxConcurrentTransactions)"
+            : $"the {Options.MaxTransactionsPerDatabase} transaction slots of database '{database}' (Procyon:Runtime:MaxTransactionsPerDatabase)",
+        Options.TransactionSlotWait);
+
     /// <summary>Random backoff, growing with each attempt, so the transactions that collided spread out.</summary>
     internal static Task BackoffAsync(int attempt, CancellationToken cancellationToken) =>
         Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
 
-    public void Dispose() => _slots.Dispose();
+    public void Dispose()
+    {
+        _slots.Dispose();
+        _perDatabase.Dispose();
+    }
 }
 
 /// <summary>
@@ -121,6 +165,7 @@ internal sealed class CallTransaction : IAsyncDisposable
     private const string IdleInTransactionSessionTimeout = "25P03";
 
     private readonly Transactions _transactions;
+    private readonly string _database;
     private readonly CancellationToken _callToken;
 
     /// <summary>A transaction the host holds for the caller of <see cref="Transactions.Within"/>, which ends it.</summary>
@@ -129,9 +174,10 @@ internal sealed class CallTransaction : IAsyncDisposable
     private DatabaseTransaction? _open;
     private CancellationTokenSource? _deadline;
 
-    internal CallTransaction(Transactions transactions, bool isReducer, CancellationToken callToken, DatabaseTransaction? borrowed = null)
+    internal CallTransaction(Transactions transactions, string database, bool isReducer, CancellationToken callToken, DatabaseTransaction? borrowed = null)
     {
         _transactions = transactions;
+        _database = database;
         IsReducer = isReducer;
         _callToken = callToken;
         _borrowed = borrowed;
@@ -151,7 +197,7 @@ internal sealed class CallTransaction : IAsyncDisposable
     public CancellationToken CallToken => _callToken;
 
     /// <summary>The host opens a reducer's transaction before running it.</summary>
-    public async Task OpenAsync() => Start(await GuardAsync(() => _transactions.BeginAsync(_callToken)));
+    public async Task OpenAsync() => Start(await GuardAsync(() => _transactions.BeginAsync(_database, _callToken)));
 
     /// <summary><c>tx_begin</c>: a procedure's <c>with_tx</c> opens its transaction.</summary>
     public async Task<long> BeginByModuleAsync()

@@ -93,6 +93,10 @@ public sealed class RuntimeOptions
     [Range(1, 10_000)]
     public int MaxConcurrentTransactions { get; set; } = 64;
 
+    /// <summary>Transactions one database may have open at once: its share of <see cref="MaxConcurrentTransactions"/>.</summary>
+    [Range(1, 10_000)]
+    public int MaxTransactionsPerDatabase { get; set; } = 16;
+
     /// <summary>How long a call waits for a free transaction slot before it is refused (503).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan TransactionSlotWait { get; set; } = TimeSpan.FromSeconds(5);

@@ -60,10 +60,27 @@ public sealed class TransactionLimitsTests() : OwnServerTest("--Procyon:Runtime:
         var refused = await server.CallAsync("ledger", "increment", "[1]");
 
         var problem = await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable);
-        Assert.Contains("transaction slots stayed busy", problem.Detail());
+        Assert.Contains("all 1 transaction slots of the server (Procyon:Runtime:MaxConcurrentTransactions) stayed busy", problem.Detail());
         Assert.Equal("1", refused.Headers.RetryAfter?.ToString());
         await AssertProblemAsync(await holding, HttpStatusCode.GatewayTimeout);
         Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("ledger", "increment", "[1]")).StatusCode);
+    }
+
+    [Fact]
+    public async Task One_database_holding_its_share_of_transaction_slots_leaves_the_others_to_other_databases()
+    {
+        (await Server.PublishAsync("other", "ledger")).EnsureSuccessStatusCode();
+        await using var server = await TestServer.StartAsync(
+            Database, "--Procyon:Runtime:MaxTransactionsPerDatabase=1", "--Procyon:Runtime:TransactionSlotWait=00:00:00.200", "--Procyon:Runtime:TransactionTimeout=00:00:03");
+        var holding = server.CallAsync("ledger", "hold", "");
+        await ScheduledTablesTests.EventuallyAsync(async () => await Database.ScalarAsync<long>(HeldSessions) + await ActiveHoldsAsync() > 0);
+
+        var refused = await server.CallAsync("ledger", "increment", "[1]");
+        var elsewhere = await server.CallAsync("other", "increment", "[1]");
+
+        Assert.Contains("the 1 transaction slots of database 'ledger'", (await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable)).Detail());
+        Assert.Equal(HttpStatusCode.OK, elsewhere.StatusCode);
+        await AssertProblemAsync(await holding, HttpStatusCode.GatewayTimeout);
     }
 
     [Fact]
