@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using System.Net;
+using Procyon.Testing;
+using Xunit.Abstractions;
+
+namespace Procyon.Tests;
+
+/// <summary>The SQL endpoint attacked by readers without a token: what they ask for is bounded, and they hold up nothing of the server's.</summary>
+public sealed class SqlLimitsTests(ITestOutputHelper output)
+{
+    private const string HeldAdvisoryLocks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+
+    [Fact]
+    public async Task A_reader_holding_the_old_catalog_lock_key_holds_up_neither_a_start_nor_a_publish()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await TestServer.StartAsync(database, "--Procyon:Api:SqlTimeout=00:02:00");
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        using var stop = new CancellationTokenSource();
+        // 0x70726f63796f6e: the advisory lock key servers took to create the catalog, which any session may take.
+        var holder = first.Http.PostAsync("/v1/databases/ledger/sql", new StringContent("SELECT pg_advisory_lock(31651020127432558), pg_sleep(90)"), stop.Token);
+        await ScheduledTablesTests.EventuallyAsync(async () => await database.ScalarAsync<long>(HeldAdvisoryLocks) == 1);
+
+        var elapsed = Stopwatch.StartNew();
+        await using (var second = await TestServer.StartAsync(database))
+        {
+            Assert.True(elapsed.Elapsed < TimeSpan.FromSeconds(15), $"the start took {elapsed.Elapsed}");
+            output.WriteLine($"a start while a reader held the old key: {elapsed.ElapsedMilliseconds} ms");
+            Assert.Equal(HttpStatusCode.Created, (await second.PublishAsync("other", "example")).StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.OK, (await first.PublishAsync("ledger", "ledger")).StatusCode);
+
+        Assert.Equal(1, await database.ScalarAsync<long>(HeldAdvisoryLocks));
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => holder);
+    }
+}
