@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Net;
+using Procyon.Storage.Tables;
 using Procyon.Testing;
 using Xunit.Abstractions;
+using static Procyon.Tests.Problems;
 
 namespace Procyon.Tests;
 
@@ -9,6 +11,24 @@ namespace Procyon.Tests;
 public sealed class SqlLimitsTests(ITestOutputHelper output)
 {
     private const string HeldAdvisoryLocks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+
+    [Fact]
+    public async Task The_statement_timeout_holds_whatever_the_connection_strings_command_timeout()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        // Reader sessions used to take Npgsql's command timeout from the server's connection string
+        // (30 s unless set), which cut queries the statement timeout allowed.
+        await using var server = await TestServer.StartAsync(database, $"--ConnectionStrings:Postgres={database.ConnectionString};Command Timeout=2", "--Procyon:Api:SqlTimeout=00:00:06");
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+
+        Assert.Equal(HttpStatusCode.OK, (await server.SqlAsync("ledger", "SELECT pg_sleep(3)")).StatusCode);
+        var problem = await AssertProblemAsync(await server.SqlAsync("ledger", "SELECT pg_sleep(30)"), HttpStatusCode.BadRequest);
+        Assert.Contains("statement timeout", problem.Detail());
+    }
+
+    [Fact]
+    public void Npgsqls_command_timeout_follows_a_statement_timeout_past_its_30_s_default() =>
+        Assert.Equal(46, ReadOnlyQueries.CommandTimeoutSeconds(TimeSpan.FromSeconds(45)));
 
     [Fact]
     public async Task A_reader_holding_the_old_catalog_lock_key_holds_up_neither_a_start_nor_a_publish()

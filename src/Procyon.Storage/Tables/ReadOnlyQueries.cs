@@ -29,15 +29,16 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
         await using var connection = new NpgsqlConnection(await ReaderConnectionStringAsync(database, reader, cancellationToken));
         await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var commandTimeout = CommandTimeoutSeconds(timeout);
         await using (var setup = new NpgsqlCommand(
             $"SET TRANSACTION READ ONLY; SET LOCAL search_path TO {Sql.Quote(Sql.SchemaOf(database))}; SET LOCAL statement_timeout = {(long)timeout.TotalMilliseconds}",
             connection,
-            transaction))
+            transaction) { CommandTimeout = commandTimeout })
         {
             await setup.ExecuteNonQueryAsync(cancellationToken);
         }
         // A batch command is sent as written: Postgres refuses several statements in it.
-        await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(sql) } };
+        await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(sql) }, Timeout = commandTimeout };
         try
         {
             await using var rows = await batch.ExecuteReaderAsync(cancellationToken);
@@ -52,6 +53,13 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
             throw new QueryRejectedException($"{e.MessageText} (SQLSTATE {e.SqlState})");
         }
     }
+
+    /// <summary>
+    /// Npgsql's own timeout for the query's commands, in whole seconds: a little past the statement
+    /// timeout, so that Postgres ends a slow query with its own message, whatever the connection
+    /// string's Command Timeout (30 s by default) says.
+    /// </summary>
+    internal static int CommandTimeoutSeconds(TimeSpan statementTimeout) => (int)Math.Ceiling(statementTimeout.TotalSeconds) + 1;
 
     private async Task<string> ReaderConnectionStringAsync(string database, SqlReader reader, CancellationToken cancellationToken)
     {
