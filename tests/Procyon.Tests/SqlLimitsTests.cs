@@ -13,6 +13,40 @@ public sealed class SqlLimitsTests(ITestOutputHelper output)
     private const string HeldAdvisoryLocks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
 
     [Fact]
+    public async Task Answers_of_hundreds_of_megabytes_are_refused_with_413_before_the_server_holds_them()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        // Postgres itself takes a second or two to build 300 MB: no statement timeout in the way.
+        await using var server = await ServerProcess.StartAsync(database, "--Procyon:Api:SqlTimeout=00:01:00");
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.OK, (await server.SqlAsync("ledger", "SELECT repeat('x', 1000)")).StatusCode);
+        var before = server.PeakWorkingSetBytes;
+
+        foreach (var sql in (string[])[
+            "SELECT repeat('x', 300000000)",
+            "SELECT repeat('x', 50000000) FROM generate_series(1, 5)",
+            "SELECT repeat('x', 1000000) FROM generate_series(1, 300)"])
+        {
+            var elapsed = Stopwatch.StartNew();
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/ledger/sql") { Content = new StringContent(sql) };
+            // Headers only: should the server answer, the test does not take the bytes in either.
+            using var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+            Assert.True(elapsed.Elapsed < TimeSpan.FromSeconds(20), $"{sql} took {elapsed.Elapsed}");
+            var problem = await AssertProblemAsync(response, HttpStatusCode.RequestEntityTooLarge);
+            Assert.Contains("16777216 bytes", problem.Detail());
+            Assert.Contains("LIMIT", problem.Detail());
+            output.WriteLine($"{sql}: 413 after {elapsed.ElapsedMilliseconds} ms");
+        }
+
+        var grown = server.PeakWorkingSetBytes - before;
+        output.WriteLine($"peak resident memory: {before >> 20} MiB before, grown by {grown >> 20} MiB");
+        Assert.True(grown < 100 << 20, $"the server's peak resident memory grew by {grown >> 20} MiB");
+        Assert.Equal(HttpStatusCode.OK, (await server.SqlAsync("ledger", "SELECT count(*) FROM account")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_statement_timeout_holds_whatever_the_connection_strings_command_timeout()
     {
         await using var database = await TestDatabase.CreateAsync();

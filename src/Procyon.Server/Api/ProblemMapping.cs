@@ -49,6 +49,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),
             Storage.Tables.QueryForbiddenException => (StatusCodes.Status403Forbidden, "Private table"),
+            Storage.Tables.AnswerTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Answer too large"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
             Npgsql.NpgsqlException => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
             _ => (0, ""),
