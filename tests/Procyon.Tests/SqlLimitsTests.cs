@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Procyon.Storage.Tables;
 using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
 using Xunit.Abstractions;
 using static Procyon.Tests.Problems;
 
@@ -88,4 +89,83 @@ public sealed class SqlLimitsTests(ITestOutputHelper output)
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => holder);
     }
+}
+
+/// <summary>Reader sessions: a pool per database and reader, a cap in all, idle ones closed.</summary>
+public sealed class SqlSessionTests(ITestOutputHelper output) : OwnServerTest(
+    "--Procyon:Api:SqlConnectionsPerDatabase=2",
+    "--Procyon:Api:SqlMaxConnections=4",
+    "--Procyon:Api:SqlIdleLifetime=00:00:02",
+    "--Procyon:Api:SqlTimeout=00:00:30")
+{
+    private const string Sleep = "SELECT pg_sleep(3)";
+
+    private string _owner = "";
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        (await Server.PublishAsync("alpha", "ledger")).EnsureSuccessStatusCode();
+        (await Server.PublishAsync("beta", "ledger")).EnsureSuccessStatusCode();
+        _owner = await Server.OwnerTokenAsync();
+    }
+
+    [Fact]
+    public async Task Queries_beyond_a_pool_get_503_at_once_while_the_owner_and_other_databases_still_answer()
+    {
+        var sleepers = Enumerable.Range(0, 6).Select(_ => TimedSqlAsync("alpha", Sleep)).ToList();
+        await ScheduledTablesTests.EventuallyAsync(async () => await ReaderSessionsAsync("active") == 2);
+
+        Assert.Equal(HttpStatusCode.OK, (await Server.SqlAsync("alpha", "SELECT count(*) FROM refusal", _owner)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Server.SqlAsync("beta", "SELECT count(*) FROM account")).StatusCode);
+        var sessions = await ReaderSessionsAsync();
+        Assert.InRange(sessions, 0, 4);
+
+        var answers = await Task.WhenAll(sleepers);
+        Assert.Equal(2, answers.Count(a => a.Status == HttpStatusCode.OK));
+        var refused = answers.Where(a => a.Status == HttpStatusCode.ServiceUnavailable).ToList();
+        Assert.Equal(4, refused.Count);
+        Assert.All(refused, a =>
+        {
+            Assert.Equal("1", a.RetryAfter);
+            Assert.Contains("SqlConnectionsPerDatabase", a.Body);
+            Assert.True(a.Elapsed < TimeSpan.FromSeconds(3), $"a refusal took {a.Elapsed}");
+        });
+        output.WriteLine($"6 × pg_sleep(3) on one database: 2 × 200 after {answers.Where(a => a.Status == HttpStatusCode.OK).Max(a => a.Elapsed.TotalMilliseconds):0} ms, 4 × 503 after at most {refused.Max(a => a.Elapsed.TotalMilliseconds):0} ms; {sessions} reader sessions in Postgres meanwhile");
+    }
+
+    [Fact]
+    public async Task Sessions_in_all_stay_under_the_cap_idle_ones_make_room_and_then_close()
+    {
+        var busy = (string[])["alpha", "alpha", "beta", "beta"];
+        var sleepers = busy.Select(db => TimedSqlAsync(db, Sleep)).ToList();
+        await ScheduledTablesTests.EventuallyAsync(async () => await ReaderSessionsAsync("active") == 4);
+
+        var refused = await TimedSqlAsync("alpha", "SELECT 1", _owner);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.Status);
+        Assert.Equal("1", refused.RetryAfter);
+        Assert.Contains("SqlMaxConnections", refused.Body);
+        Assert.All(await Task.WhenAll(sleepers), a => Assert.Equal(HttpStatusCode.OK, a.Status));
+        // Four idle sessions now fill the cap: the owner's pool takes the place of the one used longest ago.
+        Assert.Equal(HttpStatusCode.OK, (await Server.SqlAsync("alpha", "SELECT 1", _owner)).StatusCode);
+        Assert.InRange(await ReaderSessionsAsync(), 0, 4);
+        var idle = Stopwatch.StartNew();
+        await ScheduledTablesTests.EventuallyAsync(async () => await ReaderSessionsAsync() == 0);
+        output.WriteLine($"4 busy sessions: a 5th query refused in {refused.Elapsed.TotalMilliseconds:0} ms; idle sessions all closed {idle.ElapsedMilliseconds} ms after the last query");
+    }
+
+    /// <summary>The reader roles' sessions in this test's Postgres database, as <c>pg_stat_activity</c> shows them to the server's role.</summary>
+    private Task<long> ReaderSessionsAsync(string? state = null) => Database.ScalarAsync<long>(
+        $"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename LIKE 'procyon\\_%' {(state is null ? "" : $"AND state = '{state}'")}");
+
+    private async Task<Answer> TimedSqlAsync(string database, string sql, string? token = null)
+    {
+        var elapsed = Stopwatch.StartNew();
+        using var response = await Server.SqlAsync(database, sql, token);
+        var retryAfter = response.Headers.TryGetValues("Retry-After", out var values) ? values.Single() : null;
+        return new Answer(response.StatusCode, retryAfter, await response.Content.ReadAsStringAsync(), elapsed.Elapsed);
+    }
+
+    private sealed record Answer(HttpStatusCode Status, string? RetryAfter, string Body, TimeSpan Elapsed);
 }

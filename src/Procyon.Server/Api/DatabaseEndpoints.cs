@@ -56,7 +56,8 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
             .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments.")

@@ -12,10 +12,11 @@ public sealed class QueryForbiddenException(string message) : Exception(message)
 /// <summary>
 /// Read-only SQL over one database's tables, for <c>POST /v1/databases/{db}/sql</c>. The query runs
 /// as one of that database's own login roles (the owner's reads every table of its schema,
-/// anyone else's only the public ones; neither reads other schemas), in a read-only
-/// transaction, one statement at a time, within <see cref="QueryLimits"/>.
+/// anyone else's only the public ones; neither reads other schemas), on a session of
+/// <see cref="ReaderConnections"/>, in a read-only transaction, one statement at a time, within
+/// <see cref="QueryLimits"/>.
 /// </summary>
-public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
+public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource, ReaderConnections readers)
 {
     private const string OwnerPasswordSql = "SELECT password FROM procyon.readers WHERE db = @db";
     private const string PublicPasswordSql = "SELECT public_password FROM procyon.readers WHERE db = @db";
@@ -23,8 +24,8 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
     /// <summary>Runs <paramref name="sql"/> and returns <c>{columns, rows, truncated}</c> as JSON.</summary>
     public async Task<ChunkedBuffer> RunAsync(string database, SqlReader reader, string sql, QueryLimits limits, CancellationToken cancellationToken)
     {
-        await using var connection = new NpgsqlConnection(await ReaderConnectionStringAsync(database, reader, cancellationToken));
-        await connection.OpenAsync(cancellationToken);
+        using var lease = readers.Lease(database, reader, await PasswordAsync(database, reader, cancellationToken));
+        await using var connection = await lease.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var commandTimeout = CommandTimeoutSeconds(limits.Timeout);
         await using (var setup = new NpgsqlCommand(
@@ -88,18 +89,11 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource)
     /// </summary>
     internal static int CommandTimeoutSeconds(TimeSpan statementTimeout) => (int)Math.Ceiling(statementTimeout.TotalSeconds) + 1;
 
-    private async Task<string> ReaderConnectionStringAsync(string database, SqlReader reader, CancellationToken cancellationToken)
+    private async Task<string> PasswordAsync(string database, SqlReader reader, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(reader == SqlReader.Owner ? OwnerPasswordSql : PublicPasswordSql);
         command.Parameters.AddWithValue("db", database);
-        var password = await command.ExecuteScalarAsync(cancellationToken) as string
+        return await command.ExecuteScalarAsync(cancellationToken) as string
             ?? throw new QueryRejectedException($"database '{database}' has no tables to query");
-        return new NpgsqlConnectionStringBuilder(dataSource.ConnectionString)
-        {
-            Username = Sql.ReaderRoleOf(dataSource, database, reader),
-            Password = password,
-            // Occasional queries: no idle sessions left behind in the database.
-            Pooling = false,
-        }.ConnectionString;
     }
 }
