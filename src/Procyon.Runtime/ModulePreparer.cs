@@ -107,21 +107,28 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             using var process = StartProcess(start);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.Value.PrepareTimeout);
-            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
             try
             {
+                var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+                var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
                 await process.WaitForExitAsync(timeout.Token);
+                var diagnostics = (await stderr + await stdout).Trim();
+                if (process.ExitCode != 0)
+                {
+                    throw new ModuleRejectedException($"wasm-opt could not rewrite the module: {diagnostics}");
+                }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                process.Kill(entireProcessTree: true);
                 throw new ModuleRejectedException($"rewriting the module with wasm-opt took longer than {options.Value.PrepareTimeout.TotalSeconds:0} s");
             }
-            var diagnostics = (await stderr + await stdout).Trim();
-            if (process.ExitCode != 0)
+            finally
             {
-                throw new ModuleRejectedException($"wasm-opt could not rewrite the module: {diagnostics}");
+                // Timed out, or the publisher went away: wasm-opt is not left running either way.
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                }
             }
             return await File.ReadAllBytesAsync(output, cancellationToken);
         }

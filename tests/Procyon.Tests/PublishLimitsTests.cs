@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Headers;
 using Procyon.Testing;
 using Xunit.Abstractions;
 using static Procyon.Tests.Problems;
@@ -7,7 +8,8 @@ using static Procyon.Tests.Problems;
 namespace Procyon.Tests;
 
 /// <summary>
-/// Publishing's costly part, wasm-opt, bounded in number. wasm-opt is stood in for by shell scripts.
+/// Publishing's costly part, wasm-opt, bounded in number and in time once the publisher has
+/// gone. wasm-opt is stood in for by shell scripts that sleep.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetime
@@ -29,6 +31,30 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
             await _database.DisposeAsync();
         }
         _scripts.Delete(recursive: true);
+    }
+
+    [Fact]
+    public async Task A_publisher_that_goes_away_mid_wasm_opt_leaves_no_wasm_opt_running_and_frees_its_turn()
+    {
+        var pidFile = Path.Combine(_scripts.FullName, "pid");
+        var server = await StartAsync($"echo $$ > {pidFile}\nexec sleep 300", "--Procyon:Runtime:MaxConcurrentPrepares=1", "--Procyon:Runtime:MaxQueuedPrepares=0");
+
+        foreach (var attempt in (int[])[1, 2])
+        {
+            File.Delete(pidFile);
+            using var goAway = new CancellationTokenSource();
+            var publish = PublishAsync(server, $"gone{attempt}", goAway.Token);
+            await ScheduledTablesTests.EventuallyAsync(() => Task.FromResult(File.Exists(pidFile) && new FileInfo(pidFile).Length > 0));
+            var pid = int.Parse((await File.ReadAllTextAsync(pidFile)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(IsRunning(pid));
+
+            await goAway.CancelAsync();
+            var gone = Stopwatch.StartNew();
+
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => publish);
+            await ScheduledTablesTests.EventuallyAsync(() => Task.FromResult(!IsRunning(pid)));
+            output.WriteLine($"publish {attempt}: wasm-opt (pid {pid}) gone {gone.ElapsedMilliseconds} ms after the publisher disconnected");
+        }
     }
 
     [Fact]
@@ -54,6 +80,16 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
         output.WriteLine($"3 publishes at once, 1 running and 1 queued allowed: 503 after {after.TotalMilliseconds:0} ms, the others 201 after {published.Min().TotalMilliseconds:0} and {published.Max().TotalMilliseconds:0} ms");
     }
 
+    private static async Task<HttpResponseMessage> PublishAsync(ServerHandle server, string database, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{database}")
+        {
+            Content = new ByteArrayContent(await File.ReadAllBytesAsync(Modules.PathOf("example"), cancellationToken)),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await server.OwnerTokenAsync());
+        return await server.Http.SendAsync(request, cancellationToken);
+    }
+
     /// <summary>A server on a database of its own whose wasm-opt is a shell script of <paramref name="wasmOpt"/>.</summary>
     private async Task<TestServer> StartAsync(string wasmOpt, params string[] settings)
     {
@@ -63,5 +99,12 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
         _database = await TestDatabase.CreateAsync();
         _server = await TestServer.StartAsync(_database, [$"--Procyon:Runtime:WasmOptPath={script}", .. settings]);
         return _server;
+    }
+
+    /// <summary>Whether the process lives (a zombie no longer does: it has ended and only waits to be reaped).</summary>
+    private static bool IsRunning(int pid)
+    {
+        var stat = $"/proc/{pid}/stat";
+        return File.Exists(stat) && File.ReadAllText(stat).Split(") ")[^1][0] != 'Z';
     }
 }
