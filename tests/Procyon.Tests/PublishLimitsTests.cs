@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using Procyon.Runtime;
 using Procyon.Testing;
 using Xunit.Abstractions;
 using static Procyon.Tests.Problems;
@@ -8,8 +9,8 @@ using static Procyon.Tests.Problems;
 namespace Procyon.Tests;
 
 /// <summary>
-/// Publishing's costly part, wasm-opt, bounded in number and in time once the publisher has
-/// gone. wasm-opt is stood in for by shell scripts that sleep.
+/// Publishing's costly part, wasm-opt, bounded: in number, in memory, and in time once the
+/// publisher has gone. wasm-opt is stood in for by shell scripts that sleep, report their limit or fail.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetime
@@ -78,6 +79,36 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
         var published = answers.Where(a => a.Response.StatusCode == HttpStatusCode.Created).Select(a => a.Elapsed).ToList();
         Assert.True(after < published.Min(), $"the refusal took {after}, as long as a publish");
         output.WriteLine($"3 publishes at once, 1 running and 1 queued allowed: 503 after {after.TotalMilliseconds:0} ms, the others 201 after {published.Min().TotalMilliseconds:0} and {published.Max().TotalMilliseconds:0} ms");
+    }
+
+    [Fact]
+    public async Task A_wasm_opt_beyond_its_memory_limit_fails_the_publish_with_400_naming_the_limit()
+    {
+        // Says the address-space limit it runs under (in KiB), then dies as wasm-opt does when an allocation fails.
+        var server = await StartAsync("echo \"limit $(ulimit -v)\" >&2\nkill -ABRT $$", "--Procyon:Runtime:PrepareMemoryBytes=33554432");
+
+        var elapsed = Stopwatch.StartNew();
+        var problem = await AssertProblemAsync(await server.PublishAsync("starved", "example"), HttpStatusCode.BadRequest);
+        output.WriteLine($"400 after {elapsed.ElapsedMilliseconds} ms: {problem.Detail()}");
+
+        Assert.Contains("ran out of memory", problem.Detail());
+        Assert.Contains("33554432 bytes (Procyon:Runtime:PrepareMemoryBytes)", problem.Detail());
+        Assert.Contains("limit 32768", problem.Detail());
+        Assert.Equal("Healthy", await server.Http.GetStringAsync("/healthz"));
+    }
+
+    [Fact]
+    public void Wasm_opt_runs_under_prlimits_address_space_limit_or_without_prlimit_directly()
+    {
+        var options = new RuntimeOptions { WasmOptPath = "/opt/wasm-opt", PrepareMemoryBytes = 1 << 30 };
+
+        var limited = new WasmOptCommand(options, "/usr/bin/prlimit").StartInfo(["in.wasm"]);
+        var unlimited = new WasmOptCommand(options, prlimit: null).StartInfo(["in.wasm"]);
+
+        Assert.Equal("/usr/bin/prlimit", limited.FileName);
+        Assert.Equal((string[])["--as=1073741824", "--", "/opt/wasm-opt", "in.wasm"], limited.ArgumentList);
+        Assert.Equal("/opt/wasm-opt", unlimited.FileName);
+        Assert.Equal((string[])["in.wasm"], unlimited.ArgumentList);
     }
 
     private static async Task<HttpResponseMessage> PublishAsync(ServerHandle server, string database, CancellationToken cancellationToken)
