@@ -11,7 +11,7 @@ namespace Procyon.Runtime;
 /// Asyncify so <c>sleep_until</c> can suspend without a thread, compiles, checks the imports
 /// against the host's, and reads the module's description.
 /// </summary>
-public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCache cache, ModuleLogs logs, IOptions<RuntimeOptions> options, ILogger<ModulePreparer> logger)
+public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCache cache, ModuleLogs logs, WasmOptCommand wasmOpt, IOptions<RuntimeOptions> options, ILogger<ModulePreparer> logger)
 {
     private static readonly string[] RequiredExports =
     [
@@ -94,34 +94,32 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             var input = Path.Combine(directory.FullName, "in.wasm");
             var output = Path.Combine(directory.FullName, "out.wasm");
             await File.WriteAllBytesAsync(input, wasm, cancellationToken);
-            var start = new ProcessStartInfo(options.Value.WasmOptPath)
-            {
-                RedirectStandardError = true,
-                RedirectStandardOutput = true,
-                UseShellExecute = false,
-            };
-            foreach (var argument in (string[])[input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{string.Join(",", HostImports.Suspending.Select(name => $"{HostImports.Module}.{name}"))}", "-o", output])
-            {
-                start.ArgumentList.Add(argument);
-            }
-            using var process = StartProcess(start);
+            var suspending = string.Join(",", HostImports.Suspending.Select(name => $"{HostImports.Module}.{name}"));
+            using var process = StartProcess(wasmOpt.StartInfo([input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{suspending}", "-o", output]));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.Value.PrepareTimeout);
-            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
             try
             {
+                var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+                var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
                 await process.WaitForExitAsync(timeout.Token);
+                var diagnostics = (await stderr + await stdout).Trim();
+                if (process.ExitCode != 0)
+                {
+                    throw Failure(process.ExitCode, diagnostics);
+                }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                process.Kill(entireProcessTree: true);
                 throw new ModuleRejectedException($"rewriting the module with wasm-opt took longer than {options.Value.PrepareTimeout.TotalSeconds:0} s");
             }
-            var diagnostics = (await stderr + await stdout).Trim();
-            if (process.ExitCode != 0)
+            finally
             {
-                throw new ModuleRejectedException($"wasm-opt could not rewrite the module: {diagnostics}");
+                // Timed out, or the publisher went away: wasm-opt is not left running either way.
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                }
             }
             return await File.ReadAllBytesAsync(output, cancellationToken);
         }
@@ -131,6 +129,16 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
     }
 
+    private Exception Failure(int exitCode, string diagnostics) => exitCode switch
+    {
+        // prlimit could not start wasm-opt.
+        126 or 127 when wasmOpt.IsLimited => CannotRun(diagnostics, inner: null),
+        // Ended by a signal: under an address-space limit, failed allocations abort (C++'s bad_alloc) or crash.
+        > 128 when wasmOpt.IsLimited => new ModuleRejectedException(
+            $"wasm-opt ran out of memory rewriting the module: it may use {options.Value.PrepareMemoryBytes} bytes (Procyon:Runtime:PrepareMemoryBytes); it ended with code {exitCode}: {diagnostics}"),
+        _ => new ModuleRejectedException($"wasm-opt could not rewrite the module: {diagnostics}"),
+    };
+
     private Process StartProcess(ProcessStartInfo start)
     {
         try
@@ -139,11 +147,12 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
         catch (Win32Exception e)
         {
-            throw new InvalidOperationException(
-                $"could not run '{options.Value.WasmOptPath}' ({e.Message}); install Binaryen (Debian package 'binaryen') or set Procyon:Runtime:WasmOptPath",
-                e);
+            throw CannotRun(e.Message, e);
         }
     }
+
+    private InvalidOperationException CannotRun(string reason, Exception? inner) =>
+        new($"could not run '{options.Value.WasmOptPath}' ({reason}); install Binaryen (Debian package 'binaryen') or set Procyon:Runtime:WasmOptPath", inner);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rewrote a {InputBytes}-byte module with Asyncify into {OutputBytes} bytes in {Milliseconds} ms")]
     private partial void LogPrepared(int inputBytes, int outputBytes, long milliseconds);

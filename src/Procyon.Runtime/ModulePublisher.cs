@@ -24,6 +24,7 @@ public sealed class InitReducerFailedException(string database, string? error)
 /// </summary>
 public sealed partial class ModulePublisher(
     ModulePreparer preparer,
+    PrepareLimiter prepareLimiter,
     ModuleStore store,
     DatabaseSchemas schemas,
     ModuleRegistry registry,
@@ -35,8 +36,9 @@ public sealed partial class ModulePublisher(
     /// <summary>
     /// Publishes or replaces a module and creates its new tables. Throws <see cref="NotOwnerException"/>,
     /// <see cref="ModuleRejectedException"/>, <see cref="SchemaConflictException"/> (changed or removed
-    /// tables without <paramref name="clear"/>) or <see cref="InitReducerFailedException"/>; then
-    /// nothing changed and the previous module keeps serving.
+    /// tables without <paramref name="clear"/>), <see cref="InitReducerFailedException"/> or
+    /// <see cref="OverloadedException"/> (too many publishes preparing); then nothing changed and
+    /// the previous module keeps serving.
     /// </summary>
     public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, CancellationToken cancellationToken)
     {
@@ -45,9 +47,14 @@ public sealed partial class ModulePublisher(
         {
             throw new NotOwnerException(database);
         }
-        var prepared = await preparer.PrepareAsync(wasm, cancellationToken);
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
-        var loaded = preparer.Load(database, prepared, sha256, owner, DateTimeOffset.UtcNow);
+        byte[] prepared;
+        LoadedModule loaded;
+        using (await prepareLimiter.WaitTurnAsync(cancellationToken))
+        {
+            prepared = await preparer.PrepareAsync(wasm, cancellationToken);
+            loaded = preparer.Load(database, prepared, sha256, owner, DateTimeOffset.UtcNow);
+        }
         try
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);

@@ -6,7 +6,7 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ILogger<ModuleRegistry> logger) : IDisposable
+public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ReaderConnections readers, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
 
@@ -160,16 +160,19 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         old?.Retire();
         if (old is not null && old.Owner != loaded.Owner)
         {
-            // Another owner's database now: the previous owner's log lines are not theirs to read.
+            // Another owner's database now (deleted and claimed again): the previous owner's log
+            // lines are not theirs to read, and its SQL sessions log in with the old passwords.
             logs.Clear(loaded.Database);
+            readers.Forget(loaded.Database);
         }
         Changed?.Invoke();
     }
 
-    /// <summary>Drops a deleted database here: its module and its log lines.</summary>
+    /// <summary>Drops a deleted database here: its module, its log lines and its SQL sessions.</summary>
     private bool Remove(string database)
     {
         logs.Clear(database);
+        readers.Forget(database);
         if (!_modules.TryRemove(database, out var old))
         {
             return false;

@@ -38,6 +38,21 @@ public sealed class RuntimeOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Address space <c>wasm-opt</c> may take (through <c>prlimit --as</c>). It reserves much more
+    /// than it touches (threads, allocator arenas): below about 256 MiB it slows down sharply.
+    /// </summary>
+    [Range(typeof(long), "16777216", "1099511627776")]
+    public long PrepareMemoryBytes { get; set; } = 1L << 30;
+
+    /// <summary>Modules prepared (validated, rewritten by <c>wasm-opt</c>, compiled) at once; <c>wasm-opt</c> itself uses every core.</summary>
+    [Range(1, 1000)]
+    public int MaxConcurrentPrepares { get; set; } = 2;
+
+    /// <summary>Publishes waiting for a preparation; beyond this a publish is refused with 503 and <c>Retry-After</c>.</summary>
+    [Range(0, 10_000)]
+    public int MaxQueuedPrepares { get; set; } = 8;
+
     /// <summary>Log lines kept in memory per database for <c>GET /logs</c>.</summary>
     [Range(1, 1_000_000)]
     public int LogLinesPerDatabase { get; set; } = 1000;

@@ -12,6 +12,8 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<WasmEngine>();
         services.AddSingleton<ModuleLogs>();
         services.AddSingleton<CompiledModuleCache>();
+        services.AddSingleton<WasmOptCommand>();
+        services.AddSingleton<PrepareLimiter>();
         services.AddSingleton<ModulePreparer>();
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<Transactions>();

@@ -14,12 +14,18 @@ public sealed class DatabaseLimitException(int limit)
 /// <summary>The catalog of published modules, in the <c>procyon</c> schema.</summary>
 public sealed class ModuleStore(NpgsqlDataSource dataSource)
 {
-    /// <summary>Serialises catalog creation when several replicas start at once.</summary>
-    private const long CatalogLockKey = 0x70726f6379_6f6e;
-
+    /// <summary>
+    /// Replicas starting at once take turns from the lock on. A table lock rather than an advisory
+    /// lock: any session may take any advisory lock (a SQL reader's too, holding it as long as its
+    /// query runs), while locking this table takes privileges only the server's role has.
+    /// </summary>
     private const string CreateCatalogSql = """
-        SELECT pg_advisory_xact_lock(@lock);
         CREATE SCHEMA IF NOT EXISTS procyon;
+        CREATE TABLE IF NOT EXISTS procyon.settings (
+            key         text PRIMARY KEY,
+            value       text NOT NULL
+        );
+        LOCK TABLE procyon.settings IN SHARE ROW EXCLUSIVE MODE;
         CREATE TABLE IF NOT EXISTS procyon.databases (
             name        text PRIMARY KEY,
             wasm        bytea NOT NULL,
@@ -35,10 +41,6 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             PRIMARY KEY (db, name)
         );
         ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS owner text;
-        CREATE TABLE IF NOT EXISTS procyon.settings (
-            key         text PRIMARY KEY,
-            value       text NOT NULL
-        );
         CREATE TABLE IF NOT EXISTS procyon.readers (
             db          text PRIMARY KEY,
             password    text NOT NULL
@@ -82,14 +84,25 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     public async Task EnsureCatalogAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var command = new NpgsqlCommand(CreateCatalogSql, connection, transaction))
+        for (var attempt = 1; ; attempt++)
         {
-            command.Parameters.AddWithValue("lock", CatalogLockKey);
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            try
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await using (var command = new NpgsqlCommand(CreateCatalogSql, connection, transaction))
+                {
+                    await command.ExecuteNonQueryAsync(cancellationToken);
+                }
+                await transaction.CommitAsync(cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (attempt < 3 && e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.DuplicateSchema or PostgresErrorCodes.DuplicateTable)
+            {
+                // Another replica created the schema or the lock's table at the same moment, before
+                // either could lock: both exist now, so the next attempt gets as far as the lock.
+            }
         }
-        await transaction.CommitAsync(cancellationToken);
     }
 
     /// <summary>

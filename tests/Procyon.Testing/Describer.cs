@@ -16,6 +16,7 @@ public static class Describer
             Engine,
             new CompiledModuleCache(Engine, NullLogger<CompiledModuleCache>.Instance),
             new ModuleLogs(Options),
+            new WasmOptCommand(Options, NullLogger<WasmOptCommand>.Instance),
             Options,
             NullLogger<ModulePreparer>.Instance);
         var prepared = await preparer.PrepareAsync(await File.ReadAllBytesAsync(Modules.PathOf(module)), CancellationToken.None);

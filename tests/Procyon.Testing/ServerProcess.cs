@@ -44,6 +44,16 @@ public sealed class ServerProcess : ServerHandle
         return server;
     }
 
+    /// <summary>The most memory the process has held resident so far (Linux's VmHWM), in bytes.</summary>
+    public long PeakWorkingSetBytes
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.PeakWorkingSet64;
+        }
+    }
+
     /// <summary>SIGKILL: the process ends at once, mid-transaction, without shutting anything down.</summary>
     public async Task KillAsync()
     {

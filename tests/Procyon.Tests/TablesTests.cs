@@ -226,6 +226,34 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.Contains(expected, problem.Detail());
     }
 
+    [Theory]
+    [InlineData("0::numeric", "0")]
+    [InlineData("10000::numeric", "10000")]
+    [InlineData("2.00::numeric", "2.00")]
+    [InlineData("-9007199254740991::numeric", "-9007199254740991")]
+    [InlineData("9007199254740992::numeric", "\"9007199254740992\"")]
+    [InlineData("1.50::numeric", "\"1.50\"")]
+    [InlineData("-12345.0001::numeric", "\"-12345.0001\"")]
+    [InlineData("1e30::numeric", "\"1000000000000000000000000000000\"")]
+    [InlineData("1e-20::numeric", "\"0.00000000000000000001\"")]
+    [InlineData("1::numeric / 3", "\"0.33333333333333333333\"")]
+    [InlineData("'NaN'::numeric", "\"NaN\"")]
+    public async Task The_SQL_endpoint_writes_numerics_exactly(string value, string json)
+    {
+        var body = await (await SqlAsync($"SELECT {value}")).Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(json, body.GetProperty("rows")[0][0].GetRawText());
+    }
+
+    [Fact]
+    public async Task The_SQL_endpoint_writes_long_text_and_bytes_whole()
+    {
+        var body = await (await SqlAsync("SELECT repeat('€é🎉\"', 20000), decode(repeat('00ff', 50000), 'hex')")).Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(string.Concat(Enumerable.Repeat("€é🎉\"", 20000)), body.GetProperty("rows")[0][0].GetString());
+        Assert.Equal(string.Concat(Enumerable.Repeat("00ff", 50000)), body.GetProperty("rows")[0][1].GetString());
+    }
+
     [Fact]
     public async Task The_SQL_endpoint_caps_rows()
     {

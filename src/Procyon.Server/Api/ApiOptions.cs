@@ -15,6 +15,10 @@ public sealed class ApiOptions
     [Range(1, 1_000_000)]
     public int SqlRowLimit { get; set; } = 1000;
 
+    /// <summary>Bytes of JSON the SQL endpoint answers at most; a larger answer is refused with 413, so it is never held whole.</summary>
+    [Range(1024, 1 << 30)]
+    public int SqlMaxBytes { get; set; } = 16 << 20;
+
     /// <summary>Statement timeout of the SQL endpoint.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan SqlTimeout { get; set; } = TimeSpan.FromSeconds(5);

@@ -9,6 +9,7 @@ internal static class ApiServiceCollectionExtensions
     public static IServiceCollection AddProcyonApi(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section);
+        services.AddValidatedOptions<Storage.Tables.ReaderConnectionOptions>(configuration, Storage.Tables.ReaderConnectionOptions.Section);
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");

@@ -35,7 +35,8 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         databases.MapDelete("", DeleteAsync)
             .RequireAuthorization()
             .WithSummary("Delete a database and its module")
@@ -52,10 +53,12 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapPost("/sql", QueryAsync)
             .WithSummary("Read-only SQL over the database's tables")
-            .WithDescription("The body is one SQL statement. With the owner's token it reads every table; otherwise only public tables, and a query touching a private table is a 403. It runs as a read-only role of the database's own, with search_path set to its schema, a statement timeout and a row limit. Returns {columns, rows, truncated}.")
+            .WithDescription("The body is one SQL statement. With the owner's token it reads every table; otherwise only public tables, and a query touching a private table is a 403. It runs as a read-only role of the database's own, with search_path set to its schema, a statement timeout, a row limit and a byte limit (413 beyond it). Returns {columns, rows, truncated}.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
             .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments.")
@@ -104,8 +107,8 @@ internal static class DatabaseEndpoints
         }
         var sql = System.Text.Encoding.UTF8.GetString(await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken));
         var reader = Ownership.IsOwner(module, request.HttpContext.User) ? SqlReader.Owner : SqlReader.Public;
-        var rows = await queries.RunAsync(db, reader, sql, options.Value.SqlRowLimit, options.Value.SqlTimeout, cancellationToken);
-        return TypedResults.Bytes(rows, "application/json");
+        var answer = await queries.RunAsync(db, reader, sql, new QueryLimits(options.Value.SqlRowLimit, options.Value.SqlMaxBytes, options.Value.SqlTimeout), cancellationToken);
+        return TypedResults.Stream(body => answer.CopyToAsync(body, cancellationToken), "application/json");
     }
 
     private static async Task<IResult> CallAsync(

@@ -54,6 +54,8 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             Storage.DatabaseLimitException => (StatusCodes.Status403Forbidden, "Database limit reached"),
             Storage.Tables.QueryRejectedException => (StatusCodes.Status400BadRequest, "Query rejected"),
             Storage.Tables.QueryForbiddenException => (StatusCodes.Status403Forbidden, "Private table"),
+            Storage.Tables.AnswerTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Answer too large"),
+            Storage.OverloadedException => (StatusCodes.Status503ServiceUnavailable, "Overloaded"),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request"),
             Npgsql.NpgsqlException => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
             _ => (0, ""),
@@ -63,6 +65,10 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             return false;
         }
         httpContext.Response.StatusCode = status;
+        if (exception is Storage.OverloadedException)
+        {
+            httpContext.Response.Headers.RetryAfter = "1";
+        }
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,

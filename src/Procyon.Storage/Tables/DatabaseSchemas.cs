@@ -32,6 +32,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         ON CONFLICT (db) DO UPDATE SET password = excluded.password, public_password = excluded.public_password
         """;
     private const string ForgetReaderSql = "DELETE FROM procyon.readers WHERE db = @db";
+    private const string PasswordsSql = "SELECT password, public_password FROM procyon.readers WHERE db = @db";
 
     /// <summary>
     /// Creates the schema and any new tables. Changed or removed tables are refused unless
@@ -63,8 +64,9 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         }
         var schema = Sql.Quote(Sql.SchemaOf(database));
         await transaction.ExecuteAsync($"CREATE SCHEMA IF NOT EXISTS {schema}", cancellationToken);
-        var owner = await EnsureReaderAsync(transaction, database, SqlReader.Owner, cancellationToken);
-        var anyone = await EnsureReaderAsync(transaction, database, SqlReader.Public, cancellationToken);
+        var (ownerPassword, publicPassword) = await PasswordsAsync(transaction, database, cancellationToken);
+        var owner = await EnsureReaderAsync(transaction, database, SqlReader.Owner, ownerPassword, cancellationToken);
+        var anyone = await EnsureReaderAsync(transaction, database, SqlReader.Public, publicPassword, cancellationToken);
         await transaction.ExecuteAsync(ReaderSql, cancellationToken, ("db", database), ("password", owner.Password), ("public_password", anyone.Password));
         foreach (var table in tables.Where(t => !existing.ContainsKey(t.Name)))
         {
@@ -95,16 +97,30 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Creates (or keeps) the login role of one kind of SQL reader with a new password, allowed
-    /// into the schema but to no table yet. Returns its quoted name and the password.
+    /// The readers' passwords of an earlier publish, kept so that the SQL endpoint's pools of
+    /// sessions (on every replica) stay valid across republishes; null where there are none.
     /// </summary>
-    private async Task<(string Role, string Password)> EnsureReaderAsync(DatabaseTransaction transaction, string database, SqlReader reader, CancellationToken cancellationToken)
+    private static async Task<(string? Owner, string? Public)> PasswordsAsync(DatabaseTransaction transaction, string database, CancellationToken cancellationToken)
+    {
+        await using var command = transaction.CreateCommand(PasswordsSql, ("db", database));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? (reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1))
+            : (null, null);
+    }
+
+    /// <summary>
+    /// Creates (or keeps) the login role of one kind of SQL reader with <paramref name="password"/>
+    /// (a new one when null), allowed into the schema but to no table yet. Returns its quoted name
+    /// and the password.
+    /// </summary>
+    private async Task<(string Role, string Password)> EnsureReaderAsync(DatabaseTransaction transaction, string database, SqlReader reader, string? password, CancellationToken cancellationToken)
     {
         var roleName = Sql.ReaderRoleOf(dataSource, database, reader);
         var role = Sql.Quote(roleName);
         // Hex only, so it can sit in the DDL literal; the role logs in as itself, so a query
         // cannot SET ROLE back to the server's own (privileged) role.
-        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+        password ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         await transaction.ExecuteAsync($"""
             DO $$ BEGIN
                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{roleName}') THEN
