@@ -254,6 +254,29 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.Equal(string.Concat(Enumerable.Repeat("00ff", 50000)), body.GetProperty("rows")[0][1].GetString());
     }
 
+    [Theory]
+    [InlineData("SELECT 'NaN'::float8, 'Infinity'::float8, '-Infinity'::float4", """["NaN","Infinity","-Infinity"]""")]
+    [InlineData("SELECT ARRAY[1, 2, 3], ARRAY['a', NULL], ARRAY[1.5]::float8[]", """[[1,2,3],["a",null],[1.5]]""")]
+    public async Task The_SQL_endpoint_writes_values_JSON_has_no_literal_for(string sql, string row)
+    {
+        var response = await SqlAsync(sql);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(row, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("rows")[0].GetRawText());
+    }
+
+    [Fact]
+    public async Task The_SQL_endpoint_refuses_COPY_with_400()
+    {
+        var problem = await AssertProblemAsync(await SqlAsync("COPY account TO STDOUT"), HttpStatusCode.BadRequest);
+
+        Assert.Contains("COPY", problem.Detail());
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await SqlAsync("SELECT count(*) FROM account")).StatusCode);
+        }
+    }
+
     [Fact]
     public async Task The_SQL_endpoint_caps_rows()
     {

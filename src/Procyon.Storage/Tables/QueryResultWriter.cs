@@ -165,15 +165,34 @@ internal sealed class QueryResultWriter(NpgsqlDataReader reader, QueryLimits lim
 
     private static bool IsSafeInteger(decimal value) => value is >= -MaxSafeInteger and <= MaxSafeInteger;
 
-    private static void WriteValue(Utf8JsonWriter json, object cell)
+    private static void WriteValue(Utf8JsonWriter json, object? cell)
     {
         switch (cell)
         {
             case bool value:
                 json.WriteBooleanValue(value);
                 break;
-            case short or int or float or double:
+            case null or DBNull:
+                json.WriteNullValue();
+                break;
+            case short or int:
                 json.WriteRawValue(Convert.ToString(cell, CultureInfo.InvariantCulture)!);
+                break;
+            case float or double when double.IsFinite(Convert.ToDouble(cell, CultureInfo.InvariantCulture)):
+                json.WriteRawValue(Convert.ToString(cell, CultureInfo.InvariantCulture)!);
+                break;
+            case float or double:
+                // JSON has no NaN or infinities: spelled as the values of the module JSON mapping are.
+                var number = Convert.ToDouble(cell, CultureInfo.InvariantCulture);
+                json.WriteStringValue(double.IsNaN(number) ? "NaN" : number > 0 ? "Infinity" : "-Infinity");
+                break;
+            case Array items:
+                json.WriteStartArray();
+                foreach (var item in items)
+                {
+                    WriteValue(json, item);
+                }
+                json.WriteEndArray();
                 break;
             case long value when IsSafeInteger(value):
                 json.WriteNumberValue(value);

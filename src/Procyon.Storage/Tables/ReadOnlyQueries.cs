@@ -58,6 +58,11 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource, ReaderConnectio
         {
             throw new QueryRejectedException($"{e.MessageText} (SQLSTATE {e.SqlState})");
         }
+        catch (NotSupportedException e)
+        {
+            // COPY, say, which the wire protocol runs in a mode of its own.
+            throw new QueryRejectedException($"the SQL endpoint does not run this statement: {e.Message}");
+        }
     }
 
     /// <summary>
