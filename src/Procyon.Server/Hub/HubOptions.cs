@@ -10,7 +10,8 @@ public sealed class HubOptions
     /// <summary>
     /// Bytes of results one connection may have waiting to be written (each result's size is
     /// estimated from its JSON); a connection that falls further behind is aborted. One result
-    /// is always accepted, whatever its size, when nothing else waits.
+    /// is always accepted, whatever its size, when nothing else waits. A <c>Results</c> stream
+    /// keeps at most as many bytes, dropping its oldest results.
     /// </summary>
     [Range(64L << 10, 1L << 30)]
     public long MaxPendingBytesPerConnection { get; set; } = 4 << 20;

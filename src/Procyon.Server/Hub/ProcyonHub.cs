@@ -11,7 +11,7 @@ namespace Procyon.Server.Hub;
 /// covers all its functions; subscribing to one function of a database already subscribed
 /// changes nothing, so no result arrives twice.
 /// </summary>
-internal sealed class ProcyonHub(CallDispatcher dispatcher, ResultListeners listeners, IOptions<Auth.AuthOptions> auth, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
+internal sealed class ProcyonHub(CallDispatcher dispatcher, ResultListeners listeners, IOptions<Auth.AuthOptions> auth, IOptions<HubOptions> limits, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
 {
     public const string Path = "/hubs/procyon";
 
@@ -29,7 +29,7 @@ internal sealed class ProcyonHub(CallDispatcher dispatcher, ResultListeners list
     public IAsyncEnumerable<CallResult> Results(string db, string? fn, CancellationToken cancellationToken)
     {
         RequireNames(db, fn);
-        return ResultStream.ReadAllAsync(listeners, db, fn, Auth.Tokens.IdentityOf(Context.User!), cancellationToken);
+        return ResultStream.ReadAllAsync(listeners, db, fn, Auth.Tokens.IdentityOf(Context.User!), limits.Value.MaxPendingBytesPerConnection, cancellationToken);
     }
 
     public void Subscribe(string db, string? fn = null)
