@@ -5,13 +5,14 @@ using Procyon.Runtime;
 namespace Procyon.Server.Hub;
 
 /// <summary>
-/// Pushes every call's result to the subscribers of its database and of its function. Calls
-/// only enqueue; one background loop sends, so a slow client never delays a call.
+/// Takes every call's result off the call's path and hands it to this server's listeners (or,
+/// with Redis, to every replica's). Calls only enqueue; one background loop fans out, and it
+/// never waits for a connection: each has an outbox of its own.
 /// </summary>
-internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyonClient> hub, ResultFeed feed, IServiceProvider services, ILogger<ResultBroadcaster> logger)
+internal sealed partial class ResultBroadcaster(ResultListeners listeners, ILogger<ResultBroadcaster> logger, RedisResultRelay? relay = null)
     : BackgroundService, IResultSink
 {
-    /// <summary>Results waiting to be sent; beyond this the newest are dropped and counted in the log.</summary>
+    /// <summary>Results waiting to be fanned out; beyond this the newest are dropped and counted in the log.</summary>
     private const int Capacity = 65_536;
 
     private readonly Channel<CallResult> _pending = Channel.CreateBounded<CallResult>(
@@ -19,6 +20,11 @@ internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyon
 
     public void Publish(CallResult result)
     {
+        // Alone, a result nobody here listens to goes nowhere; with Redis, another replica may listen.
+        if (relay is null && !listeners.Listens(result.Db))
+        {
+            return;
+        }
         if (!_pending.Writer.TryWrite(result))
         {
             LogDropped(result.Db, result.Fn);
@@ -31,15 +37,14 @@ internal sealed partial class ResultBroadcaster(IHubContext<ProcyonHub, IProcyon
         {
             try
             {
-                if (services.GetService<RedisResultRelay>() is { } relay)
+                if (relay is not null)
                 {
                     relay.Publish(result);
                 }
                 else
                 {
-                    feed.Deliver(result);
+                    listeners.Deliver(result);
                 }
-                await hub.Clients.Groups(ResultGroups.Of(result)).Result(result);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -62,12 +67,13 @@ internal static class HubServiceCollectionExtensions
 
     public static IServiceCollection AddProcyonHub(this IServiceCollection services, IConfiguration configuration)
     {
-        var signalR = services.AddSignalR(hub => hub.MaximumReceiveMessageSize = MaxClientMessageBytes);
-        // With Redis configured, results reach subscribers connected to any replica.
-        services.AddSingleton<ResultFeed>();
+        services.AddValidatedOptions<HubOptions>(configuration, HubOptions.Section);
+        services.AddSignalR(hub => hub.MaximumReceiveMessageSize = MaxClientMessageBytes);
+        services.AddSingleton<HubLifetimeManager<ProcyonHub>, OutboxHubLifetimeManager>();
+        services.AddSingleton<ResultListeners>();
+        // With Redis configured, results reach listeners connected to any replica.
         if (configuration.GetConnectionString("Redis") is { Length: > 0 } redis)
         {
-            signalR.AddStackExchangeRedis(redis, options => options.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal("procyon"));
             services.AddSingleton(sp => ActivatorUtilities.CreateInstance<RedisResultRelay>(sp, redis));
             services.AddHostedService(sp => sp.GetRequiredService<RedisResultRelay>());
         }
