@@ -51,6 +51,16 @@ public sealed class ServerProcess : ServerHandle
         await _process.WaitForExitAsync();
     }
 
+    /// <summary>SIGTERM, as a service manager stops a server: it shuts down gracefully and exits.</summary>
+    public async Task StopAsync()
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        await _process.WaitForExitAsync();
+    }
+
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();

@@ -349,6 +349,53 @@ fn schedule_jobs(ctx: &ReducerContext, count: u32, after_ms: u64, within_ms: u64
     }
 }
 
+/// A procedure target that writes, sleeps and writes again, for the lease tests: a run started
+/// again while another still sleeps leaves a second `start`.
+#[table(name = nap, scheduled(run_nap))]
+pub struct Nap {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    sleep_ms: u64,
+}
+
+/// Each `start` and `finish` of a nap's runs.
+#[table(name = nap_log)]
+pub struct NapLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    nap: u64,
+    event: String,
+    at: Timestamp,
+}
+
+#[procedure]
+fn run_nap(ctx: &mut ProcedureContext, nap: Nap) {
+    // The server's own log tells a test which server runs the nap.
+    log::info!("nap {} starts", nap.scheduled_id);
+    log_nap(ctx, nap.scheduled_id, "start");
+    let until = ctx.timestamp + Duration::from_millis(nap.sleep_ms);
+    ctx.sleep_until(until);
+    log_nap(ctx, nap.scheduled_id, "finish");
+}
+
+fn log_nap(ctx: &mut ProcedureContext, nap: u64, event: &str) {
+    let at = ctx.timestamp;
+    ctx.with_tx(|tx| {
+        tx.db.nap_log().insert(NapLog { id: 0, nap, event: event.into(), at });
+    });
+}
+
+/// Schedules `count` naps of `sleep_ms` milliseconds each, due now.
+#[reducer]
+fn schedule_naps(ctx: &ReducerContext, count: u32, sleep_ms: u64) {
+    for _ in 0..count {
+        ctx.db.nap().insert(Nap { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp), sleep_ms });
+    }
+}
+
 /// A list that ends, stored in a jsonb column: it must go in and come back at any depth the host
 /// allows values to nest.
 #[derive(ProcyonType)]
