@@ -46,6 +46,9 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
         {
             await ScheduleNapAsync(database, first, sleepMs: 60_000);
             var (holder, other) = await HolderAsync(first, second);
+            // Alive past its lease, the holder keeps the row.
+            await Task.Delay(Lease + TimeSpan.FromSeconds(1));
+            Assert.Equal(1, await EventsAsync(database, "start"));
 
             var killed = Stopwatch.StartNew();
             await holder.KillAsync();
