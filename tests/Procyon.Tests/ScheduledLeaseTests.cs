@@ -20,12 +20,8 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
     private static readonly string ShortLease = $"--Procyon:Scheduler:ProcedureLease={Lease}";
 
     [Fact]
-    public async Task A_procedure_row_sleeping_past_its_lease_runs_once_on_two_live_servers()
-    {
-        await using var database = await TestDatabase.CreateAsync();
-        var (first, second) = await StartTwoAsync(database, ShortLease);
-        await using (first)
-        await using (second)
+    public Task A_procedure_row_sleeping_past_its_lease_runs_once_on_two_live_servers() =>
+        OnTwoServersAsync([ShortLease], async (database, first, _) =>
         {
             await ScheduleNapAsync(database, first, sleepMs: 8000);
 
@@ -33,16 +29,11 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
 
             Assert.Equal(1, await EventsAsync(database, "start"));
             Assert.Equal(1, await EventsAsync(database, "finish"));
-        }
-    }
+        });
 
     [Fact]
-    public async Task A_killed_servers_procedure_rows_run_elsewhere_once_their_lease_ends()
-    {
-        await using var database = await TestDatabase.CreateAsync();
-        var (first, second) = await StartTwoAsync(database, ShortLease);
-        await using (first)
-        await using (second)
+    public Task A_killed_servers_procedure_rows_run_elsewhere_once_their_lease_ends() =>
+        OnTwoServersAsync([ShortLease], async (database, first, second) =>
         {
             await ScheduleNapAsync(database, first, sleepMs: 60_000);
             var (holder, other) = await HolderAsync(first, second);
@@ -57,17 +48,12 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
             output.WriteLine($"killed holder's row started elsewhere after {taken.TotalMilliseconds:0} ms (lease {Lease.TotalMilliseconds:0} ms)");
             Assert.InRange(taken, Lease / 3, Lease + TimeSpan.FromSeconds(2));
             Assert.Contains("nap 1 starts", await other.LogsAsync("ledger", await first.OwnerTokenAsync()));
-        }
-    }
+        });
 
+    /// <summary>With the default lease (30 s): a row handed back runs well before it would end.</summary>
     [Fact]
-    public async Task A_stopped_servers_procedure_rows_run_elsewhere_at_once_and_finish_there()
-    {
-        await using var database = await TestDatabase.CreateAsync();
-        // The default lease (30 s): a row handed back runs well before it would end.
-        var (first, second) = await StartTwoAsync(database);
-        await using (first)
-        await using (second)
+    public Task A_stopped_servers_procedure_rows_run_elsewhere_at_once_and_finish_there() =>
+        OnTwoServersAsync([], async (database, first, second) =>
         {
             await ScheduleNapAsync(database, first, sleepMs: 5000);
             var (holder, _) = await HolderAsync(first, second);
@@ -81,16 +67,17 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
             // The run cut short by the stop never finished; the one elsewhere ran to the end, once.
             await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.nap") == 0);
             Assert.Equal(1, await EventsAsync(database, "finish"));
-        }
-    }
+        });
 
-    /// <summary>Two servers side by side; the first publishes the ledger module.</summary>
-    private static async Task<(ServerProcess First, ServerProcess Second)> StartTwoAsync(TestDatabase database, params string[] settings)
+    /// <summary>Runs <paramref name="test"/> on a fresh database with two servers side by side; the first has published the ledger module.</summary>
+    private static async Task OnTwoServersAsync(string[] settings, Func<TestDatabase, ServerProcess, ServerProcess, Task> test)
     {
+        await using var database = await TestDatabase.CreateAsync();
         var starting = new[] { ServerProcess.StartAsync(database, settings), ServerProcess.StartAsync(database, settings) };
-        var (first, second) = (await starting[0], await starting[1]);
+        await using var first = await starting[0];
+        await using var second = await starting[1];
         (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        return (first, second);
+        await test(database, first, second);
     }
 
     /// <summary>Schedules one nap, due now, and waits until it started.</summary>
