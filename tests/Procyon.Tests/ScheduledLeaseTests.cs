@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.RegularExpressions;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -68,6 +69,31 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
             await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.nap") == 0);
             Assert.Equal(1, await EventsAsync(database, "finish"));
         });
+
+    /// <summary>A reducer run of about three leases: it keeps its row locked, so no other server runs it meanwhile.</summary>
+    [Fact]
+    public Task A_reducer_batch_running_past_its_lease_runs_once_on_two_live_servers() =>
+        OnTwoServersAsync(["--Procyon:Scheduler:ReducerLease=00:00:01", "--Procyon:Runtime:CallTimeout=00:00:30"], async (database, first, second) =>
+        {
+            var spins = await SpinsForAsync(first, TimeSpan.FromSeconds(3));
+            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("ledger", "schedule_grind", $"[{spins}]")).StatusCode);
+
+            await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.grind") == 0);
+
+            Assert.Equal(1, await CountAsync(database, "SELECT count(*) FROM db_ledger.grind_log"));
+            var owner = await first.OwnerTokenAsync();
+            var runs = Regex.Count(await first.LogsAsync("ledger", owner) + await second.LogsAsync("ledger", owner), "grind 1 runs");
+            Assert.Equal(1, runs);
+        });
+
+    /// <summary>How many spins of the ledger's grind take about <paramref name="target"/> on this machine now.</summary>
+    private static async Task<long> SpinsForAsync(ServerProcess server, TimeSpan target)
+    {
+        const long Probe = 50_000_000;
+        var measured = Stopwatch.StartNew();
+        (await server.CallAsync("ledger", "spin_for", $"[{Probe}]")).EnsureSuccessStatusCode();
+        return (long)(Probe * (target / measured.Elapsed));
+    }
 
     /// <summary>Runs <paramref name="test"/> on a fresh database with two servers side by side; the first has published the ledger module.</summary>
     private static async Task OnTwoServersAsync(string[] settings, Func<TestDatabase, ServerProcess, ServerProcess, Task> test)
