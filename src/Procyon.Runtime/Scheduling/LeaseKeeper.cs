@@ -15,7 +15,7 @@ namespace Procyon.Runtime.Scheduling;
 /// </summary>
 public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<SchedulerOptions> options, ILogger<LeaseKeeper> logger) : IDisposable
 {
-    /// <summary>Statements that move held rows take turns, so a renewal never moves a row while a transaction takes it over.</summary>
+    /// <summary>Renewals and hand-backs take turns with each other and with pinning, so none moves a row a transaction is taking over.</summary>
     private readonly SemaphoreSlim _turn = new(1, 1);
 
     private readonly Lock _lock = new();
@@ -43,39 +43,41 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
 
     /// <summary>
     /// Runs <paramref name="statement"/>, which locks or finishes rows in a transaction, on those
-    /// of <paramref name="rows"/> still held, as they are now (renewals moved their lease ends),
-    /// between renewals. The rows it does not return were lost and are let go. Until the pin is
-    /// disposed no renewal touches the others: they are the transaction's.
+    /// of <paramref name="rows"/> still held, as they are now (renewals moved their lease ends).
+    /// The rows it does not return are let go. Until the pin is disposed no renewal touches the
+    /// others: they are the transaction's.
     /// </summary>
     public async Task<Pin> PinAsync(TableSchema table, IEnumerable<ClaimedRow> rows, Func<IReadOnlyList<ClaimedRow>, Task<HashSet<long>>> statement, CancellationToken cancellationToken)
     {
+        List<ClaimedRow> current;
+        // After the renewal under way, if any: every later one skips pinned rows, so the lease
+        // ends read here stay true while the statement runs (which may wait on row locks).
         await _turn.WaitAsync(cancellationToken);
         try
         {
-            List<ClaimedRow> current;
             lock (_lock)
             {
                 var held = _held.GetValueOrDefault(table);
                 current = rows.Select(row => held?.Rows.GetValueOrDefault(row.ScheduledId)).OfType<ClaimedRow>().ToList();
                 held?.Pinned.UnionWith(current.Select(row => row.ScheduledId));
             }
-            HashSet<long> kept;
-            try
-            {
-                kept = await statement(current);
-            }
-            catch
-            {
-                Unpin(table, current, letGo: false);
-                throw;
-            }
-            Unpin(table, current.Where(row => !kept.Contains(row.ScheduledId)), letGo: true);
-            return new Pin(this, table, current.Where(row => kept.Contains(row.ScheduledId)).ToList());
         }
         finally
         {
             _turn.Release();
         }
+        HashSet<long> kept;
+        try
+        {
+            kept = await statement(current);
+        }
+        catch
+        {
+            Unpin(table, current, letGo: false);
+            throw;
+        }
+        Unpin(table, current.Where(row => !kept.Contains(row.ScheduledId)), letGo: true);
+        return new Pin(this, table, current.Where(row => kept.Contains(row.ScheduledId)).ToList());
     }
 
     /// <summary>Stops renewing rows this server no longer runs (a run failed): they run again, anywhere, when their lease ends.</summary>
@@ -136,7 +138,7 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
                 try
                 {
                     var ends = await DatabaseTransaction.MoveLeasesAsync(dataSource, table, rows, handBack ? TimeSpan.Zero : lease, cancellationToken);
-                    moved += ends.Count;
+                    moved += rows.Count(row => ends.TryGetValue(row.ScheduledId, out var end) && end != row.LeasedUntil);
                     Renewed(table, rows, handBack ? [] : ends);
                 }
                 catch (Exception e) when (!cancellationToken.IsCancellationRequested)
@@ -144,7 +146,7 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
                     LogMoveFailed(table.Database, table.Name, e);
                     if (handBack || e is not NpgsqlException { IsTransient: true })
                     {
-                        // The table is broken (its run fails too): its rows run when their lease ends, if ever.
+                        // Broken (its runs fail too), or the server is stopping: its rows run when their lease ends.
                         LetGo(table, rows);
                     }
                 }

@@ -193,16 +193,27 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// <summary>
     /// Moves the due time of rows still under the leases this server set (due at their
     /// <see cref="ClaimedRow.LeasedUntil"/>) to <paramref name="lease"/> from now: a renewal, or with
-    /// zero a hand-back that makes them due at once. Returns the new lease end of each row moved;
-    /// a row is missing when its lease was lost (deleted, rescheduled, or claimed elsewhere).
+    /// zero a hand-back that makes them due at once. Returns the lease end of each row still
+    /// this server's: the new one, or, for a row another transaction has locked (which it skips
+    /// rather than waits for), the one it had. A row is missing when its lease was lost (deleted,
+    /// rescheduled, or claimed elsewhere).
     /// </summary>
     public static async Task<Dictionary<long, DateTime>> MoveLeasesAsync(NpgsqlDataSource dataSource, TableSchema table, IReadOnlyList<ClaimedRow> leased, TimeSpan lease, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
             $"""
-            UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
-            FROM {Mine} WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased
-            RETURNING t."scheduled_id", t.{Due}
+            WITH mine AS (SELECT * FROM {Mine}),
+            moved AS (
+                UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
+                FROM (SELECT s."scheduled_id" FROM {table.QualifiedName} AS s JOIN mine ON s."scheduled_id" = mine.id AND s.{Due} = mine.leased
+                      FOR UPDATE OF s SKIP LOCKED) AS free
+                WHERE t."scheduled_id" = free."scheduled_id"
+                RETURNING t."scheduled_id", t.{Due})
+            SELECT "scheduled_id", {Due} FROM moved
+            UNION ALL
+            SELECT mine.id, mine.leased FROM mine
+            WHERE NOT EXISTS (SELECT FROM moved WHERE moved."scheduled_id" = mine.id)
+              AND EXISTS (SELECT FROM {table.QualifiedName} AS t WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased)
             """);
         AddLeases(command, leased);
         command.Parameters.AddWithValue("lease", lease);
@@ -225,14 +236,16 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// <summary>
     /// Locks the leased rows still under this server's leases until the transaction ends, so that
     /// neither a renewal nor another server's claim moves them while the transaction runs them,
-    /// however long it takes. Returns the ids it locked; the others' leases were lost.
+    /// however long it takes. Returns the ids it locked: the others' leases were lost, or another
+    /// transaction holds them (skipped rather than waited for, so a module holding its own
+    /// scheduled rows delays only them).
     /// </summary>
     public async Task<HashSet<long>> LockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, CancellationToken cancellationToken)
     {
         await using var command = CreateCommand(
             $"""
             SELECT t."scheduled_id" FROM {table.QualifiedName} AS t JOIN {Mine} ON t."scheduled_id" = mine.id AND t.{Due} = mine.leased
-            FOR UPDATE OF t
+            FOR UPDATE OF t SKIP LOCKED
             """);
         AddLeases(command, leased);
         return await Translate(() => ReadIdsAsync(command, cancellationToken));
