@@ -33,6 +33,7 @@ public sealed class ServerProcess : ServerHandle
         start.Environment["ASPNETCORE_URLS"] = address.ToString();
         start.Environment["ConnectionStrings__Postgres"] = database.ConnectionString;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Procyon__Runtime__CompiledCacheKey"] = CompiledCacheKey;
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
         // Drained so a chatty server never blocks on a full pipe; shown in the test output.
         process.OutputDataReceived += (_, line) => Forward(line.Data);
