@@ -1,5 +1,6 @@
 using System.Net;
 using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
 
@@ -7,6 +8,7 @@ namespace Procyon.Tests;
 /// The compiled-module cache loads machine code, so it trusts only a private directory and only
 /// entries its key authenticated; it drops entries no module uses any longer.
 /// </summary>
+[Collection(TimingCollection.Name)]
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class CompiledModuleCacheTests : IAsyncLifetime
 {
