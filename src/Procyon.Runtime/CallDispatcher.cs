@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Procyon.Runtime.Scheduling;
 using Procyon.Storage.Tables;
 using Procyon.Sats;
 
@@ -47,27 +48,43 @@ public sealed class CallDispatcher(
     }
 
     /// <summary>
-    /// Runs rows of a scheduled table the scheduler leased: a reducer target with each run in the
-    /// transaction that deletes (or advances) its row, exactly once; a procedure target outside
-    /// any transaction, at least once (its row is finished after the run).
+    /// Runs rows of a scheduled table the scheduler leased (and <paramref name="leases"/> holds): a
+    /// reducer target with each run in the transaction that deletes (or advances) its row, exactly
+    /// once; a procedure target outside any transaction, at least once (its row is finished after
+    /// the run).
     /// </summary>
-    public Task RunScheduledAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    public async Task RunScheduledAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, LeaseKeeper leases, CancellationToken cancellationToken)
     {
         var scheduled = new ScheduledTarget(module, module.Description.Find(table.ScheduledFunction!)!, ModuleIdentity(module.Database));
-        return scheduled.Function.Kind == FunctionKind.Procedure
-            ? RunLeasedProceduresAsync(scheduled, table, claimed, cancellationToken)
-            : RunDueReducersAsync(scheduled, table, claimed, cancellationToken);
+        try
+        {
+            await (scheduled.Function.Kind == FunctionKind.Procedure
+                ? RunLeasedProceduresAsync(scheduled, table, claimed, leases, cancellationToken)
+                : RunDueReducersAsync(scheduled, table, claimed, leases, cancellationToken));
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // No longer renewed: the rows run again, anywhere, when their leases end. (Stopping hands them back instead.)
+            leases.LetGo(table, claimed);
+            throw;
+        }
     }
 
-    private async Task RunLeasedProceduresAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    private async Task RunLeasedProceduresAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, LeaseKeeper leases, CancellationToken cancellationToken)
     {
         foreach (var row in claimed)
         {
             var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
+            if (run.Outcome.Failure == CallFailure.Cancelled)
+            {
+                // Cut short by the shutdown: not finished, so its row is handed back and runs again elsewhere.
+                throw new OperationCanceledException(cancellationToken);
+            }
             await using (var transaction = await transactions.BeginAsync(table.Database, cancellationToken))
             {
-                await transaction.FinishScheduledAsync(table, [row], fromDue: false, cancellationToken);
+                using var pin = await leases.PinAsync(table, [row], current => transaction.FinishScheduledAsync(table, current, fromDue: false, cancellationToken), cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
+                pin.Finished();
             }
             CompleteScheduled(scheduled, run);
         }
@@ -75,16 +92,18 @@ public sealed class CallDispatcher(
 
     /// <summary>
     /// Runs the reducer for each leased row in one transaction and finishes the rows in it. The
-    /// first try takes no savepoints; when a run fails, the batch runs again with a savepoint
-    /// before each row, so the failed run is undone alone (not run again) and its row still moves
-    /// on: reported once, not retried forever. Rows deleted or whose lease was lost meanwhile are
-    /// dropped and the rest run again. When Postgres cannot serialize the transaction, nothing of
-    /// it happened: the rows run again. When the batch outlives the transaction deadline, nothing
-    /// of it happened either, and each row runs in a transaction of its own.
+    /// transaction first locks the rows still under this server's leases, so neither renewals nor
+    /// another server's claims move them however long the batch takes. The first try takes no
+    /// savepoints; when a run fails, the batch runs again with a savepoint before each row, so the
+    /// failed run is undone alone (not run again) and its row still moves on: reported once, not
+    /// retried forever. Rows whose lease was lost, or that a run deleted or rescheduled, are dropped
+    /// and the rest run again. When Postgres cannot serialize the transaction, nothing of it
+    /// happened: the rows run again. When the batch outlives the transaction deadline, nothing of
+    /// it happened either, and each row runs in a transaction of its own.
     /// </summary>
-    private async Task RunDueReducersAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    private async Task RunDueReducersAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, LeaseKeeper leases, CancellationToken cancellationToken)
     {
-        var pending = claimed.ToList();
+        IReadOnlyList<ClaimedRow> pending = claimed;
         var failed = new Dictionary<long, ScheduledRun>();
         for (var contention = 0; ;)
         {
@@ -93,6 +112,12 @@ public sealed class CallDispatcher(
             try
             {
                 await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
+                using var pin = await leases.PinAsync(table, pending, current => transaction.LockLeasedAsync(table, current, cancellationToken), cancellationToken);
+                pending = pin.Rows;
+                if (pending.Count == 0)
+                {
+                    return;
+                }
                 await using var call = transactions.Within(table.Database, transaction, cancellationToken);
                 var context = new CallContext(scheduled.Module.Tables, call);
                 foreach (var row in pending)
@@ -141,13 +166,16 @@ public sealed class CallDispatcher(
                     if (finished.Count == pending.Count)
                     {
                         await call.CommitAsync();
+                        pin.Finished();
                         foreach (var run in runs)
                         {
                             CompleteScheduled(scheduled, run);
                         }
                         return;
                     }
-                    pending.RemoveAll(row => !finished.Contains(row.ScheduledId));
+                    // A run deleted or rescheduled its own row: it runs again when its lease ends.
+                    leases.LetGo(table, pending.Where(row => !finished.Contains(row.ScheduledId)));
+                    pending = pending.Where(row => finished.Contains(row.ScheduledId)).ToList();
                 }
             }
             catch (SerializationFailureException) when (++contention < ReducerAttempts)
@@ -160,7 +188,7 @@ public sealed class CallDispatcher(
                 // Rolled back: one slow reducer must not keep a whole batch from finishing.
                 foreach (var row in pending)
                 {
-                    await RunDueReducersAsync(scheduled, table, [row], cancellationToken);
+                    await RunDueReducersAsync(scheduled, table, [row], leases, cancellationToken);
                 }
                 return;
             }

@@ -51,6 +51,9 @@ public sealed class LoadedModule
 
     public DateTimeOffset UpdatedAt { get; }
 
+    /// <summary>Its entry in the compiled-module cache, which pruning keeps while the module is loaded; null when the cache is off.</summary>
+    internal string? CompiledEntry { get; init; }
+
     public ModuleDescription Description { get; }
 
     /// <summary>The module's tables as Postgres stores them, by name.</summary>

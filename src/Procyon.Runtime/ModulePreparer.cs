@@ -45,9 +45,10 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
     public LoadedModule Load(string database, byte[] prepared, string sha256, Identity? owner, DateTimeOffset updatedAt)
     {
         Module module;
+        string? entry;
         try
         {
-            module = cache.GetOrCompile(database, prepared);
+            (module, entry) = cache.GetOrCompile(database, prepared);
         }
         catch (WasmtimeException e)
         {
@@ -62,7 +63,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
         try
         {
-            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt);
+            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt) { CompiledEntry = entry };
         }
         catch (WasmtimeException e)
         {

@@ -6,7 +6,7 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore store, ModuleLogs logs, ReaderConnections readers, ILogger<ModuleRegistry> logger) : IDisposable
+public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModuleCache cache, ModuleStore store, ModuleLogs logs, ReaderConnections readers, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
 
@@ -27,10 +27,13 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
     public async Task LoadAllAsync(CancellationToken cancellationToken)
     {
         await store.EnsureCatalogAsync(cancellationToken);
+        await cache.OpenAsync(store, cancellationToken);
         await foreach (var stored in store.LoadAllAsync(cancellationToken))
         {
             Load(stored);
         }
+        // Only now: an entry of a module not loaded yet would look unused.
+        PruneCache();
     }
 
     /// <summary>
@@ -52,6 +55,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             {
                 Swap(replacement);
             }
+            PruneCache();
         }
         finally
         {
@@ -69,6 +73,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         try
         {
             await RefreshUnlockedAsync(database, cancellationToken);
+            PruneCache();
         }
         finally
         {
@@ -92,6 +97,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
             {
                 await RefreshUnlockedAsync(database, cancellationToken);
             }
+            PruneCache();
         }
         finally
         {
@@ -133,6 +139,9 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, ModuleStore 
         _modules.Clear();
         _changing.Dispose();
     }
+
+    /// <summary>Drops compiled code that no module here uses any longer (a deleted or replaced one's), as the cache's limits say.</summary>
+    private void PruneCache() => cache.Prune(_modules.Values.Select(module => module.CompiledEntry));
 
     /// <summary>Runs a module from the catalog; one that no longer loads is logged and skipped.</summary>
     private bool Load(StoredModule stored)

@@ -101,8 +101,34 @@ public sealed class RuntimeOptions
     [Range(0, 1_000_000)]
     public int MaxQueuedCalls { get; set; } = 4096;
 
-    /// <summary>Where compiled modules are kept across restarts; empty turns the cache off. Only the server should write here.</summary>
-    public string CompiledModuleCache { get; set; } = Path.Combine(Path.GetTempPath(), "procyon-compiled");
+    /// <summary>
+    /// The server's own files, in a directory it creates readable only by the user it runs as
+    /// (mode 0700): by default under that user's local application data (<c>$XDG_DATA_HOME</c> or
+    /// <c>~/.local/share</c>), never a directory other users share.
+    /// </summary>
+    [Required]
+    public string DataDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "procyon");
+
+    /// <summary>
+    /// Where compiled modules are kept across restarts: unset, <c>compiled</c> under
+    /// <see cref="DataDirectory"/>; empty turns the cache off. Its files are loaded as machine
+    /// code, so a directory another user owns or group or others may write to is refused.
+    /// </summary>
+    public string? CompiledModuleCache { get; set; }
+
+    /// <summary>
+    /// Base64 HMAC-SHA256 key (32+ bytes) that authenticates compiled-module cache entries before
+    /// they are loaded; unset, one is generated once and kept in Postgres.
+    /// </summary>
+    [Base64String]
+    public string? CompiledCacheKey { get; set; }
+
+    /// <summary>
+    /// Size of the compiled-module cache: beyond it, entries no module loaded here uses are
+    /// deleted, least recently used first. Such entries unused for a day go whatever the size.
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long CompiledCacheMaxBytes { get; set; } = 1L << 30;
 
     /// <summary>Transactions open at once (reducers and procedures' with_tx); keep it below the Npgsql pool size (default 100).</summary>
     [Range(1, 10_000)]

@@ -24,6 +24,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddHostedService<ModuleLoader>();
         services.AddHostedService<ModuleSync>();
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
+        services.AddSingleton<Scheduling.LeaseKeeper>();
         services.AddHostedService<Scheduling.Scheduler>();
         return services;
     }

@@ -6,6 +6,13 @@ namespace Procyon.Testing;
 /// <summary>What tests do with a running server, in this process or another: HTTP calls, publishing, the hub.</summary>
 public abstract class ServerHandle(Uri address) : IAsyncDisposable
 {
+    /// <summary>
+    /// The compiled-module cache key of every test server. Cache entries are named by the key, so
+    /// with one key test servers share compiled modules as a server's restarts do: a module
+    /// compiles once, not once per test database (each would otherwise generate its own key).
+    /// </summary>
+    protected static readonly string CompiledCacheKey = Convert.ToBase64String(System.Security.Cryptography.SHA256.HashData("procyon test servers"u8));
+
     private string? _ownerToken;
 
     public Uri Address { get; } = address;

@@ -33,6 +33,7 @@ public sealed class ServerProcess : ServerHandle
         start.Environment["ASPNETCORE_URLS"] = address.ToString();
         start.Environment["ConnectionStrings__Postgres"] = database.ConnectionString;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Procyon__Runtime__CompiledCacheKey"] = CompiledCacheKey;
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
         // Drained so a chatty server never blocks on a full pipe; shown in the test output.
         process.OutputDataReceived += (_, line) => Forward(line.Data);
@@ -58,6 +59,16 @@ public sealed class ServerProcess : ServerHandle
     public async Task KillAsync()
     {
         _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>SIGTERM, as a service manager stops a server: it shuts down gracefully and exits.</summary>
+    public async Task StopAsync()
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
         await _process.WaitForExitAsync();
     }
 

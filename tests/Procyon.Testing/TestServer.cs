@@ -18,6 +18,7 @@ public sealed class TestServer : ServerHandle
             "--urls=http://127.0.0.1:0",
             $"--ConnectionStrings:Postgres={database.ConnectionString}",
             "--Logging:LogLevel:Default=Warning",
+            $"--Procyon:Runtime:CompiledCacheKey={CompiledCacheKey}",
             .. settings,
         ];
         var app = Program.Build(args);

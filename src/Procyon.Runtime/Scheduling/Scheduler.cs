@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,11 +15,14 @@ namespace Procyon.Runtime.Scheduling;
 /// LISTEN/NOTIFY) and wakes a worker; workers lease due rows with FOR UPDATE SKIP LOCKED (so
 /// servers never run the same row at once), run reducer rows in batches, start procedure rows
 /// in slots of their own, and bring in another worker while there is more due than one can take.
-/// A table whose own query or run fails is skipped for a back-off of its own while the others go on.
+/// The <see cref="LeaseKeeper"/> renews the leases of rows running here and hands them back on
+/// shutdown. A table whose own query or run fails is skipped for a back-off of its own while the
+/// others go on.
 /// </summary>
 public sealed partial class Scheduler(
     ModuleRegistry registry,
     CallDispatcher dispatcher,
+    LeaseKeeper leases,
     NpgsqlDataSource dataSource,
     IOptions<SchedulerOptions> options,
     ILogger<Scheduler> logger) : BackgroundService
@@ -43,17 +47,31 @@ public sealed partial class Scheduler(
     private readonly SemaphoreSlim _procedureSlots = new(options.Value.MaxRunningProcedures);
     private CancellationTokenSource _pulse = new();
 
+    /// <summary>Procedure runs under way, which shutdown waits for before it hands their rows back.</summary>
+    private readonly ConcurrentDictionary<Task, bool> _runs = new();
+
     /// <summary>
     /// Tables backing off after failures of their own. Keyed by the loaded table: a module loaded
     /// again or replaced brings new ones, tried at once; an unloaded module's drop out with it.
     /// </summary>
     private readonly ConditionalWeakTable<TableSchema, Backoff> _failing = new();
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Modules load after the scheduler starts (and come and go): look again each time.
         registry.Changed += Pulse;
-        return Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken)).Append(PlanAsync(stoppingToken)).Append(ListenAsync(stoppingToken)));
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken))
+                .Append(PlanAsync(stoppingToken)).Append(ListenAsync(stoppingToken)).Append(leases.RenewAsync(stoppingToken)));
+        }
+        finally
+        {
+            // Runs cut short by the shutdown leave their rows unfinished: once they have all
+            // stopped, those rows go back, due now, to run elsewhere (at least once).
+            await Task.WhenAll(_runs.Keys);
+            await leases.HandBackAsync(CancellationToken.None);
+        }
     }
 
     /// <summary>Sleeps until the earliest due row of any scheduled table, or a pulse, then wakes a worker.</summary>
@@ -175,7 +193,7 @@ public sealed partial class Scheduler(
         List<ClaimedRow> claimed;
         using (var bounded = Bounded(stoppingToken))
         {
-            claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, bounded.Token);
+            claimed = await leases.ClaimAsync(table, lease, limit, bounded.Token);
         }
         if (claimed.Count == 0)
         {
@@ -188,7 +206,9 @@ public sealed partial class Scheduler(
             foreach (var row in claimed)
             {
                 await _procedureSlots.WaitAsync(stoppingToken);
-                _ = RunProcedureAsync(module, table, row, stoppingToken);
+                var run = RunProcedureAsync(module, table, row, stoppingToken);
+                _runs[run] = true;
+                _ = run.ContinueWith(ran => _runs.TryRemove(ran, out _), TaskScheduler.Default);
             }
             return true;
         }
@@ -197,7 +217,7 @@ public sealed partial class Scheduler(
             // More may be due than this batch took: another worker helps.
             Wake();
         }
-        await dispatcher.RunScheduledAsync(module, table, claimed, stoppingToken);
+        await dispatcher.RunScheduledAsync(module, table, claimed, leases, stoppingToken);
         _failing.Remove(table);
         // Finished rows are gone or due at their next interval, sooner than their lease.
         Pulse();
@@ -209,7 +229,7 @@ public sealed partial class Scheduler(
     {
         try
         {
-            await dispatcher.RunScheduledAsync(module, table, [row], stoppingToken);
+            await dispatcher.RunScheduledAsync(module, table, [row], leases, stoppingToken);
             _failing.Remove(table);
         }
         catch (Exception e) when (IsTableFailure(e, stoppingToken))
@@ -221,9 +241,9 @@ public sealed partial class Scheduler(
         {
             LogFailed(e);
         }
-        catch (OperationCanceledException)
+        catch (Exception) when (stoppingToken.IsCancellationRequested)
         {
-            // The server is stopping; the row runs again when its lease ends.
+            // The server is stopping: the row is handed back once every run has stopped.
         }
         finally
         {

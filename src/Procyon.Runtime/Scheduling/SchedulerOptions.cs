@@ -27,15 +27,20 @@ public sealed class SchedulerOptions
     public int BatchSize { get; set; } = 64;
 
     /// <summary>
-    /// How long a claimed batch of reducer runs may take before another server takes its rows
-    /// (their effects commit only under the lease, so they still happen exactly once).
+    /// How long after its server died a leased reducer row is taken by another server. A live
+    /// server renews its leases every third of the shorter lease and locks a batch's rows while it
+    /// runs, so a long batch is never taken from it; effects commit only under the lease either way.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan ReducerLease { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a claimed procedure run may take before another server runs it again (at-least-once).</summary>
+    /// <summary>
+    /// How long after its server died a leased procedure row is run again elsewhere (at least
+    /// once). A live server renews its leases every third of the shorter lease, so a procedure may
+    /// sleep far longer than this and still run once.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
-    public TimeSpan ProcedureLease { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan ProcedureLease { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The longest the scheduler sleeps without looking, should a notification be lost.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]

@@ -210,6 +210,67 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     }
 
     /// <summary>
+    /// Moves the due time of rows still under the leases this server set (due at their
+    /// <see cref="ClaimedRow.LeasedUntil"/>) to <paramref name="lease"/> from now: a renewal, or with
+    /// zero a hand-back that makes them due at once. Returns the lease end of each row still
+    /// this server's: the new one, or, for a row another transaction has locked (which it skips
+    /// rather than waits for), the one it had. A row is missing when its lease was lost (deleted,
+    /// rescheduled, or claimed elsewhere).
+    /// </summary>
+    public static async Task<Dictionary<long, DateTime>> MoveLeasesAsync(NpgsqlDataSource dataSource, TableSchema table, IReadOnlyList<ClaimedRow> leased, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            $"""
+            WITH mine AS (SELECT * FROM {Mine}),
+            moved AS (
+                UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
+                FROM (SELECT s."scheduled_id" FROM {table.QualifiedName} AS s JOIN mine ON s."scheduled_id" = mine.id AND s.{Due} = mine.leased
+                      FOR UPDATE OF s SKIP LOCKED) AS free
+                WHERE t."scheduled_id" = free."scheduled_id"
+                RETURNING t."scheduled_id", t.{Due})
+            SELECT "scheduled_id", {Due} FROM moved
+            UNION ALL
+            SELECT mine.id, mine.leased FROM mine
+            WHERE NOT EXISTS (SELECT FROM moved WHERE moved."scheduled_id" = mine.id)
+              AND EXISTS (SELECT FROM {table.QualifiedName} AS t WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased)
+            """);
+        AddLeases(command, leased);
+        command.Parameters.AddWithValue("lease", lease);
+        var moved = new Dictionary<long, DateTime>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            moved[reader.GetInt64(0)] = reader.GetDateTime(1);
+        }
+        return moved;
+    }
+
+    /// <summary>Wakes every server's scheduler, as the due-time trigger does: rows were handed back and are due now.</summary>
+    public static async Task WakeSchedulersAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT pg_notify('{Sql.ScheduleChannel}', '')");
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Locks the leased rows still under this server's leases until the transaction ends, so that
+    /// neither a renewal nor another server's claim moves them while the transaction runs them,
+    /// however long it takes. Returns the ids it locked: the others' leases were lost, or another
+    /// transaction holds them (skipped rather than waited for, so a module holding its own
+    /// scheduled rows delays only them).
+    /// </summary>
+    public async Task<HashSet<long>> LockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, CancellationToken cancellationToken)
+    {
+        await using var command = CreateCommand(
+            $"""
+            SELECT t."scheduled_id" FROM {table.QualifiedName} AS t JOIN {Mine} ON t."scheduled_id" = mine.id AND t.{Due} = mine.leased
+            FOR UPDATE OF t SKIP LOCKED
+            """);
+        AddLeases(command, leased);
+        return await Translate(() => ReadIdsAsync(command, cancellationToken));
+    }
+
+    /// <summary>
     /// After runs: deletes one-shot rows, and moves interval rows to their next time. With
     /// <paramref name="fromDue"/> the next time counts from the one just due (no drift, skipping
     /// missed ones); otherwise from now (after a procedure's run). Returns the ids it finished:
@@ -224,7 +285,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
             : $"clock_timestamp() + {Seconds} * interval '1 second'";
         await using var command = CreateCommand(
             $"""
-            WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due) AS m(id, leased, due)),
+            WITH mine AS (SELECT * FROM {Mine}),
             gone AS (
                 DELETE FROM {table.QualifiedName} AS t USING mine
                 WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Time'
@@ -234,20 +295,27 @@ public sealed class DatabaseTransaction : IAsyncDisposable
                 WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Interval'
                 RETURNING t."scheduled_id")
             SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
-            """,
-            ("ids", claimed.Select(c => c.ScheduledId).ToArray()),
-            ("leased", claimed.Select(c => c.LeasedUntil).ToArray()),
-            ("due", claimed.Select(c => c.Due).ToArray()));
-        return await Translate(async () =>
+            """);
+        AddLeases(command, claimed);
+        return await Translate(() => ReadIdsAsync(command, cancellationToken));
+    }
+
+    private static void AddLeases(NpgsqlCommand command, IReadOnlyList<ClaimedRow> leased)
+    {
+        command.Parameters.AddWithValue("ids", leased.Select(c => c.ScheduledId).ToArray());
+        command.Parameters.AddWithValue("leased", leased.Select(c => c.LeasedUntil).ToArray());
+        command.Parameters.AddWithValue("due", leased.Select(c => c.Due).ToArray());
+    }
+
+    private static async Task<HashSet<long>> ReadIdsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        var ids = new HashSet<long>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
         {
-            var finished = new HashSet<long>();
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                finished.Add(reader.GetInt64(0));
-            }
-            return finished;
-        });
+            ids.Add(reader.GetInt64(0));
+        }
+        return ids;
     }
 
     /// <summary>When the earliest row of a scheduled table is due (claimed rows: when their lease ends), or null when it has none.</summary>
@@ -258,6 +326,9 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     }
 
     private static string Due => Sql.Quote(Sql.DueColumn);
+
+    /// <summary>The leased rows a statement works on, as the relation <c>mine(id, leased, due)</c>.</summary>
+    private const string Mine = "unnest(@ids, @leased, @due) AS mine(id, leased, due)";
 
     public async ValueTask DisposeAsync()
     {

@@ -349,6 +349,101 @@ fn schedule_jobs(ctx: &ReducerContext, count: u32, after_ms: u64, within_ms: u64
     }
 }
 
+/// A procedure target that writes, sleeps and writes again, for the lease tests: a run started
+/// again while another still sleeps leaves a second `start`.
+#[table(name = nap, scheduled(run_nap))]
+pub struct Nap {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    sleep_ms: u64,
+}
+
+/// Each `start` and `finish` of a nap's runs.
+#[table(name = nap_log)]
+pub struct NapLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    nap: u64,
+    event: String,
+    at: Timestamp,
+}
+
+#[procedure]
+fn run_nap(ctx: &mut ProcedureContext, nap: Nap) {
+    // The server's own log tells a test which server runs the nap.
+    log::info!("nap {} starts", nap.scheduled_id);
+    log_nap(ctx, nap.scheduled_id, "start");
+    let until = ctx.timestamp + Duration::from_millis(nap.sleep_ms);
+    ctx.sleep_until(until);
+    log_nap(ctx, nap.scheduled_id, "finish");
+}
+
+fn log_nap(ctx: &mut ProcedureContext, nap: u64, event: &str) {
+    let at = ctx.timestamp;
+    ctx.with_tx(|tx| {
+        tx.db.nap_log().insert(NapLog { id: 0, nap, event: event.into(), at });
+    });
+}
+
+/// Schedules `count` naps of `sleep_ms` milliseconds each, due now.
+#[reducer]
+fn schedule_naps(ctx: &ReducerContext, count: u32, sleep_ms: u64) {
+    for _ in 0..count {
+        ctx.db.nap().insert(Nap { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp), sleep_ms });
+    }
+}
+
+/// A reducer target that keeps the CPU busy, for the lease tests: a batch that outlives its lease.
+#[table(name = grind, scheduled(on_grind))]
+pub struct Grind {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    spins: u64,
+}
+
+/// What each committed run of a grind did.
+#[table(name = grind_log)]
+pub struct GrindLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    grind: u64,
+    result: u64,
+}
+
+#[reducer]
+fn on_grind(ctx: &ReducerContext, grind: Grind) {
+    // Logged whether or not the run commits: the server's log counts every run.
+    log::info!("grind {} runs", grind.scheduled_id);
+    let result = spin(grind.spins);
+    ctx.db.grind_log().insert(GrindLog { id: 0, grind: grind.scheduled_id, result });
+}
+
+#[reducer]
+fn schedule_grind(ctx: &ReducerContext, spins: u64) {
+    ctx.db.grind().insert(Grind { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp), spins });
+}
+
+/// Spins as a grind does, so a test can tell how many spins take how long here.
+#[procedure]
+fn spin_for(_ctx: &mut ProcedureContext, spins: u64) -> u64 {
+    spin(spins)
+}
+
+/// Work the compiler cannot skip: each step depends on the one before, and the result is used.
+fn spin(spins: u64) -> u64 {
+    let mut x: u64 = 1;
+    for i in 0..spins {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i | 1);
+    }
+    x
+}
+
 /// A list that ends, stored in a jsonb column: it must go in and come back at any depth the host
 /// allows values to nest.
 #[derive(ProcyonType)]
