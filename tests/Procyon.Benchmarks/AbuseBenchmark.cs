@@ -49,6 +49,11 @@ internal static class AbuseBenchmark
                 () => CallManyAsync(server, attackers, "attacker-faulty", "hoards", "[24, 2000]", attacker)),
             await AttackAsync(healthy, "hostile module descriptions", "3 hand-made modules: 100-deep type, 2^31 types, ref cycle",
                 () => PublishHostileAsync(server, attacker)),
+            await AttackAsync(healthy, "SQL answers of any size", $"{attackers} × 5 rows of 50 MB, no token",
+                () => QueryManyAsync(server, attackers, "SELECT repeat('x', 50000000) FROM generate_series(1, 5)")),
+            await AttackAsync(healthy, "SQL sessions held", $"{attackers * 4} × pg_sleep(2), no token",
+                () => QueryManyAsync(server, attackers * 4, "SELECT pg_sleep(2)")),
+            await StalledSubscriberAsync(healthy, server, attackers),
             await OutageAsync(healthy, server, proxy, attackers),
         };
 
@@ -104,6 +109,37 @@ internal static class AbuseBenchmark
             Counts(statuses), $"calls answered again {recovered.TotalMilliseconds:0} ms after Postgres was back", $"{quiet:0.0} → {during:0.0} (failing fast)",
             $"{lost}; scheduled rows run {runs} times for {hits} of {attackers * 10}",
         ];
+    }
+
+    /// <summary>
+    /// A subscriber that never reads, while public results of about 500 KB are made: the server
+    /// closes it once its outbox is full, and nobody else waits for it.
+    /// </summary>
+    private static async Task<string[]> StalledSubscriberAsync(HealthyCalls healthy, ServerHandle server, int attackers)
+    {
+        var quiet = await healthy.MeasureAsync(Baseline);
+        await using var stalled = await StalledSubscriber.StartAsync(server, "Subscribe");
+        var stopwatch = Stopwatch.StartNew();
+        var attacking = CallManyAsync(server, attackers * 5, "example", "greet", $$"""{"name": "{{new string('x', 1000)}}", "times": 500}""");
+        var during = await healthy.MeasureWhileAsync(attacking);
+        var statuses = await attacking;
+        var closed = await stalled.ClosedAsync(TimeSpan.FromSeconds(5));
+        var lost = await healthy.LostAsync();
+        return
+        [
+            "a hub subscriber that stops reading", $"{attackers * 5} public results of 500 KB while it never reads",
+            $"{Counts(statuses)}; its connection {(closed ? "closed" : "still open")}", $"all answered in {stopwatch.Elapsed.TotalSeconds:0.0} s", $"{quiet:0.0} → {during:0.0}", lost,
+        ];
+    }
+
+    private static async Task<List<HttpStatusCode>> QueryManyAsync(ServerHandle server, int count, string sql)
+    {
+        var queries = Enumerable.Range(0, count).Select(async _ =>
+        {
+            using var response = await server.SqlAsync("healthy", sql);
+            return response.StatusCode;
+        });
+        return [.. await Task.WhenAll(queries)];
     }
 
     private static async Task<List<HttpStatusCode>> CallManyAsync(ServerHandle server, int count, string database, string function, string json, string? token = null)
