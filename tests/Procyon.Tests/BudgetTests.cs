@@ -11,7 +11,9 @@ namespace Procyon.Tests;
 /// <summary>
 /// What one caller, one database or one module may hold of the server: calls in flight, memory,
 /// databases, identities, log bytes, threads. Each limit answers with a status the caller can act on.
+/// In the timing collection: the CPU test measures latencies, and the others wait on sleeping calls.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public sealed class BudgetTests() : OwnServerTest(
     "--Procyon:Runtime:MaxCallsPerIdentity=4",
     "--Procyon:Runtime:MaxCallsPerDatabase=6",

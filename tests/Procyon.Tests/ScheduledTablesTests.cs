@@ -207,8 +207,10 @@ public sealed class ScheduledProcessTests
 
 /// <summary>
 /// One database's scheduled table broken behind the server's back, as another replica's delete or
-/// a hand-made change would: every other database's rows still fire on time.
+/// a hand-made change would: every other database's rows still fire on time. In the timing
+/// collection: it bounds how late rows run.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public sealed class ScheduledIsolationTests
 {
     [Theory]
