@@ -256,18 +256,58 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// Locks the leased rows still under this server's leases until the transaction ends, so that
     /// neither a renewal nor another server's claim moves them while the transaction runs them,
     /// however long it takes. Returns the ids it locked: the others' leases were lost, or another
-    /// transaction holds them (skipped rather than waited for, so a module holding its own
-    /// scheduled rows delays only them).
+    /// transaction held them through every try. A row another transaction holds is skipped rather
+    /// than waited for, so a module holding its own scheduled rows delays only them; it is tried
+    /// again a few times over <see cref="BusyRetries"/> because most holders are gone within a
+    /// millisecond (another worker's claim locks rows it looks at for its one statement), and a
+    /// row given up waits for its lease to end.
     /// </summary>
     public async Task<HashSet<long>> LockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, CancellationToken cancellationToken)
     {
+        var locked = new HashSet<long>();
+        var left = leased;
+        foreach (var pause in BusyRetries.Prepend(TimeSpan.Zero))
+        {
+            await Task.Delay(pause, cancellationToken);
+            var busy = await TryLockLeasedAsync(table, left, locked, cancellationToken);
+            if (busy.Count == 0)
+            {
+                break;
+            }
+            left = left.Where(row => busy.Contains(row.ScheduledId)).ToList();
+        }
+        return locked;
+    }
+
+    /// <summary>The pauses before each further try to lock leased rows another transaction holds.</summary>
+    private static readonly TimeSpan[] BusyRetries = [TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(25)];
+
+    /// <summary>Locks what it can of <paramref name="leased"/> into <paramref name="locked"/>; returns the ids still this server's that another transaction holds.</summary>
+    private async Task<HashSet<long>> TryLockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, HashSet<long> locked, CancellationToken cancellationToken)
+    {
         await using var command = CreateCommand(
             $"""
-            SELECT t."scheduled_id" FROM {table.QualifiedName} AS t JOIN {Mine} ON t."scheduled_id" = mine.id AND t.{Due} = mine.leased
-            FOR UPDATE OF t SKIP LOCKED
+            WITH mine AS (SELECT * FROM {Mine}),
+            locked AS (
+                SELECT t."scheduled_id" FROM {table.QualifiedName} AS t JOIN mine ON t."scheduled_id" = mine.id AND t.{Due} = mine.leased
+                FOR UPDATE OF t SKIP LOCKED)
+            SELECT "scheduled_id", true FROM locked
+            UNION ALL
+            SELECT mine.id, false FROM mine
+            WHERE NOT EXISTS (SELECT FROM locked WHERE locked."scheduled_id" = mine.id)
+              AND EXISTS (SELECT FROM {table.QualifiedName} AS t WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased)
             """);
         AddLeases(command, leased);
-        return await Translate(() => ReadIdsAsync(command, cancellationToken));
+        var busy = new HashSet<long>();
+        await Translate(async () =>
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                (reader.GetBoolean(1) ? locked : busy).Add(reader.GetInt64(0));
+            }
+        });
+        return busy;
     }
 
     /// <summary>
