@@ -20,7 +20,8 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
     ];
 
     /// <summary>Returns the Asyncify-rewritten bytes; throws <see cref="ModuleRejectedException"/> for bad input.</summary>
-    public async Task<byte[]> PrepareAsync(byte[] wasm, CancellationToken cancellationToken)
+    /// <param name="rewritten">What wasm-opt made of these same bytes before (from the catalog), if anything: it is not run again, but the bytes are checked as always.</param>
+    public async Task<byte[]> PrepareAsync(byte[] wasm, byte[]? rewritten, CancellationToken cancellationToken)
     {
         if (wasm.Length > options.Value.MaxModuleBytes)
         {
@@ -34,6 +35,10 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         using (var original = Module.FromBytes(engine.Engine, "published", wasm))
         {
             RefuseUnknownImports(original);
+        }
+        if (rewritten is not null)
+        {
+            return rewritten;
         }
         var stopwatch = Stopwatch.StartNew();
         var prepared = await RunWasmOptAsync(wasm, cancellationToken);

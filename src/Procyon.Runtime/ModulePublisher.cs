@@ -48,11 +48,12 @@ public sealed partial class ModulePublisher(
             throw new NotOwnerException(database);
         }
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
+        var rewritten = await store.FindRewrittenAsync(sha256, wasm, cancellationToken);
         byte[] prepared;
         LoadedModule loaded;
         using (await prepareLimiter.WaitTurnAsync(cancellationToken))
         {
-            prepared = await preparer.PrepareAsync(wasm, cancellationToken);
+            prepared = await preparer.PrepareAsync(wasm, rewritten, cancellationToken);
             loaded = preparer.Load(database, prepared, sha256, owner, DateTimeOffset.UtcNow);
         }
         try

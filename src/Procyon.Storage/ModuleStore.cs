@@ -46,6 +46,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             password    text NOT NULL
         );
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
+        CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
         """;
 
     private const string ClaimSql = """
@@ -65,6 +66,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     private const string ClaimableSql = "SELECT owner IS NOT DISTINCT FROM @owner FROM procyon.databases WHERE name = @name";
 
     private const string SelectOneSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases WHERE name = @name";
+
+    private const string RewrittenSql = "SELECT prepared FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm LIMIT 1";
 
     private const string NotifySql = "SELECT pg_notify('" + ChangesChannel + "', @name)";
 
@@ -179,6 +182,18 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         command.Parameters.AddWithValue("name", name);
         command.Parameters.AddWithValue("owner", caller);
         return await command.ExecuteScalarAsync(cancellationToken) is not false;
+    }
+
+    /// <summary>
+    /// What the rewrite made of these same bytes when any database published them before, or null:
+    /// publishing one module to many databases, or again unchanged, rewrites it once.
+    /// </summary>
+    public async Task<byte[]?> FindRewrittenAsync(string sha256, byte[] wasm, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(RewrittenSql);
+        command.Parameters.AddWithValue("sha256", sha256);
+        command.Parameters.AddWithValue("wasm", wasm);
+        return await command.ExecuteScalarAsync(cancellationToken) as byte[];
     }
 
     /// <summary>One published module, or null.</summary>

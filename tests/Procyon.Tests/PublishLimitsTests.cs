@@ -98,6 +98,29 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Bytes_published_before_are_not_rewritten_again_whoever_publishes_them_where()
+    {
+        var runs = Path.Combine(_scripts.FullName, "runs");
+        var server = await StartAsync($"echo run >> {runs}\nexec wasm-opt \"$@\"");
+        var (_, other) = await server.NewIdentityAsync();
+
+        var elapsed = Stopwatch.StartNew();
+        (await server.PublishAsync("first", "example")).EnsureSuccessStatusCode();
+        var rewriting = elapsed.Elapsed;
+        elapsed.Restart();
+        (await server.PublishAsync("second", "example", other)).EnsureSuccessStatusCode();
+        output.WriteLine($"the example module: {rewriting.TotalMilliseconds:0} ms to publish with the rewrite, {elapsed.Elapsed.TotalMilliseconds:0} ms to another database without");
+        (await server.PublishAsync("first", "example")).EnsureSuccessStatusCode();
+        Assert.Single(await File.ReadAllLinesAsync(runs));
+        (await server.PublishAsync("third", "ledger")).EnsureSuccessStatusCode();
+        Assert.Equal(2, (await File.ReadAllLinesAsync(runs)).Length);
+
+        var answer = await server.CallAsync("second", "add", "[2, 3]");
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal("5", await answer.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public void Wasm_opt_runs_under_prlimits_address_space_limit_or_without_prlimit_directly()
     {
         var options = new RuntimeOptions { WasmOptPath = "/opt/wasm-opt", PrepareMemoryBytes = 1 << 30 };
