@@ -1,4 +1,4 @@
-# Shared by run-local.sh and test.sh: installs prerequisites (idempotently), starts the local
+# Shared by run-local.sh, test.sh and bench.sh: installs prerequisites (idempotently), starts the local
 # Postgres and builds the Rust workspace. Source it; it sets REPO and the PROCYON_* variables.
 set -euo pipefail
 
@@ -62,4 +62,29 @@ build_modules() {
   (cd "$REPO/src/rust" && cargo build --quiet --release --target wasm32-unknown-unknown)
   WASM_DIR="$REPO/src/rust/target/wasm32-unknown-unknown/release"
   export WASM_DIR
+}
+
+# The benchmarks at the sizes of the README's figures, and at the tiny sizes CI runs so that a
+# benchmark that no longer runs fails there (the abuse benchmark compares nothing: CI only).
+BENCHMARKS=("codec" "http-add 16 10" "sleepers 1000 5000 10000" "inserts 5000 16" "hub 1000 100" "scheduler 10000 20000" "startup 50")
+TINY_BENCHMARKS=("codec 100" "http-add 2 1" "sleepers 20" "startup 2" "inserts 20 2" "hub 5 3" "scheduler 20 20" "abuse 4")
+
+# run_benchmarks CONFIGURATION ROUNDS BENCHMARK...: each benchmark once per round, in turn, so a
+# slow spell of the machine hits every one alike; then one markdown table of the medians.
+run_benchmarks() {
+  local configuration="$1" rounds="$2" outputs round number benchmark
+  shift 2
+  outputs="$(mktemp -d)"
+  for round in $(seq "$rounds"); do
+    number=0
+    for benchmark in "$@"; do
+      number=$((number + 1))
+      log "Benchmark round $round of $rounds: $benchmark"
+      # shellcheck disable=SC2086
+      dotnet run --no-build -c "$configuration" --project "$REPO/tests/Procyon.Benchmarks" -- $benchmark | tee "$outputs/$round-$number.txt"
+    done
+  done
+  log "Medians over $rounds rounds (ratios: the median of each round's)"
+  dotnet run --no-build -c "$configuration" --project "$REPO/tests/Procyon.Benchmarks" -- summarize "$outputs"/*.txt
+  rm -rf "$outputs"
 }

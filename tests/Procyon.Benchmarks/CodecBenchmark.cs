@@ -54,6 +54,7 @@ internal static class CodecBenchmark
         Console.WriteLine($"{"Procyon JSON→BSATN→JSON",-28} | {procyon,17:0} | {1e9 / procyon,13:0}");
         Console.WriteLine($"{"System.Text.Json POCO",-28} | {poco,17:0} | {1e9 / poco,13:0}");
         Console.WriteLine($"Procyon / System.Text.Json time: {procyon / poco:0.00}×");
+        Summary.Write("codec, JSON → value → JSON", "µs per round trip", procyon / 1000, "System.Text.Json POCO", poco / 1000);
         return 0;
     }
 

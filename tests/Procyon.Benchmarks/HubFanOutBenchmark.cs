@@ -49,6 +49,10 @@ internal static class HubFanOutBenchmark
         Console.WriteLine($"{"hub",-12} | {"connections",11} | {"calls",5} | {"deliveries",10} | {"p50 ms",7} | {"p99 ms",7} | {"max ms",7}");
         Print("procyon", connections, calls, procyon);
         Print("bare SignalR", connections, calls, baseline);
+        foreach (var p in (int[])[50, 99])
+        {
+            Summary.Write($"hub, {connections} connections", $"p{p} ms delivery", Measure.Percentile(procyon, p), "bare SignalR", Measure.Percentile(baseline, p));
+        }
         return 0;
     }
 

@@ -48,6 +48,7 @@ internal static class ReducerInsertBenchmark
         Console.WriteLine($"{"Procyon add_person over HTTP",-28} | {rows,6} | {concurrency,11} | {procyon,8:0}");
         Console.WriteLine($"{"plain Npgsql loop",-28} | {rows,6} | {concurrency,11} | {plain,8:0}");
         Console.WriteLine($"Procyon / plain Npgsql: {procyon / plain:0.00}×");
+        Summary.Write($"inserts, {concurrency} workers", "rows/s", procyon, "plain Npgsql loop", plain);
         return 0;
     }
 

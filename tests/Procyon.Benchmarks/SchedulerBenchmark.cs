@@ -35,6 +35,8 @@ internal static class SchedulerBenchmark
         var hangfire = await HangfireAsync(database, dataSource, delayed, dueNow);
         Print("Hangfire.PostgreSql", hangfire);
         Console.WriteLine($"Procyon / Hangfire throughput: {procyon.RowsPerSecond / hangfire.RowsPerSecond:0.0}×; p99 lateness {procyon.Late[1]:0.0} ms vs {hangfire.Late[1]:0.0} ms");
+        Summary.Write("scheduler", $"p99 ms late, {delayed:N0} rows over {Spread.TotalSeconds:0} s", procyon.Late[1], "Hangfire.PostgreSql", hangfire.Late[1]);
+        Summary.Write("scheduler", $"rows/s, {dueNow:N0} due at once", procyon.RowsPerSecond, "Hangfire.PostgreSql", hangfire.RowsPerSecond);
         return 0;
     }
 
