@@ -16,17 +16,18 @@ namespace Procyon.Benchmarks;
 /// <summary>
 /// N hub connections subscribed to one database, M calls of <c>add</c>: how long after each
 /// call completed (its <c>startedAt + durationMicros</c>) every subscriber has its <c>Result</c>.
-/// Beside it, a bare SignalR hub in the same process broadcasting a same-sized message from an
-/// HTTP endpoint to N connections.
+/// Beside it, a bare SignalR hub broadcasting a same-sized message from an HTTP endpoint to N
+/// connections. Each server runs in a process of its own and the clients in this one, so what
+/// is compared is what each server costs, not the clients' share of the same threads.
 /// </summary>
 internal static class HubFanOutBenchmark
 {
     public static async Task<int> RunAsync(int connections, int calls)
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var server = await TestServer.StartAsync(database);
+        await using var server = await ServerProcess.StartAsync(database);
         (await server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-        await using var bare = await StartBareHubAsync();
+        using var bare = await BareHubProcess.StartAsync();
         using var client = new HttpClient();
 
         var procyon = await MeasureAsync(
@@ -40,11 +41,11 @@ internal static class HubFanOutBenchmark
         var baseline = await MeasureAsync(
             connections,
             calls,
-            () => new HubConnectionBuilder().WithUrl(bare.Urls.First() + "/hub").Build(),
+            () => new HubConnectionBuilder().WithUrl(bare.Url + "/hub").Build(),
             _ => Task.CompletedTask,
             "Result",
             result => result.GetProperty("completedAt").GetDateTimeOffset(),
-            i => client.PostAsync(bare.Urls.First() + $"/broadcast/{i}", null));
+            i => client.PostAsync(bare.Url + $"/broadcast/{i}", null));
 
         Console.WriteLine($"{"hub",-12} | {"connections",11} | {"calls",5} | {"deliveries",10} | {"p50 ms",7} | {"p99 ms",7} | {"max ms",7}");
         Print("procyon", connections, calls, procyon);
@@ -96,15 +97,17 @@ internal static class HubFanOutBenchmark
         return latencies.Order().ToList();
     }
 
-    private sealed class BroadcastHub : Hub;
-
-    private static async Task<WebApplication> StartBareHubAsync()
+    /// <summary>
+    /// The bare hub's process (this program with <c>bare-hub</c>): it prints its address and serves
+    /// until its standard input closes, so it ends with the benchmark however that ends.
+    /// </summary>
+    public static async Task<int> ServeBareHubAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddSignalR();
-        var app = builder.Build();
+        await using var app = builder.Build();
         app.MapHub<BroadcastHub>("/hub");
         app.MapPost("/broadcast/{i:int}", async (int i, IHubContext<BroadcastHub> hub) =>
         {
@@ -112,6 +115,40 @@ internal static class HubFanOutBenchmark
             return Results.Ok();
         });
         await app.StartAsync();
-        return app;
+        Console.WriteLine(app.Urls.First());
+        await Console.In.ReadToEndAsync();
+        await app.StopAsync();
+        return 0;
+    }
+
+    private sealed class BroadcastHub : Hub;
+
+    private sealed class BareHubProcess(Process process, string url) : IDisposable
+    {
+        public string Url { get; } = url;
+
+        public static async Task<BareHubProcess> StartAsync()
+        {
+            var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+            };
+            start.ArgumentList.Add(typeof(HubFanOutBenchmark).Assembly.Location);
+            start.ArgumentList.Add("bare-hub");
+            var process = Process.Start(start) ?? throw new InvalidOperationException("the bare hub's process did not start");
+            var url = await process.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException("the bare hub's process ended before it served");
+            return new BareHubProcess(process, url);
+        }
+
+        public void Dispose()
+        {
+            process.StandardInput.Close();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(10)))
+            {
+                process.Kill();
+            }
+            process.Dispose();
+        }
     }
 }

@@ -9,6 +9,7 @@ return args.FirstOrDefault() switch
     "hub" => await HubFanOutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 1000, args.Length > 2 ? int.Parse(args[2]) : 100),
     "codec" => await CodecBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000),
     "abuse" => await AbuseBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100),
+    "bare-hub" => await HubFanOutBenchmark.ServeBareHubAsync(),
     "summarize" => Summary.Tabulate(args.Skip(1)),
     "http-add" => await HttpAddBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 16, TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 10)),
     _ => Usage(),
