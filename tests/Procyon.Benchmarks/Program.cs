@@ -10,6 +10,7 @@ return args.FirstOrDefault() switch
     "codec" => await CodecBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000),
     "abuse" => await AbuseBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100),
     "bare-hub" => await HubFanOutBenchmark.ServeBareHubAsync(),
+    "databases" => await DatabasesBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 1000, TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 10)),
     "summarize" => Summary.Tabulate(args.Skip(1)),
     "http-add" => await HttpAddBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 16, TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 10)),
     _ => Usage(),
@@ -17,6 +18,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] | abuse [attackers] | summarize [saved outputs ...]");
+    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] | abuse [attackers] | databases [count] [seconds of calls] | summarize [saved outputs ...]");
     return 2;
 }

@@ -55,6 +55,16 @@ public sealed class ServerProcess : ServerHandle
         }
     }
 
+    /// <summary>The memory the process holds resident now (Linux's VmRSS), in bytes.</summary>
+    public long ResidentBytes
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
     /// <summary>SIGKILL: the process ends at once, mid-transaction, without shutting anything down.</summary>
     public async Task KillAsync()
     {
