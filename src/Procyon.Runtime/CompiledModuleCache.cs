@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -29,6 +30,14 @@ public sealed partial class CompiledModuleCache(WasmEngine engine, ILogger<Compi
 
     /// <summary>Set once the cache is open: its directory and key. Until then, and when it is off or refused, modules compile every time.</summary>
     private (string Directory, byte[] Key)? _open;
+
+    /// <summary>
+    /// Modules compiled or loaded here, by the SHA-256 of their prepared bytes, while a database
+    /// uses them: databases of one module share its machine code (about 2 MB for the example
+    /// module) instead of each holding a copy. A shared module is named by that hash, never by a
+    /// database, since other tenants' calls run it too.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, (WeakReference<Module> Module, string? Entry)> _shared = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Opens the cache as the server starts: makes or checks its directory and loads the key (the
@@ -63,8 +72,20 @@ public sealed partial class CompiledModuleCache(WasmEngine engine, ILogger<Compi
         _open = key.Length >= 32 ? (directory, key) : throw new InvalidOperationException("Procyon:Runtime:CompiledCacheKey must be at least 32 bytes of base64");
     }
 
-    /// <summary>The module compiled from <paramref name="prepared"/>, and the name of its cache entry (null when the cache is off).</summary>
-    public (Module Module, string? Entry) GetOrCompile(string name, byte[] prepared)
+    /// <summary>The module compiled from <paramref name="prepared"/> (the one already loaded, if any), and the name of its cache entry (null when the cache is off).</summary>
+    public (Module Module, string? Entry) GetOrCompile(byte[] prepared)
+    {
+        var name = Convert.ToHexStringLower(SHA256.HashData(prepared));
+        if (_shared.TryGetValue(name, out var shared) && shared.Module.TryGetTarget(out var live))
+        {
+            return (live, shared.Entry);
+        }
+        var (module, entry) = LoadOrCompile(name, prepared);
+        _shared[name] = (new WeakReference<Module>(module), entry);
+        return (module, entry);
+    }
+
+    private (Module Module, string? Entry) LoadOrCompile(string name, byte[] prepared)
     {
         if (_open is not var (directory, key))
         {
@@ -87,6 +108,13 @@ public sealed partial class CompiledModuleCache(WasmEngine engine, ILogger<Compi
     /// </summary>
     public void Prune(IEnumerable<string?> inUse)
     {
+        foreach (var (name, shared) in _shared)
+        {
+            if (!shared.Module.TryGetTarget(out _))
+            {
+                _shared.TryRemove(name, out _);
+            }
+        }
         if (_open is not var (directory, _))
         {
             return;

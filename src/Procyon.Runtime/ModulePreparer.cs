@@ -53,7 +53,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         string? entry;
         try
         {
-            (module, entry) = cache.GetOrCompile(database, prepared);
+            (module, entry) = cache.GetOrCompile(prepared);
         }
         catch (WasmtimeException e)
         {

@@ -1,4 +1,7 @@
 using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Procyon.Runtime;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
@@ -64,6 +67,22 @@ public sealed class CompiledModuleCacheTests : IAsyncLifetime
         Assert.Equal("5", await (await second.CallAsync("example", "add", "[2,3]")).Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, (await second.CallAsync("ledger", "counter_value", "")).StatusCode);
         Assert.NotEqual(bytes, await File.ReadAllBytesAsync(example));
+    }
+
+    [Fact]
+    public async Task Databases_of_one_module_share_its_machine_code_while_others_get_their_own()
+    {
+        using var engine = new WasmEngine(Options.Create(new RuntimeOptions()));
+        var cache = new CompiledModuleCache(engine, NullLogger<CompiledModuleCache>.Instance);
+        var example = await File.ReadAllBytesAsync(Modules.PathOf("example"));
+
+        var (first, _) = cache.GetOrCompile(example);
+        var (again, _) = cache.GetOrCompile(example.ToArray());
+        var (other, _) = cache.GetOrCompile(await File.ReadAllBytesAsync(Modules.PathOf("ledger")));
+
+        Assert.Same(first, again);
+        Assert.NotSame(first, other);
+        Assert.DoesNotContain("example", first.Name, StringComparison.Ordinal);
     }
 
     [Fact]
