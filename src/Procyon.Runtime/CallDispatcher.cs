@@ -251,14 +251,14 @@ public sealed class CallDispatcher(
         }
     }
 
-    private CallResult Complete(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
+    private CallResult Complete(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error)
     {
         var result = Result(request, audience, startedAt, duration, failure, value, error);
         Announce(result);
         return result;
     }
 
-    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error) =>
+    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
         new()
         {
             RequestId = request.RequestId,
@@ -281,7 +281,7 @@ public sealed class CallDispatcher(
             Audience = audience,
         };
 
-    private async Task<(CallFailure Failure, JsonElement? Value, string? Error)> RunAsync(
+    private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> RunAsync(
         CallRequest request,
         LoadedModule? module,
         FunctionDescription? function,
@@ -346,7 +346,7 @@ public sealed class CallDispatcher(
         }
     }
 
-    private static (CallFailure Failure, JsonElement? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
+    private static (CallFailure Failure, Utf8Json? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
     {
         if (outcome.Failure != CallFailure.None)
         {
@@ -355,8 +355,8 @@ public sealed class CallDispatcher(
         var typespace = module.Description.Typespace;
         try
         {
-            using var value = JsonDocument.Parse(BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace), ValueLimits.DocumentOptions);
-            return (CallFailure.None, value.RootElement.Clone(), null);
+            // Written once: HTTP and the hub send these bytes as they are.
+            return (CallFailure.None, new Utf8Json(BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace)), null);
         }
         catch (InvalidDataException e)
         {
