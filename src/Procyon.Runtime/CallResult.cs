@@ -101,14 +101,20 @@ public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identit
 {
     public static ResultAudience Nobody { get; } = new(false, []);
 
+    private static ResultAudience Everybody { get; } = new(true, []);
+
     public static ResultAudience Of(LoadedModule? module, FunctionDescription? function, Identity caller)
     {
         if (function is { IsPublic: true })
         {
-            return new(true, []);
+            return Everybody;
         }
-        IEnumerable<Identity?> identities = [caller == Identity.Anonymous ? null : caller, module?.Owner];
-        return new(false, identities.OfType<Identity>().Select(i => i.ToString()).Distinct().ToList());
+        var owner = module?.Owner;
+        if (caller == Identity.Anonymous || caller == owner)
+        {
+            return owner is { } only ? new(false, [only.ToString()]) : Nobody;
+        }
+        return new(false, owner is { } other ? [caller.ToString(), other.ToString()] : [caller.ToString()]);
     }
 
     /// <param name="viewer">The subscriber's identity; null when it has no token.</param>
