@@ -12,6 +12,6 @@ internal sealed class ValueResult(Utf8Json value) : IResult
         var response = httpContext.Response;
         response.ContentType = ContentType;
         response.ContentLength = value.Utf8.Length;
-        return response.Body.WriteAsync(value.Utf8, httpContext.RequestAborted).AsTask();
+        return response.Body.WriteAsync(value.Utf8).AsTask();
     }
 }
