@@ -8,9 +8,12 @@ using Procyon.Sats;
 
 namespace Procyon.Runtime;
 
-/// <summary>Receives every call's result, whoever made the call (the SignalR hub publishes them).</summary>
+/// <summary>Receives the results of calls that someone may listen to, whoever made the call (the SignalR hub publishes them).</summary>
 public interface IResultSink
 {
+    /// <summary>Whether a result of <paramref name="database"/> may reach anyone; if no sink says so, nobody hears of it.</summary>
+    bool Listens(string database);
+
     /// <summary>Must not block: the caller is waiting for its response.</summary>
     void Publish(CallResult result);
 }
@@ -44,7 +47,7 @@ public sealed class CallDispatcher(
         var module = registry.Find(request.Database);
         var function = module?.Description.Find(request.Function);
         var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), cancellationToken);
-        return Complete(request, ResultAudience.Of(module, function, request.Caller), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        return Complete(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
     /// <summary>
@@ -211,7 +214,7 @@ public sealed class CallDispatcher(
     {
         var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
         var (failure, value, error) = Finish(scheduled.Module, scheduled.Function, run.Outcome);
-        Complete(request, ResultAudience.Of(scheduled.Module, scheduled.Function, scheduled.Caller), run.StartedAt, run.Duration, failure, value, error);
+        Complete(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, failure, value, error);
     }
 
     /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
@@ -242,23 +245,43 @@ public sealed class CallDispatcher(
     public static CallResult Refuse(CallRequest request, CallFailure failure, string error) =>
         Result(request, ResultAudience.Nobody, DateTimeOffset.UtcNow, TimeSpan.Zero, failure, null, error);
 
-    /// <summary>Sends a result to every sink (the hub's subscribers).</summary>
+    /// <summary>Sends a result to every sink that listens to its database (the hub's subscribers).</summary>
     internal void Announce(CallResult result)
     {
         foreach (var sink in _sinks)
         {
-            sink.Publish(result);
+            if (sink.Listens(result.Db))
+            {
+                sink.Publish(result);
+            }
         }
     }
 
-    private CallResult Complete(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error)
+    /// <summary>The result of a call that ran (or failed to); who may see it is worked out only when someone listens.</summary>
+    private CallResult Complete(CallRequest request, LoadedModule? module, FunctionDescription? function, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error)
     {
-        var result = Result(request, audience, startedAt, duration, failure, value, error);
-        Announce(result);
+        var listened = Listened(request.Database);
+        var result = Result(request, listened ? ResultAudience.Of(module, function, request.Caller) : ResultAudience.Nobody, startedAt, duration, failure, value, error);
+        if (listened)
+        {
+            Announce(result);
+        }
         return result;
     }
 
-    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, JsonElement? value, string? error) =>
+    private bool Listened(string database)
+    {
+        foreach (var sink in _sinks)
+        {
+            if (sink.Listens(database))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
         new()
         {
             RequestId = request.RequestId,
@@ -281,7 +304,7 @@ public sealed class CallDispatcher(
             Audience = audience,
         };
 
-    private async Task<(CallFailure Failure, JsonElement? Value, string? Error)> RunAsync(
+    private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> RunAsync(
         CallRequest request,
         LoadedModule? module,
         FunctionDescription? function,
@@ -346,7 +369,7 @@ public sealed class CallDispatcher(
         }
     }
 
-    private static (CallFailure Failure, JsonElement? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
+    private static (CallFailure Failure, Utf8Json? Value, string? Error) Finish(LoadedModule module, FunctionDescription function, InstanceOutcome outcome)
     {
         if (outcome.Failure != CallFailure.None)
         {
@@ -355,8 +378,8 @@ public sealed class CallDispatcher(
         var typespace = module.Description.Typespace;
         try
         {
-            using var value = JsonDocument.Parse(BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace), ValueLimits.DocumentOptions);
-            return (CallFailure.None, value.RootElement.Clone(), null);
+            // Written once: HTTP and the hub send these bytes as they are.
+            return (CallFailure.None, new Utf8Json(BsatnToJson.Convert(outcome.Output, function.ReturnType, typespace)), null);
         }
         catch (InvalidDataException e)
         {

@@ -8,13 +8,21 @@ namespace Procyon.Runtime;
 /// one caller cannot take every slot of the server; calls without a token share one identity's
 /// budget. Nothing waits: a call over either limit is refused at once.
 /// </summary>
-public sealed class CallLimits(IOptions<RuntimeOptions> options) : IDisposable
+public sealed class CallLimits : IDisposable
 {
-    private readonly PartitionedRateLimiter<CallRequest> _databases = PartitionedRateLimiter.Create<CallRequest, string>(request =>
-        RateLimitPartition.GetConcurrencyLimiter(request.Database, _ => Limit(options.Value.MaxCallsPerDatabase)));
+    private readonly IOptions<RuntimeOptions> _options;
+    private readonly PartitionedRateLimiter<CallRequest> _databases;
+    private readonly PartitionedRateLimiter<CallRequest> _identities;
 
-    private readonly PartitionedRateLimiter<CallRequest> _identities = PartitionedRateLimiter.Create<CallRequest, Identity>(request =>
-        RateLimitPartition.GetConcurrencyLimiter(request.Caller, _ => Limit(options.Value.MaxCallsPerIdentity)));
+    public CallLimits(IOptions<RuntimeOptions> options)
+    {
+        _options = options;
+        // The limiter factories are made once: a partition is looked up on every call and its limiter made only the first time.
+        Func<string, RateLimiter> database = _ => new ConcurrencyLimiter(Limit(options.Value.MaxCallsPerDatabase));
+        Func<Identity, RateLimiter> identity = _ => new ConcurrencyLimiter(Limit(options.Value.MaxCallsPerIdentity));
+        _databases = PartitionedRateLimiter.Create<CallRequest, string>(request => new RateLimitPartition<string>(request.Database, database));
+        _identities = PartitionedRateLimiter.Create<CallRequest, Identity>(request => new RateLimitPartition<Identity>(request.Caller, identity));
+    }
 
     /// <summary>A lease to dispose when the call ends, or the failure that refuses the call.</summary>
     internal (IDisposable? Lease, CallFailure Failure, string? Error) Enter(CallRequest request)
@@ -23,7 +31,7 @@ public sealed class CallLimits(IOptions<RuntimeOptions> options) : IDisposable
         if (!database.IsAcquired)
         {
             database.Dispose();
-            return (null, CallFailure.Overloaded, $"database '{request.Database}' has {options.Value.MaxCallsPerDatabase} calls in flight (Procyon:Runtime:MaxCallsPerDatabase); try again shortly");
+            return (null, CallFailure.Overloaded, $"database '{request.Database}' has {_options.Value.MaxCallsPerDatabase} calls in flight (Procyon:Runtime:MaxCallsPerDatabase); try again shortly");
         }
         var identity = _identities.AttemptAcquire(request);
         if (!identity.IsAcquired)
@@ -31,7 +39,7 @@ public sealed class CallLimits(IOptions<RuntimeOptions> options) : IDisposable
             database.Dispose();
             identity.Dispose();
             var who = request.Caller == Identity.Anonymous ? "calls without a token" : "this identity";
-            return (null, CallFailure.TooManyCalls, $"{who} already have {options.Value.MaxCallsPerIdentity} calls in flight (Procyon:Runtime:MaxCallsPerIdentity); try again shortly");
+            return (null, CallFailure.TooManyCalls, $"{who} already have {_options.Value.MaxCallsPerIdentity} calls in flight (Procyon:Runtime:MaxCallsPerIdentity); try again shortly");
         }
         return (new Leases(database, identity), CallFailure.None, null);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -71,8 +72,7 @@ public sealed record CallResult
 
     /// <summary>The return value as JSON; absent unless the status is <c>ok</c>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    [JsonConverter(typeof(ValueAsWritten))]
-    public JsonElement? Value { get; init; }
+    public Utf8Json? Value { get; init; }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Error { get; init; }
@@ -101,14 +101,20 @@ public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identit
 {
     public static ResultAudience Nobody { get; } = new(false, []);
 
+    private static ResultAudience Everybody { get; } = new(true, []);
+
     public static ResultAudience Of(LoadedModule? module, FunctionDescription? function, Identity caller)
     {
         if (function is { IsPublic: true })
         {
-            return new(true, []);
+            return Everybody;
         }
-        IEnumerable<Identity?> identities = [caller == Identity.Anonymous ? null : caller, module?.Owner];
-        return new(false, identities.OfType<Identity>().Select(i => i.ToString()).Distinct().ToList());
+        var owner = module?.Owner;
+        if (caller == Identity.Anonymous || caller == owner)
+        {
+            return owner is { } only ? new(false, [only.ToString()]) : Nobody;
+        }
+        return new(false, owner is { } other ? [caller.ToString(), other.ToString()] : [caller.ToString()]);
     }
 
     /// <param name="viewer">The subscriber's identity; null when it has no token.</param>
@@ -116,13 +122,25 @@ public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identit
 }
 
 /// <summary>
-/// Writes a value as the host wrote it: values nest up to <see cref="Sats.ValueLimits.MaxDepth"/>,
-/// deeper than serializers write by default (64), and the host checked it already.
+/// One value as UTF-8 JSON, written once by the host and handed as is to HTTP (the response body)
+/// and to the hub (inside each <see cref="CallResult"/> message). Serializers write it as it
+/// is: values nest up to <see cref="Sats.ValueLimits.MaxDepth"/>, deeper than serializers
+/// write by default (64), and the host checked it already.
 /// </summary>
-internal sealed class ValueAsWritten : JsonConverter<JsonElement>
+[JsonConverter(typeof(AsWritten))]
+public sealed class Utf8Json(byte[] utf8)
 {
-    public override JsonElement Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => JsonElement.ParseValue(ref reader);
+    public ReadOnlyMemory<byte> Utf8 => utf8;
 
-    public override void Write(Utf8JsonWriter writer, JsonElement value, JsonSerializerOptions options) =>
-        writer.WriteRawValue(value.GetRawText(), skipInputValidation: true);
+    private sealed class AsWritten : JsonConverter<Utf8Json>
+    {
+        public override Utf8Json Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            using var value = JsonDocument.ParseValue(ref reader);
+            return new(JsonMarshal.GetRawUtf8Value(value.RootElement).ToArray());
+        }
+
+        public override void Write(Utf8JsonWriter writer, Utf8Json value, JsonSerializerOptions options) =>
+            writer.WriteRawValue(value.Utf8.Span, skipInputValidation: true);
+    }
 }

@@ -7,20 +7,33 @@ public readonly record struct Identity
 
     private readonly byte[]? _bytes;
 
+    /// <summary>Its hex, written once: every result a call makes names its caller.</summary>
+    private readonly string? _hex;
+
     public Identity(ReadOnlySpan<byte> bytes)
+        : this(bytes.ToArray(), hex: null)
+    {
+    }
+
+    private Identity(byte[] bytes, string? hex)
     {
         if (bytes.Length != Length)
         {
             throw new ArgumentException($"an identity is {Length} bytes, not {bytes.Length}", nameof(bytes));
         }
-        _bytes = bytes.ToArray();
+        _bytes = bytes;
+        _hex = hex ?? Convert.ToHexStringLower(bytes);
     }
 
     /// <summary>The identity of calls that present no token: all zero bytes.</summary>
     public static Identity Anonymous { get; } = new(new byte[Length]);
 
     /// <summary>An identity from its 64 hex digits.</summary>
-    public static Identity Parse(string hex) => new(Convert.FromHexString(hex));
+    public static Identity Parse(string hex)
+    {
+        var bytes = Convert.FromHexString(hex);
+        return new(bytes, hex.AsSpan().ContainsAnyInRange('A', 'F') ? null : hex);
+    }
 
     public ReadOnlySpan<byte> Bytes => _bytes ?? Anonymous._bytes!;
 
@@ -28,5 +41,5 @@ public readonly record struct Identity
 
     public override int GetHashCode() => BitConverter.ToInt32(Bytes);
 
-    public override string ToString() => Convert.ToHexStringLower(Bytes);
+    public override string ToString() => _hex ?? Anonymous._hex!;
 }

@@ -19,20 +19,33 @@ public static class BsatnToJson
         }
     }
 
-    /// <summary>Converts a whole buffer that holds exactly one value.</summary>
+    /// <summary>A thread's buffer and writer larger than this are not kept for its next conversion.</summary>
+    private const int KeptScratchBytes = 64 << 10;
+
+    /// <summary>Each thread's buffer and writer, reused by its conversions (one at a time: a conversion never awaits).</summary>
+    [ThreadStatic]
+    private static (System.Buffers.ArrayBufferWriter<byte> Output, Utf8JsonWriter Json)? t_scratch;
+
+    /// <summary>Converts a whole buffer that holds exactly one value; the array returned holds its JSON exactly.</summary>
     public static byte[] Convert(ReadOnlySpan<byte> bsatn, AlgebraicType type, Typespace typespace)
     {
-        var output = new System.Buffers.ArrayBufferWriter<byte>((int)Math.Clamp(bsatn.Length * 2L, 16, ValueLimits.MaxOutputBytes));
-        using (var json = new Utf8JsonWriter(output))
+        var (output, json) = t_scratch ?? (new(256), new Utf8JsonWriter(Stream.Null));
+        t_scratch = null;
+        output.ResetWrittenCount();
+        json.Reset(output);
+        var reader = new BsatnReader(bsatn);
+        Write(ref reader, type, typespace, json);
+        if (reader.Remaining != 0)
         {
-            var reader = new BsatnReader(bsatn);
-            Write(ref reader, type, typespace, json);
-            if (reader.Remaining != 0)
-            {
-                throw new InvalidDataException($"{reader.Remaining} bytes left over after the value");
-            }
+            throw new InvalidDataException($"{reader.Remaining} bytes left over after the value");
         }
-        return output.WrittenSpan.ToArray();
+        json.Flush();
+        var converted = output.WrittenSpan.ToArray();
+        if (output.Capacity <= KeptScratchBytes)
+        {
+            t_scratch = (output, json);
+        }
+        return converted;
     }
 
     /// <summary>One conversion: its output and what it has spent of <see cref="ValueLimits"/>.</summary>

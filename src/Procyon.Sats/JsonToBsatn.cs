@@ -275,7 +275,6 @@ public static class JsonToBsatn
     private static void WriteInteger(JsonElement json, TypeKind kind, BsatnWriter writer)
     {
         var (min, max) = IntegerRanges[kind];
-        var name = kind.ToString().ToLowerInvariant();
         Int128 value;
         if (json.ValueKind == JsonValueKind.Number && json.TryGetInt64(out var small))
         {
@@ -283,11 +282,11 @@ public static class JsonToBsatn
         }
         else if (!TryGetIntegerText(json, kind, out var text) || !Int128.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
         {
-            throw Expected(name, json);
+            throw Expected(IntegerName(kind), json);
         }
         if (value < min || value > max)
         {
-            throw Expected($"{name} ({min}..{max})", json);
+            throw Expected($"{IntegerName(kind)} ({min}..{max})", json);
         }
         switch (kind)
         {
@@ -308,6 +307,9 @@ public static class JsonToBsatn
                 break;
         }
     }
+
+    /// <summary>An integer type as errors spell it (<c>i32</c>); only errors need it.</summary>
+    private static string IntegerName(TypeKind kind) => kind.ToString().ToLowerInvariant();
 
     /// <summary>Numbers are always accepted; strings only for 64- and 128-bit integers.</summary>
     private static bool TryGetIntegerText(JsonElement json, TypeKind kind, out string text)

@@ -18,6 +18,8 @@ internal static class ApiServiceCollectionExtensions
         {
             swagger.SwaggerDoc("v1", new() { Title = "Procyon", Version = "v1", Description = "Call the procedures of published modules. Each function has its own operation below, grouped by database." });
             swagger.DocumentFilter<FunctionOperations>();
+            // A result's value is any JSON.
+            swagger.MapType<Utf8Json>(() => new Microsoft.OpenApi.OpenApiSchema());
         });
         return services;
     }

@@ -131,10 +131,7 @@ internal static class DatabaseEndpoints
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";
         }
-        // As written: a value may nest deeper than the serializer's default depth allows.
-        return result.Failure == CallFailure.None
-            ? TypedResults.Text(result.Value!.Value.GetRawText(), "application/json", System.Text.Encoding.UTF8)
-            : ProblemMapping.Problem(result);
+        return result.Failure == CallFailure.None ? new ValueResult(result.Value!) : ProblemMapping.Problem(result);
     }
 
     private static IResult UnknownDatabase(string db) =>

@@ -14,7 +14,11 @@ internal static class RequestBody
         {
             throw new PayloadTooLargeException(limit);
         }
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, limit) + 1);
+        if (request.ContentLength is { } length)
+        {
+            return await ReadExactlyAsync(request.Body, (int)length, cancellationToken);
+        }
+        var buffer = new ArrayBufferWriter<byte>(Math.Min(4096, limit) + 1);
         while (true)
         {
             var read = await request.Body.ReadAsync(buffer.GetMemory(4096), cancellationToken);
@@ -28,5 +32,22 @@ internal static class RequestBody
                 throw new PayloadTooLargeException(limit);
             }
         }
+    }
+
+    /// <summary>A body of a declared length, into an array of that size (the server ends a body at its declared length).</summary>
+    private static async Task<byte[]> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
+    {
+        var bytes = new byte[length];
+        var read = 0;
+        while (read < length)
+        {
+            var more = await body.ReadAsync(bytes.AsMemory(read), cancellationToken);
+            if (more == 0)
+            {
+                return bytes[..read];
+            }
+            read += more;
+        }
+        return bytes;
     }
 }

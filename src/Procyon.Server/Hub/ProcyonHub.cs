@@ -1,4 +1,4 @@
-using System.Text;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
@@ -18,7 +18,7 @@ internal sealed class ProcyonHub(CallDispatcher dispatcher, ResultListeners list
     /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to the subscribers who may see it.</summary>
     public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
     {
-        var json = args is { ValueKind: not JsonValueKind.Undefined } value ? Encoding.UTF8.GetBytes(value.GetRawText()) : [];
+        var json = args is { ValueKind: not JsonValueKind.Undefined } value ? JsonMarshal.GetRawUtf8Value(value).ToArray() : [];
         var request = new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId);
         return Auth.AnonymousCalls.Refused(Context.User!, auth.Value)
             ? Task.FromResult(CallDispatcher.Refuse(request, CallFailure.TokenRequired, Auth.AnonymousCalls.Detail))

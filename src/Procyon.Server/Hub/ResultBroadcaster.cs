@@ -18,13 +18,11 @@ internal sealed partial class ResultBroadcaster(ResultListeners listeners, ILogg
     private readonly Channel<CallResult> _pending = Channel.CreateBounded<CallResult>(
         new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
 
+    /// <summary>Alone, a result nobody here listens to goes nowhere; with Redis, another replica may listen.</summary>
+    public bool Listens(string database) => relay is not null || listeners.Listens(database);
+
     public void Publish(CallResult result)
     {
-        // Alone, a result nobody here listens to goes nowhere; with Redis, another replica may listen.
-        if (relay is null && !listeners.Listens(result.Db))
-        {
-            return;
-        }
         if (!_pending.Writer.TryWrite(result))
         {
             LogDropped(result.Db, result.Fn);

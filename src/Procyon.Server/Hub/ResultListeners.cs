@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
 using Procyon.Runtime;
@@ -85,7 +84,7 @@ internal sealed class Delivery(CallResult result)
 
     /// <summary>About the bytes the result takes on the wire.</summary>
     public long Size { get; } = Envelope
-        + (result.Value is { } value ? JsonMarshal.GetRawUtf8Value(value).Length : 0)
+        + (result.Value?.Utf8.Length ?? 0)
         + (result.Error?.Length ?? 0)
         + (result.RequestId?.Length ?? 0);
 }
