@@ -37,6 +37,22 @@ public sealed class ScaleOutTests
     }
 
     [Fact]
+    public void A_result_as_deep_as_values_may_nest_crosses_redis_as_it_was_written()
+    {
+        var deep = string.Concat(Enumerable.Repeat("[", Sats.ValueLimits.MaxDepth)) + string.Concat(Enumerable.Repeat("]", Sats.ValueLimits.MaxDepth));
+        var result = new Runtime.CallResult
+        {
+            Db = "deep", Fn = "nest", Origin = "http", Status = "ok", StartedAt = DateTimeOffset.UnixEpoch, DurationMicros = 1, Caller = "00",
+            Value = new Runtime.Utf8Json(System.Text.Encoding.UTF8.GetBytes(deep)),
+        };
+
+        var wire = JsonSerializer.SerializeToUtf8Bytes(new Server.Hub.RelayedResult(result, Runtime.ResultAudience.Nobody), Server.Hub.RedisResultRelay.Json);
+        var relayed = JsonSerializer.Deserialize<Server.Hub.RelayedResult>(wire, Server.Hub.RedisResultRelay.Json)!;
+
+        Assert.Equal(deep, System.Text.Encoding.UTF8.GetString(relayed.Result.Value!.Utf8.Span));
+    }
+
+    [Fact]
     public async Task A_module_published_or_deleted_on_one_replica_is_served_or_gone_on_the_other()
     {
         await using var database = await TestDatabase.CreateAsync();

@@ -11,7 +11,8 @@ namespace Procyon.Server.Hub;
 internal sealed partial class RedisResultRelay(string configuration, ResultListeners listeners, ILogger<RedisResultRelay> logger) : IHostedService, IAsyncDisposable
 {
     private const string Prefix = "procyon:results:";
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    /// <summary>Values nest up to <see cref="Sats.ValueLimits.MaxDepth"/>, inside the relayed result's own two levels: deeper than the default of 64.</summary>
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { MaxDepth = Sats.ValueLimits.MaxDepth + 2 };
 
     private ConnectionMultiplexer? _redis;
 
