@@ -32,7 +32,7 @@ fi
 # Every benchmark once at a tiny size (on a full run), so one that no longer runs fails here and
 # not in a release measurement. The figures mean nothing at these sizes.
 if [ "$#" -eq 0 ]; then
-  for benchmark in "codec 100" "http-add 2 1" "sleepers 20" "startup 2" "inserts 20 2" "hub 5 3" "scheduler 20 20" "abuse 4"; do
+  for benchmark in "codec 100" "http-add 2 1" "sleepers 20" "startup 2" "inserts 20 2" "hub 5 3" "scheduler 20 20" "scheduler 20 20 5" "abuse 4"; do
     log "Benchmark smoke run: $benchmark"
     # shellcheck disable=SC2086
     dotnet run --no-build --project "$REPO/tests/Procyon.Benchmarks" -- $benchmark

@@ -12,6 +12,9 @@ namespace Procyon.Benchmarks;
 /// Scheduled tables against Hangfire on the same Postgres: (a) lateness of one-shot rows spread
 /// over a window, (b) throughput of rows all due at once. Procyon's rows name the ledger module's
 /// <c>on_hit</c> reducer, which inserts a row; Hangfire's jobs insert the same row with Npgsql.
+/// With a number of idle databases, Procyon runs the same measurement twice instead: alone, and
+/// beside that many other published databases whose scheduled tables hold rows due later, to
+/// show that the scheduler's cost does not grow with the number of scheduled tables.
 /// </summary>
 internal static class SchedulerBenchmark
 {
@@ -23,8 +26,12 @@ internal static class SchedulerBenchmark
 
     private static readonly TimeSpan Spread = TimeSpan.FromSeconds(10);
 
-    public static async Task<int> RunAsync(int delayed, int dueNow)
+    public static async Task<int> RunAsync(int delayed, int dueNow, int idleDatabases)
     {
+        if (idleDatabases > 0)
+        {
+            return await ScaleAsync(delayed, dueNow, idleDatabases);
+        }
         await using var database = await TestDatabase.CreateAsync();
         await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
         Console.WriteLine($"(a) {delayed} one-shot rows/jobs spread over {Spread.TotalSeconds:0} s; (b) {dueNow} due at once. Times in ms.");
@@ -36,6 +43,70 @@ internal static class SchedulerBenchmark
         Print("Hangfire.PostgreSql", hangfire);
         Console.WriteLine($"Procyon / Hangfire throughput: {procyon.RowsPerSecond / hangfire.RowsPerSecond:0.0}×; p99 lateness {procyon.Late[1]:0.0} ms vs {hangfire.Late[1]:0.0} ms");
         return 0;
+    }
+
+    /// <summary>Procyon alone, then beside <paramref name="idleDatabases"/> idle-scheduled databases, each on a Postgres database of its own.</summary>
+    private static async Task<int> ScaleAsync(int delayed, int dueNow, int idleDatabases)
+    {
+        Console.WriteLine($"(a) {delayed} one-shot rows spread over {Spread.TotalSeconds:0} s; (b) {dueNow} due at once; alone and beside {idleDatabases} idle-scheduled databases. Times in ms.");
+        Console.WriteLine($"{"databases",-26} | {"p50 late",8} | {"p99 late",8} | {"max late",8} | {"rows/s",8}");
+        Figures alone;
+        await using (var database = await TestDatabase.CreateAsync())
+        await using (var dataSource = NpgsqlDataSource.Create(database.ConnectionString))
+        {
+            alone = await ProcyonAsync(database, dataSource, delayed, dueNow);
+        }
+        Print("1", alone);
+        Figures crowded;
+        await using (var database = await TestDatabase.CreateAsync())
+        await using (var dataSource = NpgsqlDataSource.Create(database.ConnectionString))
+        {
+            var publishing = Stopwatch.StartNew();
+            await PublishIdleAsync(database, dataSource, idleDatabases);
+            Console.Error.WriteLine($"published {idleDatabases} idle databases in {publishing.Elapsed.TotalSeconds:0.0} s");
+            crowded = await ProcyonAsync(database, dataSource, delayed, dueNow);
+        }
+        Print($"1 + {idleDatabases} idle", crowded);
+        Console.WriteLine(
+            $"with {idleDatabases} idle / alone: p50 late {crowded.Late[0] / alone.Late[0]:0.00}×, p99 late {crowded.Late[1] / alone.Late[1]:0.00}×, "
+            + $"max late {crowded.Late[2] / alone.Late[2]:0.00}×, rows/s {crowded.RowsPerSecond / alone.RowsPerSecond:0.00}×");
+        return 0;
+    }
+
+    /// <summary>
+    /// Databases <c>idle-0</c> … each running the example module, whose <c>reminder</c> table holds
+    /// one row due in an hour and whose <c>slow_job</c> table is empty. The first is published;
+    /// publishing a thousand would mostly time <c>wasm-opt</c>, so the others are copies of its
+    /// catalog rows and tables (their rows' trigger is the first's function), which the server
+    /// measured loads at its start like any published database.
+    /// </summary>
+    private static async Task PublishIdleAsync(TestDatabase database, NpgsqlDataSource dataSource, int count)
+    {
+        await using (var publisher = await TestServer.StartAsync(database))
+        {
+            (await publisher.PublishAsync("idle-0", "example")).EnsureSuccessStatusCode();
+        }
+        await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, _) => await ExecuteAsync(dataSource, $$"""
+            DO $$
+            DECLARE
+                t record;
+            BEGIN
+                IF {{i}} > 0 THEN
+                    CREATE SCHEMA "db_idle-{{i}}";
+                    FOR t IN SELECT c.relname, EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = '__procyon_due') AS scheduled
+                             FROM pg_class c WHERE c.relnamespace = '"db_idle-0"'::regnamespace AND c.relkind = 'r' LOOP
+                        EXECUTE format('CREATE TABLE "db_idle-{{i}}".%I (LIKE "db_idle-0".%I INCLUDING ALL)', t.relname, t.relname);
+                        IF t.scheduled THEN
+                            EXECUTE format('CREATE TRIGGER procyon_due BEFORE INSERT OR UPDATE ON "db_idle-{{i}}".%I FOR EACH ROW EXECUTE FUNCTION "db_idle-0".__procyon_due()', t.relname);
+                        END IF;
+                    END LOOP;
+                    INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)
+                        SELECT 'idle-{{i}}', wasm, prepared, sha256, owner FROM procyon.databases WHERE name = 'idle-0';
+                    INSERT INTO procyon.tables (db, name, definition) SELECT 'idle-{{i}}', name, definition FROM procyon.tables WHERE db = 'idle-0';
+                END IF;
+                INSERT INTO "db_idle-{{i}}".reminder (scheduled_at, text) VALUES (jsonb_build_object('Time', (now() + interval '1 hour')::text), 'idle');
+            END $$
+            """));
     }
 
     private static async Task<Figures> ProcyonAsync(TestDatabase database, NpgsqlDataSource dataSource, int delayed, int dueNow)
