@@ -46,7 +46,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             password    text NOT NULL
         );
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
-        """;
+        """ + ScheduleStore.CreateIndexSql;
 
     private const string ClaimSql = """
         INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)

@@ -72,6 +72,11 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         {
             await CreateAsync(transaction, table, cancellationToken);
             await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
+            if (table.ScheduledFunction is not null)
+            {
+                // After its catalog row, which the index row's foreign key names (and a delete cascades from).
+                await ScheduleStore.IndexAsync(transaction, table, cancellationToken);
+            }
         }
         // Private unless marked public; a table's mark may change on any publish.
         var publicTables = string.Join(", ", tables.Where(t => t.IsPublic).Select(t => t.QualifiedName));
