@@ -144,26 +144,49 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 }
 
-/// <summary>Scheduled rows outlive the server that was going to run them.</summary>
+/// <summary>Scheduled rows outlive the server that was going to run them, and the server version that wrote them.</summary>
 public sealed class ScheduledRestartTests
 {
     [Fact]
     public async Task Rows_due_while_no_server_runs_fire_after_a_restart()
     {
         await using var database = await TestDatabase.CreateAsync();
-        string owner;
-        await using (var first = await TestServer.StartAsync(database))
-        {
-            (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-            owner = await first.OwnerTokenAsync();
-            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode);
-        }
+        var owner = await PublishExampleAsync(database, async first =>
+            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode));
         await Task.Delay(1700);
 
         await using var second = await TestServer.StartAsync(database);
 
         await ScheduledTablesTests.EventuallyAsync(async () =>
             (await second.LogsAsync("example", owner)).Contains("reminder: after the restart", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A deployment from before the due index: its scheduled tables enter the index when a server
+    /// starts, and their rows run.
+    /// </summary>
+    [Fact]
+    public async Task Scheduled_tables_published_before_the_due_index_existed_are_indexed_at_start_and_their_rows_run()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var owner = await PublishExampleAsync(database, _ => Task.CompletedTask);
+        await database.ExecuteAsync("DROP TABLE procyon.due");
+        await database.ExecuteAsync("""INSERT INTO db_example.reminder (scheduled_at, text) VALUES (jsonb_build_object('Time', (now() + interval '1 second')::text), 'from before')""");
+
+        await using var second = await TestServer.StartAsync(database);
+
+        Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db = 'example'"));
+        await ScheduledTablesTests.EventuallyAsync(async () =>
+            (await second.LogsAsync("example", owner)).Contains("reminder: from before", StringComparison.Ordinal));
+    }
+
+    /// <summary>Publishes the example module on a server that stops after <paramref name="meanwhile"/>; returns the owner's token.</summary>
+    private static async Task<string> PublishExampleAsync(TestDatabase database, Func<TestServer, Task> meanwhile)
+    {
+        await using var first = await TestServer.StartAsync(database);
+        (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        await meanwhile(first);
+        return await first.OwnerTokenAsync();
     }
 }
 
@@ -337,30 +360,6 @@ public sealed class ScheduledScaleTests
         // Scanning every scheduled table at each wake would scan each idle one hundreds of times.
         Assert.InRange(await IdleScansAsync(database) - scans, 0, Idle - 1);
         Assert.Equal(Idle, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db LIKE 'idle-%' AND tbl = 'reminder' AND next_due > now() + interval '50 minutes'"));
-    }
-
-    /// <summary>
-    /// A deployment from before the due index: its scheduled tables enter the index when a server
-    /// starts, and their rows run.
-    /// </summary>
-    [Fact]
-    public async Task Scheduled_tables_published_before_the_due_index_existed_are_indexed_at_start_and_their_rows_run()
-    {
-        await using var database = await TestDatabase.CreateAsync();
-        string owner;
-        await using (var first = await TestServer.StartAsync(database))
-        {
-            (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-            owner = await first.OwnerTokenAsync();
-        }
-        await database.ExecuteAsync("DROP TABLE procyon.due");
-        await database.ExecuteAsync("""INSERT INTO db_example.reminder (scheduled_at, text) VALUES (jsonb_build_object('Time', (now() + interval '1 second')::text), 'from before')""");
-
-        await using var second = await TestServer.StartAsync(database);
-
-        Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db = 'example'"));
-        await ScheduledTablesTests.EventuallyAsync(async () =>
-            (await second.LogsAsync("example", owner)).Contains("reminder: from before", StringComparison.Ordinal));
     }
 
     /// <summary>Index scans plus sequential scans of the idle databases' scheduled tables so far.</summary>
