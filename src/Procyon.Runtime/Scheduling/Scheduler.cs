@@ -97,6 +97,7 @@ public sealed partial class Scheduler(
         }
     }
 
+    /// <summary>A module was loaded, replaced or dropped here: tables skipped as unknown may be loaded now, and the planner looks again.</summary>
     private void OnModulesChanged()
     {
         lock (_unknownLock)
