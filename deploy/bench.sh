@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a benchmark against the local Postgres: ./deploy/bench.sh sleepers 1000 5000 10000
 #                                            ./deploy/bench.sh startup 50
+#                                            ./deploy/bench.sh scheduler 10000 20000 1000
 # Prints Procyon's figures beside a bare baseline run in the same process.
 # ./deploy/bench.sh all [rounds] runs every one at the README's sizes, rounds times (3) in turn,
 # and prints one markdown table of the medians: the README's Performance summary.

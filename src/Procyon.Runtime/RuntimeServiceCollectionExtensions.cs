@@ -25,6 +25,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddHostedService<ModuleSync>();
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
         services.AddSingleton<Scheduling.LeaseKeeper>();
+        services.AddSingleton<Scheduling.ScheduledRuns>();
         services.AddHostedService<Scheduling.Scheduler>();
         return services;
     }

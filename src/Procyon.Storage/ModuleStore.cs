@@ -47,7 +47,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         );
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
         CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
-        """;
+        """ + ScheduleStore.CreateIndexSql;
 
     private const string ClaimSql = """
         INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)

@@ -5,7 +5,7 @@ return args.FirstOrDefault() switch
     "sleepers" => await SleepersBenchmark.RunAsync(args.Skip(1).Select(int.Parse).DefaultIfEmpty(1000).ToArray()),
     "startup" => await StartupBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 50),
     "inserts" => await ReducerInsertBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 5000, args.Length > 2 ? int.Parse(args[2]) : 16),
-    "scheduler" => await SchedulerBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 10_000, args.Length > 2 ? int.Parse(args[2]) : 20_000),
+    "scheduler" => await SchedulerBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 10_000, args.Length > 2 ? int.Parse(args[2]) : 20_000, args.Length > 3 ? int.Parse(args[3]) : 0),
     "hub" => await HubFanOutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 1000, args.Length > 2 ? int.Parse(args[2]) : 100),
     "codec" => await CodecBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000),
     "abuse" => await AbuseBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100),
@@ -18,6 +18,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] | abuse [attackers] | databases [count] [seconds of calls] | summarize [saved outputs ...]");
+    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] [idle-databases] | abuse [attackers] | databases [count] [seconds of calls] | summarize [saved outputs ...]");
     return 2;
 }

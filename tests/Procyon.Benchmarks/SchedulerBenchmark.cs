@@ -12,6 +12,9 @@ namespace Procyon.Benchmarks;
 /// Scheduled tables against Hangfire on the same Postgres: (a) lateness of one-shot rows spread
 /// over a window, (b) throughput of rows all due at once. Procyon's rows name the ledger module's
 /// <c>on_hit</c> reducer, which inserts a row; Hangfire's jobs insert the same row with Npgsql.
+/// With a number of idle databases, Procyon runs the same measurement twice instead: alone, and
+/// beside that many other published databases whose scheduled tables hold rows due later, to
+/// show that the scheduler's cost does not grow with the number of scheduled tables.
 /// </summary>
 internal static class SchedulerBenchmark
 {
@@ -23,8 +26,12 @@ internal static class SchedulerBenchmark
 
     private static readonly TimeSpan Spread = TimeSpan.FromSeconds(10);
 
-    public static async Task<int> RunAsync(int delayed, int dueNow)
+    public static async Task<int> RunAsync(int delayed, int dueNow, int idleDatabases)
     {
+        if (idleDatabases > 0)
+        {
+            return await ScaleAsync(delayed, dueNow, idleDatabases);
+        }
         await using var database = await TestDatabase.CreateAsync();
         await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
         Console.WriteLine($"(a) {delayed} one-shot rows/jobs spread over {Spread.TotalSeconds:0} s; (b) {dueNow} due at once. Times in ms.");
@@ -37,6 +44,34 @@ internal static class SchedulerBenchmark
         Console.WriteLine($"Procyon / Hangfire throughput: {procyon.RowsPerSecond / hangfire.RowsPerSecond:0.0}×; p99 lateness {procyon.Late[1]:0.0} ms vs {hangfire.Late[1]:0.0} ms");
         Summary.Write("scheduler", $"p99 ms late, {delayed:N0} rows over {Spread.TotalSeconds:0} s", procyon.Late[1], "Hangfire.PostgreSql", hangfire.Late[1]);
         Summary.Write("scheduler", $"rows/s, {dueNow:N0} due at once", procyon.RowsPerSecond, "Hangfire.PostgreSql", hangfire.RowsPerSecond);
+        return 0;
+    }
+
+    /// <summary>Procyon alone, then beside <paramref name="idleDatabases"/> idle-scheduled databases, each on a Postgres database of its own.</summary>
+    private static async Task<int> ScaleAsync(int delayed, int dueNow, int idleDatabases)
+    {
+        Console.WriteLine($"(a) {delayed} one-shot rows spread over {Spread.TotalSeconds:0} s; (b) {dueNow} due at once; alone and beside {idleDatabases} idle-scheduled databases. Times in ms.");
+        Console.WriteLine($"{"databases",-26} | {"p50 late",8} | {"p99 late",8} | {"max late",8} | {"rows/s",8}");
+        Figures alone;
+        await using (var database = await TestDatabase.CreateAsync())
+        await using (var dataSource = NpgsqlDataSource.Create(database.ConnectionString))
+        {
+            alone = await ProcyonAsync(database, dataSource, delayed, dueNow);
+        }
+        Print("1", alone);
+        Figures crowded;
+        await using (var database = await TestDatabase.CreateAsync())
+        await using (var dataSource = NpgsqlDataSource.Create(database.ConnectionString))
+        {
+            var publishing = Stopwatch.StartNew();
+            await IdleDatabases.CreateAsync(database, idleDatabases);
+            Console.Error.WriteLine($"published {idleDatabases} idle databases in {publishing.Elapsed.TotalSeconds:0.0} s");
+            crowded = await ProcyonAsync(database, dataSource, delayed, dueNow);
+        }
+        Print($"1 + {idleDatabases} idle", crowded);
+        Console.WriteLine(
+            $"with {idleDatabases} idle / alone: p50 late {crowded.Late[0] / alone.Late[0]:0.00}×, p99 late {crowded.Late[1] / alone.Late[1]:0.00}×, "
+            + $"max late {crowded.Late[2] / alone.Late[2]:0.00}×, rows/s {crowded.RowsPerSecond / alone.RowsPerSecond:0.00}×");
         return 0;
     }
 

@@ -84,6 +84,19 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 
     [Fact]
+    public async Task Publishing_indexes_each_scheduled_table_and_deleting_the_database_removes_its_index_rows()
+    {
+        (await Server.PublishAsync("indexed", "ledger")).EnsureSuccessStatusCode();
+        Assert.Equal(7, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
+
+        (await Server.PublishBytesAsync("indexed", await File.ReadAllBytesAsync(Modules.PathOf("ledger")), "?clear=true")).EnsureSuccessStatusCode();
+        Assert.Equal(7, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
+
+        (await Server.DeleteAsync("indexed")).EnsureSuccessStatusCode();
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
+    }
+
+    [Fact]
     public async Task Deleting_a_row_cancels_it()
     {
         await Server.CallAsync("example", "schedule_reminder", """["never sent", 2500]""");
@@ -131,26 +144,49 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 }
 
-/// <summary>Scheduled rows outlive the server that was going to run them.</summary>
+/// <summary>Scheduled rows outlive the server that was going to run them, and the server version that wrote them.</summary>
 public sealed class ScheduledRestartTests
 {
     [Fact]
     public async Task Rows_due_while_no_server_runs_fire_after_a_restart()
     {
         await using var database = await TestDatabase.CreateAsync();
-        string owner;
-        await using (var first = await TestServer.StartAsync(database))
-        {
-            (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-            owner = await first.OwnerTokenAsync();
-            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode);
-        }
+        var owner = await PublishExampleAsync(database, async first =>
+            Assert.Equal(HttpStatusCode.OK, (await first.CallAsync("example", "schedule_reminder", """["after the restart", 1500]""")).StatusCode));
         await Task.Delay(1700);
 
         await using var second = await TestServer.StartAsync(database);
 
         await ScheduledTablesTests.EventuallyAsync(async () =>
             (await second.LogsAsync("example", owner)).Contains("reminder: after the restart", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A deployment from before the due index: its scheduled tables enter the index when a server
+    /// starts, and their rows run.
+    /// </summary>
+    [Fact]
+    public async Task Scheduled_tables_published_before_the_due_index_existed_are_indexed_at_start_and_their_rows_run()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var owner = await PublishExampleAsync(database, _ => Task.CompletedTask);
+        await database.ExecuteAsync("DROP TABLE procyon.due");
+        await database.ExecuteAsync("""INSERT INTO db_example.reminder (scheduled_at, text) VALUES (jsonb_build_object('Time', (now() + interval '1 second')::text), 'from before')""");
+
+        await using var second = await TestServer.StartAsync(database);
+
+        Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db = 'example'"));
+        await ScheduledTablesTests.EventuallyAsync(async () =>
+            (await second.LogsAsync("example", owner)).Contains("reminder: from before", StringComparison.Ordinal));
+    }
+
+    /// <summary>Publishes the example module on a server that stops after <paramref name="meanwhile"/>; returns the owner's token.</summary>
+    private static async Task<string> PublishExampleAsync(TestDatabase database, Func<TestServer, Task> meanwhile)
+    {
+        await using var first = await TestServer.StartAsync(database);
+        (await first.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        await meanwhile(first);
+        return await first.OwnerTokenAsync();
     }
 }
 
@@ -285,7 +321,7 @@ public sealed class ScheduledIsolationTests
     }
 
     /// <summary>Every hit ran once, none more than <paramref name="lateness"/> after it was due.</summary>
-    private static async Task AssertAllHitsRanOnTimeAsync(TestDatabase database, string name, long count, string lateness = "2 s")
+    internal static async Task AssertAllHitsRanOnTimeAsync(TestDatabase database, string name, long count, string lateness = "2 s")
     {
         await ScheduledTablesTests.EventuallyAsync(async () => await ScheduledTablesTests.CountAsync(database, $"SELECT count(*) FROM db_{name}.hit") == 0);
         Assert.Equal(count, await ScheduledTablesTests.CountAsync(database, $"SELECT count(*) FROM db_{name}.hit_log"));
@@ -294,6 +330,43 @@ public sealed class ScheduledIsolationTests
     }
 
     private static Task<long> TicksAsync(TestDatabase database) => ScheduledTablesTests.CountAsync(database, "SELECT value FROM db_broken.counter WHERE id = 1");
+}
+
+/// <summary>
+/// The scheduler's cost follows the tables with due rows, not every scheduled table there is: the
+/// due index (<c>procyon.due</c>) tells it which. In the timing collection: it bounds how late rows run.
+/// </summary>
+[Collection(TimingCollection.Name)]
+public sealed class ScheduledScaleTests
+{
+    private const int Idle = 300;
+
+    [Fact]
+    public async Task Beside_300_idle_scheduled_databases_one_databases_rows_run_on_time_and_no_idle_table_is_queried()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await IdleDatabases.CreateAsync(database, Idle);
+        await using var server = await ServerProcess.StartAsync(database);
+        (await server.PublishAsync("healthy", "ledger")).EnsureSuccessStatusCode();
+        // Settled: every table's index row was refreshed at start (about a second), and Postgres
+        // shows the scans that took (a session reports its statistics within 10 s of going idle).
+        await Task.Delay(TimeSpan.FromSeconds(11));
+        var scans = await IdleScansAsync(database);
+
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("healthy", "schedule_hits", "[200, 0, 2000]")).StatusCode);
+
+        await ScheduledIsolationTests.AssertAllHitsRanOnTimeAsync(database, "healthy", 200, lateness: "1 s");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        // Scanning every scheduled table at each wake would scan each idle one hundreds of times.
+        Assert.InRange(await IdleScansAsync(database) - scans, 0, Idle - 1);
+        Assert.Equal(Idle, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db LIKE 'idle-%' AND tbl = 'reminder' AND next_due > now() + interval '50 minutes'"));
+    }
+
+    /// <summary>Index scans plus sequential scans of the idle databases' scheduled tables so far.</summary>
+    private static Task<long> IdleScansAsync(TestDatabase database) => ScheduledTablesTests.CountAsync(database, """
+        SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::bigint FROM pg_stat_user_tables
+        WHERE schemaname LIKE 'db\_idle-%' AND relname IN ('reminder', 'slow_job')
+        """);
 }
 
 /// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>

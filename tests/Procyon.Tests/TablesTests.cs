@@ -216,6 +216,8 @@ public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
     [InlineData("UPDATE counter SET value = 0", HttpStatusCode.BadRequest, "read-only transaction")]
     [InlineData("SELECT * FROM db_example.person", HttpStatusCode.Forbidden, "permission denied")]
     [InlineData("SELECT * FROM procyon.databases", HttpStatusCode.Forbidden, "permission denied")]
+    [InlineData("SELECT * FROM procyon.due", HttpStatusCode.Forbidden, "permission denied")]
+    [InlineData("SELECT * FROM procyon.due FOR UPDATE", HttpStatusCode.Forbidden, "permission denied")]
     [InlineData("SELECT 1; DELETE FROM account", HttpStatusCode.BadRequest, "multiple commands")]
     [InlineData("SELECT set_config('role', 'procyon', true)", HttpStatusCode.Forbidden, "permission denied")]
     [InlineData("SELECT pg_sleep(30)", HttpStatusCode.BadRequest, "statement timeout")]

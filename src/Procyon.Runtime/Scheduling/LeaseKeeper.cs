@@ -13,7 +13,7 @@ namespace Procyon.Runtime.Scheduling;
 /// elsewhere however long they take, while a dead server's run elsewhere once their lease ends.
 /// Stopping hands every held row back, due at once.
 /// </summary>
-public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<SchedulerOptions> options, ILogger<LeaseKeeper> logger) : IDisposable
+public sealed partial class LeaseKeeper(ScheduleStore store, IOptions<SchedulerOptions> options, ILogger<LeaseKeeper> logger) : IDisposable
 {
     /// <summary>Renewals and hand-backs take turns with each other and with pinning, so none moves a row a transaction is taking over.</summary>
     private readonly SemaphoreSlim _turn = new(1, 1);
@@ -23,10 +23,10 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
     /// <summary>Held rows by table, with their current lease ends. Guarded by <see cref="_lock"/>.</summary>
     private readonly Dictionary<TableSchema, HeldTable> _held = [];
 
-    /// <summary>Leases up to <paramref name="limit"/> due rows of a table (see <see cref="DatabaseTransaction.ClaimDueAsync"/>) and holds them.</summary>
+    /// <summary>Leases up to <paramref name="limit"/> due rows of a table (see <see cref="ScheduleStore.ClaimDueAsync"/>) and holds them.</summary>
     public async Task<List<ClaimedRow>> ClaimAsync(TableSchema table, TimeSpan lease, int limit, CancellationToken cancellationToken)
     {
-        var claimed = await DatabaseTransaction.ClaimDueAsync(dataSource, table, lease, limit, cancellationToken);
+        var claimed = await store.ClaimDueAsync(table, lease, limit, cancellationToken);
         lock (_lock)
         {
             if (!_held.TryGetValue(table, out var held))
@@ -118,7 +118,7 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
         var handedBack = await MoveAsync(handBack: true, cancellationToken);
         if (handedBack > 0)
         {
-            await DatabaseTransaction.WakeSchedulersAsync(dataSource, cancellationToken);
+            await store.WakeSchedulersAsync(cancellationToken);
             LogHandedBack(handedBack);
         }
     }
@@ -137,16 +137,20 @@ public sealed partial class LeaseKeeper(NpgsqlDataSource dataSource, IOptions<Sc
             {
                 try
                 {
-                    var ends = await DatabaseTransaction.MoveLeasesAsync(dataSource, table, rows, handBack ? TimeSpan.Zero : lease, cancellationToken);
+                    // Bounded: a table locked whole must not hold the turn every batch's pin waits for.
+                    using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    bounded.CancelAfter(Scheduler.TableQueryTimeout);
+                    var ends = await store.MoveLeasesAsync(table, rows, handBack ? TimeSpan.Zero : lease, bounded.Token);
                     moved += rows.Count(row => ends.TryGetValue(row.ScheduledId, out var end) && end != row.LeasedUntil);
                     Renewed(table, rows, handBack ? [] : ends);
                 }
                 catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                 {
                     LogMoveFailed(table.Database, table.Name, e);
-                    if (handBack || e is not NpgsqlException { IsTransient: true })
+                    if (handBack || e is not (NpgsqlException { IsTransient: true } or OperationCanceledException))
                     {
                         // Broken (its runs fail too), or the server is stopping: its rows run when their lease ends.
+                        // Otherwise (Postgres failed for a moment, or the table is locked) the next renewal tries again.
                         LetGo(table, rows);
                     }
                 }

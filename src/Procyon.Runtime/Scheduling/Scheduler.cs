@@ -10,19 +10,22 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime.Scheduling;
 
 /// <summary>
-/// Runs the rows of scheduled tables when they come due. Rows live only in Postgres. One planner
-/// sleeps until the earliest due row (waking early when a scheduled table changes anywhere, by
-/// LISTEN/NOTIFY) and wakes a worker; workers lease due rows with FOR UPDATE SKIP LOCKED (so
-/// servers never run the same row at once), run reducer rows in batches, start procedure rows
-/// in slots of their own, and bring in another worker while there is more due than one can take.
-/// The <see cref="LeaseKeeper"/> renews the leases of rows running here and hands them back on
-/// shutdown. A table whose own query or run fails is skipped for a back-off of its own while the
-/// others go on.
+/// Runs the rows of scheduled tables when they come due. Rows live only in Postgres; the due index
+/// (<see cref="ScheduleStore"/>) holds each scheduled table's earliest due time. One planner sleeps
+/// until the earliest of the index (one query, however many tables there are; waking early when a
+/// scheduled table changes anywhere, by LISTEN/NOTIFY) and wakes a worker; workers bring the index
+/// rows of changed tables up to date, then lease the due rows of the tables the index says have
+/// some, with FOR UPDATE SKIP LOCKED (so servers never run the same row at once), run reducer
+/// rows in batches, start procedure rows in slots of their own, and bring in another worker while
+/// there is more due than one can take. The <see cref="LeaseKeeper"/> renews the leases of rows
+/// running here and hands them back on shutdown. A table whose own query or run fails is skipped
+/// for a back-off of its own while the others go on.
 /// </summary>
 public sealed partial class Scheduler(
     ModuleRegistry registry,
-    CallDispatcher dispatcher,
+    ScheduledRuns runs,
     LeaseKeeper leases,
+    ScheduleStore store,
     NpgsqlDataSource dataSource,
     IOptions<SchedulerOptions> options,
     ILogger<Scheduler> logger) : BackgroundService
@@ -34,11 +37,12 @@ public sealed partial class Scheduler(
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// How long one table's planning or claim query may take. A table locked by another tenant's
-    /// transaction (a clearing publish, say) would otherwise stall the planner or a worker for
-    /// everyone; past this the table backs off alone.
+    /// How long one table's claim, refresh, lease renewal or a batch's wait for its lock may
+    /// take. A table locked by another tenant's transaction (a clearing publish, say) would
+    /// otherwise stall a worker, or every batch's pin, for everyone; past this the table backs
+    /// off alone.
     /// </summary>
-    private static readonly TimeSpan TableQueryTimeout = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan TableQueryTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>How long the planner waits for a woken worker's claim before it looks again.</summary>
     private static readonly TimeSpan ClaimWait = TimeSpan.FromMilliseconds(200);
@@ -56,10 +60,28 @@ public sealed partial class Scheduler(
     /// </summary>
     private readonly ConditionalWeakTable<TableSchema, Backoff> _failing = new();
 
+    /// <summary>
+    /// Tables whose index row may be behind their rows: a module changed them (NOTIFY), runs
+    /// finished, or a refresh failed. Workers refresh them before they look for due tables.
+    /// </summary>
+    private readonly ConcurrentDictionary<TableSchema, bool> _stale = new();
+
+    /// <summary>
+    /// Index rows of tables not loaded here (a module another replica just published, or one this
+    /// server could not load), by <see cref="ScheduleStore.KeyOf"/>: skipped until modules change.
+    /// Guarded by <see cref="_unknownLock"/> together with <see cref="_generation"/>.
+    /// </summary>
+    private readonly HashSet<string> _unknown = [];
+
+    private readonly Lock _unknownLock = new();
+
+    /// <summary>Counts module changes, so that a table found missing before one is not marked unknown after it.</summary>
+    private long _generation;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Modules load after the scheduler starts (and come and go): look again each time.
-        registry.Changed += Pulse;
+        registry.Changed += OnModulesChanged;
         try
         {
             await Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken))
@@ -67,6 +89,7 @@ public sealed partial class Scheduler(
         }
         finally
         {
+            registry.Changed -= OnModulesChanged;
             // Runs cut short by the shutdown leave their rows unfinished: once they have all
             // stopped, those rows go back, due now, to run elsewhere (at least once).
             await Task.WhenAll(_runs.Keys);
@@ -74,7 +97,18 @@ public sealed partial class Scheduler(
         }
     }
 
-    /// <summary>Sleeps until the earliest due row of any scheduled table, or a pulse, then wakes a worker.</summary>
+    /// <summary>A module was loaded, replaced or dropped here: tables skipped as unknown may be loaded now, and the planner looks again.</summary>
+    private void OnModulesChanged()
+    {
+        lock (_unknownLock)
+        {
+            _generation++;
+            _unknown.Clear();
+        }
+        Pulse();
+    }
+
+    /// <summary>Sleeps until the earliest due time of the index (or a table's back-off end), or a pulse, then wakes a worker.</summary>
     private async Task PlanAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -83,12 +117,9 @@ public sealed partial class Scheduler(
             var wait = options.Value.MaxIdle;
             try
             {
-                foreach (var (_, table) in ScheduledTables())
+                if (await NextLookAsync(stoppingToken) is { } due)
                 {
-                    if (await NextLookAsync(table, stoppingToken) is { } due)
-                    {
-                        wait = TimeSpan.FromTicks(Math.Clamp((due - DateTimeOffset.UtcNow).Ticks, 0, wait.Ticks));
-                    }
+                    wait = TimeSpan.FromTicks(Math.Clamp((due - DateTimeOffset.UtcNow).Ticks, 0, wait.Ticks));
                 }
                 if (wait == TimeSpan.Zero)
                 {
@@ -106,24 +137,21 @@ public sealed partial class Scheduler(
         }
     }
 
-    /// <summary>When the planner looks at a table next: its earliest due row, or the end of its back-off.</summary>
-    private async Task<DateTimeOffset?> NextLookAsync(TableSchema table, CancellationToken stoppingToken)
+    /// <summary>When the planner looks next: the earliest due time of a table loaded here and not backing off, or the end of a back-off.</summary>
+    private async Task<DateTimeOffset?> NextLookAsync(CancellationToken stoppingToken)
     {
-        if (RetryAt(table) is { } retry)
+        var (skip, retry) = Skipped();
+        var generation = Generation;
+        while (await store.NextDueAsync(skip, stoppingToken) is { } next)
         {
-            return retry;
+            if (Find(next) is not null)
+            {
+                return retry < next.Due ? retry : next.Due;
+            }
+            MarkUnknown(next, generation);
+            skip.Add(ScheduleStore.KeyOf(next.Database, next.Table));
         }
-        try
-        {
-            // No reset on success: a table whose claims fail may still answer this query.
-            using var bounded = Bounded(stoppingToken);
-            return await DatabaseTransaction.NextDueAsync(dataSource, table, bounded.Token);
-        }
-        catch (Exception e) when (IsTableFailure(e, stoppingToken))
-        {
-            BackOff(table, e);
-            return RetryAt(table);
-        }
+        return retry;
     }
 
     /// <summary>One worker: once woken, leases and runs due rows until none are left.</summary>
@@ -154,12 +182,21 @@ public sealed partial class Scheduler(
         }
     }
 
-    /// <summary>Leases and runs due rows of each scheduled table not backing off. False when none were due.</summary>
+    /// <summary>
+    /// Refreshes stale tables, then leases and runs due rows of each table the index says has
+    /// some, loaded here and not backing off. False when there was nothing to do.
+    /// </summary>
     private async Task<bool> RunDueAsync(CancellationToken stoppingToken)
     {
-        var ran = false;
-        foreach (var (module, table) in ScheduledTables())
+        var ran = await RefreshStaleAsync(stoppingToken);
+        var generation = Generation;
+        foreach (var due in await store.DueTablesAsync(Skipped().Keys, stoppingToken))
         {
+            if (Find(due) is not var (module, table))
+            {
+                MarkUnknown(due, generation);
+                continue;
+            }
             if (RetryAt(table) is not null)
             {
                 continue;
@@ -175,6 +212,42 @@ public sealed partial class Scheduler(
             }
         }
         return ran;
+    }
+
+    /// <summary>
+    /// Brings the index rows of up to a batch of stale tables up to date, each within the table
+    /// query timeout; a table backing off stays stale until its back-off ends. True when it
+    /// refreshed any (the planner looks again).
+    /// </summary>
+    private async Task<bool> RefreshStaleAsync(CancellationToken stoppingToken)
+    {
+        var refreshed = false;
+        foreach (var table in _stale.Keys.Where(table => RetryAt(table) is null).Take(options.Value.BatchSize))
+        {
+            if (!_stale.TryRemove(table, out _) || !IsLoaded(table))
+            {
+                // Another worker took it, or its module was replaced or dropped (a new one is refreshed itself).
+                continue;
+            }
+            try
+            {
+                using var bounded = Bounded(stoppingToken);
+                await store.RefreshAsync(table, bounded.Token);
+                refreshed = true;
+            }
+            catch (Exception e) when (IsTableFailure(e, stoppingToken))
+            {
+                BackOff(table, e);
+                _stale.TryAdd(table, true);
+            }
+            catch
+            {
+                // Postgres itself failed (or the server stops): the table stays stale for the next round.
+                _stale.TryAdd(table, true);
+                throw;
+            }
+        }
+        return refreshed;
     }
 
     /// <summary>
@@ -217,10 +290,11 @@ public sealed partial class Scheduler(
             // More may be due than this batch took: another worker helps.
             Wake();
         }
-        await dispatcher.RunScheduledAsync(module, table, claimed, leases, stoppingToken);
+        await runs.RunAsync(module, table, claimed, stoppingToken);
         _failing.Remove(table);
-        // Finished rows are gone or due at their next interval, sooner than their lease.
-        Pulse();
+        // Finished rows are gone or due at their next interval, maybe sooner than their lease:
+        // this worker refreshes the table next.
+        _stale.TryAdd(table, true);
         return true;
     }
 
@@ -229,8 +303,9 @@ public sealed partial class Scheduler(
     {
         try
         {
-            await dispatcher.RunScheduledAsync(module, table, [row], leases, stoppingToken);
+            await runs.RunAsync(module, table, [row], stoppingToken);
             _failing.Remove(table);
+            MarkStale(table);
         }
         catch (Exception e) when (IsTableFailure(e, stoppingToken))
         {
@@ -268,10 +343,68 @@ public sealed partial class Scheduler(
         stoppingToken.ThrowIfCancellationRequested();
     }
 
-    private List<(LoadedModule Module, TableSchema Table)> ScheduledTables() =>
-        registry.All
-            .SelectMany(module => module.Tables.Values.Where(t => t.ScheduledFunction is not null).Select(table => (module, table)))
-            .ToList();
+    private List<TableSchema> ScheduledTables() =>
+        registry.All.SelectMany(module => module.Tables.Values.Where(t => t.ScheduledFunction is not null)).ToList();
+
+    /// <summary>The loaded module and scheduled table an index row names; null when it is not loaded here.</summary>
+    private (LoadedModule Module, TableSchema Table)? Find(DueTable due) =>
+        registry.Find(due.Database) is { } module && module.Tables.GetValueOrDefault(due.Table) is { ScheduledFunction: not null } table
+            ? (module, table)
+            : null;
+
+    /// <summary>Whether <paramref name="table"/> is the one loaded here now, not one of a module since replaced or dropped.</summary>
+    private bool IsLoaded(TableSchema table) => registry.Find(table.Database)?.Tables.GetValueOrDefault(table.Name) == table;
+
+    private long Generation
+    {
+        get
+        {
+            lock (_unknownLock)
+            {
+                return _generation;
+            }
+        }
+    }
+
+    /// <summary>Skips an index row of a table not loaded here, unless modules changed since <paramref name="generation"/> (it may be loaded now).</summary>
+    private void MarkUnknown(DueTable due, long generation)
+    {
+        lock (_unknownLock)
+        {
+            if (generation == _generation)
+            {
+                _unknown.Add(ScheduleStore.KeyOf(due.Database, due.Table));
+            }
+        }
+    }
+
+    /// <summary>The index rows to skip (tables backing off or not loaded here), and when the first back-off ends.</summary>
+    private (List<string> Keys, DateTimeOffset? Retry) Skipped()
+    {
+        List<string> keys;
+        lock (_unknownLock)
+        {
+            keys = [.. _unknown];
+        }
+        DateTimeOffset? retry = null;
+        foreach (var (table, backoff) in _failing)
+        {
+            // A replaced module's table may still back off; the table of the same name now loaded does not.
+            if (backoff.RetryAt is { } at && IsLoaded(table))
+            {
+                keys.Add(ScheduleStore.KeyOf(table.Database, table.Name));
+                retry = retry is null || at < retry ? at : retry;
+            }
+        }
+        return (keys, retry);
+    }
+
+    /// <summary>A table's index row may be behind its rows: a worker refreshes it.</summary>
+    private void MarkStale(TableSchema table)
+    {
+        _stale.TryAdd(table, true);
+        Wake();
+    }
 
     /// <summary>
     /// A failure of one table's query or run, not of Postgres itself (a transient failure: the
@@ -308,11 +441,27 @@ public sealed partial class Scheduler(
         }
     }
 
-    /// <summary>Wakes the planner: a scheduled row changed (NOTIFY), a worker leased rows, or a module was loaded or dropped here (<see cref="ModuleRegistry.Changed"/>).</summary>
+    /// <summary>Wakes the planner: a scheduled row changed (NOTIFY), a worker leased rows or refreshed the index, or a module was loaded or dropped here (<see cref="ModuleRegistry.Changed"/>).</summary>
     private void Pulse()
     {
         // Not disposed: a worker may be reading the old token right now; cancelled sources hold nothing.
         Interlocked.Exchange(ref _pulse, new CancellationTokenSource()).Cancel();
+    }
+
+    /// <summary>
+    /// A module inserted or rescheduled rows of the database whose schema is <paramref name="payload"/>
+    /// (the due-time trigger), or a server handed rows back (empty: it refreshed the index itself).
+    /// </summary>
+    private void OnScheduleChanged(string payload)
+    {
+        if (Sql.DatabaseOfSchema(payload) is { } database && registry.Find(database) is { } module)
+        {
+            foreach (var table in module.Tables.Values.Where(t => t.ScheduledFunction is not null))
+            {
+                MarkStale(table);
+            }
+        }
+        Pulse();
     }
 
     private async Task ListenAsync(CancellationToken stoppingToken)
@@ -322,10 +471,15 @@ public sealed partial class Scheduler(
             try
             {
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, _) => Pulse();
+                connection.Notification += (_, notification) => OnScheduleChanged(notification.Payload);
                 await using (var listen = new NpgsqlCommand($"LISTEN {Sql.ScheduleChannel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
+                }
+                // Changes notified while this server was not listening are lost: every table may be stale.
+                foreach (var table in ScheduledTables())
+                {
+                    MarkStale(table);
                 }
                 Pulse();
                 while (!stoppingToken.IsCancellationRequested)

@@ -72,6 +72,11 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         {
             await CreateAsync(transaction, table, cancellationToken);
             await transaction.ExecuteAsync(RememberSql, cancellationToken, ("db", database), ("name", table.Name), ("definition", table.Definition(typespace)));
+            if (table.ScheduledFunction is not null)
+            {
+                // After its catalog row, which the index row's foreign key names (and a delete cascades from).
+                await ScheduleStore.IndexAsync(transaction, table, cancellationToken);
+            }
         }
         // Private unless marked public; a table's mark may change on any publish.
         var publicTables = string.Join(", ", tables.Where(t => t.IsPublic).Select(t => t.QualifiedName));
@@ -135,7 +140,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         return (role, password);
     }
 
-    /// <summary>Drops the database's schema, its tables and its roles, in a delete's (or a clearing publish's) transaction.</summary>
+    /// <summary>Drops the database's schema, its tables, its roles and its rows of the due index, in a delete's (or a clearing publish's) transaction.</summary>
     public async Task DropAsync(DatabaseTransaction transaction, string database, CancellationToken cancellationToken)
     {
         await transaction.ExecuteAsync($"DROP SCHEMA IF EXISTS {Sql.Quote(Sql.SchemaOf(database))} CASCADE", cancellationToken);
@@ -150,6 +155,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
                 END $$;
                 """, cancellationToken);
         }
+        // Its scheduled tables' rows of the due index go with these, by their foreign key.
         await transaction.ExecuteAsync(ForgetSql, cancellationToken, ("db", database));
         await transaction.ExecuteAsync(ForgetReaderSql, cancellationToken, ("db", database));
     }

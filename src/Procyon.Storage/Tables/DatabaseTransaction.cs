@@ -7,9 +7,6 @@ namespace Procyon.Storage.Tables;
 /// <summary>A unique or primary key value already exists; the module may handle it.</summary>
 public sealed class UniqueViolationException(string message, Exception inner) : Exception(message, inner);
 
-/// <summary>A leased row of a scheduled table: its BSATN, id, the time it was due and the end of the lease.</summary>
-public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil);
-
 /// <summary>Postgres could not serialize the transaction (or broke a deadlock): run it again.</summary>
 public sealed class SerializationFailureException(Exception inner) : Exception("the transaction could not be serialized with concurrent ones", inner);
 
@@ -183,193 +180,6 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
     }
 
-    /// <summary>
-    /// Leases up to <paramref name="limit"/> due rows of a scheduled table in a statement of its
-    /// own: each row's due time moves to the end of the lease, so no other server takes it unless
-    /// the lease runs out first (its server died). Rows other claims hold are skipped.
-    /// </summary>
-    public static async Task<List<ClaimedRow>> ClaimDueAsync(NpgsqlDataSource dataSource, TableSchema table, TimeSpan lease, int limit, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(
-            $"""
-            UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
-            FROM (SELECT "scheduled_id", {Due} FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT @limit FOR UPDATE SKIP LOCKED) AS was
-            WHERE t."scheduled_id" = was."scheduled_id"
-            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}
-            """);
-        command.Parameters.AddWithValue("lease", lease);
-        command.Parameters.AddWithValue("limit", limit);
-        var rows = new List<ClaimedRow>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var columns = table.Columns.Count;
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            rows.Add(new ClaimedRow(ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2)));
-        }
-        return rows;
-    }
-
-    /// <summary>
-    /// Moves the due time of rows still under the leases this server set (due at their
-    /// <see cref="ClaimedRow.LeasedUntil"/>) to <paramref name="lease"/> from now: a renewal, or with
-    /// zero a hand-back that makes them due at once. Returns the lease end of each row still
-    /// this server's: the new one, or, for a row another transaction has locked (which it skips
-    /// rather than waits for), the one it had. A row is missing when its lease was lost (deleted,
-    /// rescheduled, or claimed elsewhere).
-    /// </summary>
-    public static async Task<Dictionary<long, DateTime>> MoveLeasesAsync(NpgsqlDataSource dataSource, TableSchema table, IReadOnlyList<ClaimedRow> leased, TimeSpan lease, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(
-            $"""
-            WITH mine AS (SELECT * FROM {Mine}),
-            moved AS (
-                UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
-                FROM (SELECT s."scheduled_id" FROM {table.QualifiedName} AS s JOIN mine ON s."scheduled_id" = mine.id AND s.{Due} = mine.leased
-                      FOR UPDATE OF s SKIP LOCKED) AS free
-                WHERE t."scheduled_id" = free."scheduled_id"
-                RETURNING t."scheduled_id", t.{Due})
-            SELECT "scheduled_id", {Due} FROM moved
-            UNION ALL
-            SELECT mine.id, mine.leased FROM mine
-            WHERE NOT EXISTS (SELECT FROM moved WHERE moved."scheduled_id" = mine.id)
-              AND EXISTS (SELECT FROM {table.QualifiedName} AS t WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased)
-            """);
-        AddLeases(command, leased);
-        command.Parameters.AddWithValue("lease", lease);
-        var moved = new Dictionary<long, DateTime>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            moved[reader.GetInt64(0)] = reader.GetDateTime(1);
-        }
-        return moved;
-    }
-
-    /// <summary>Wakes every server's scheduler, as the due-time trigger does: rows were handed back and are due now.</summary>
-    public static async Task WakeSchedulersAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand($"SELECT pg_notify('{Sql.ScheduleChannel}', '')");
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// Locks the leased rows still under this server's leases until the transaction ends, so that
-    /// neither a renewal nor another server's claim moves them while the transaction runs them,
-    /// however long it takes. Returns the ids it locked: the others' leases were lost, or another
-    /// transaction held them through every try. A row another transaction holds is skipped rather
-    /// than waited for, so a module holding its own scheduled rows delays only them; it is tried
-    /// again a few times over <see cref="BusyRetries"/> because most holders are gone within a
-    /// millisecond (another worker's claim locks rows it looks at for its one statement), and a
-    /// row given up waits for its lease to end.
-    /// </summary>
-    public async Task<HashSet<long>> LockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, CancellationToken cancellationToken)
-    {
-        var locked = new HashSet<long>();
-        var left = leased;
-        foreach (var pause in BusyRetries.Prepend(TimeSpan.Zero))
-        {
-            await Task.Delay(pause, cancellationToken);
-            var busy = await TryLockLeasedAsync(table, left, locked, cancellationToken);
-            if (busy.Count == 0)
-            {
-                break;
-            }
-            left = left.Where(row => busy.Contains(row.ScheduledId)).ToList();
-        }
-        return locked;
-    }
-
-    /// <summary>The pauses before each further try to lock leased rows another transaction holds.</summary>
-    private static readonly TimeSpan[] BusyRetries = [TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(25)];
-
-    /// <summary>Locks what it can of <paramref name="leased"/> into <paramref name="locked"/>; returns the ids still this server's that another transaction holds.</summary>
-    private async Task<HashSet<long>> TryLockLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> leased, HashSet<long> locked, CancellationToken cancellationToken)
-    {
-        await using var command = CreateCommand(
-            $"""
-            WITH mine AS (SELECT * FROM {Mine}),
-            locked AS (
-                SELECT t."scheduled_id" FROM {table.QualifiedName} AS t JOIN mine ON t."scheduled_id" = mine.id AND t.{Due} = mine.leased
-                FOR UPDATE OF t SKIP LOCKED)
-            SELECT "scheduled_id", true FROM locked
-            UNION ALL
-            SELECT mine.id, false FROM mine
-            WHERE NOT EXISTS (SELECT FROM locked WHERE locked."scheduled_id" = mine.id)
-              AND EXISTS (SELECT FROM {table.QualifiedName} AS t WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased)
-            """);
-        AddLeases(command, leased);
-        var busy = new HashSet<long>();
-        await Translate(async () =>
-        {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                (reader.GetBoolean(1) ? locked : busy).Add(reader.GetInt64(0));
-            }
-        });
-        return busy;
-    }
-
-    /// <summary>
-    /// After runs: deletes one-shot rows, and moves interval rows to their next time. With
-    /// <paramref name="fromDue"/> the next time counts from the one just due (no drift, skipping
-    /// missed ones); otherwise from now (after a procedure's run). Returns the ids it finished:
-    /// a row is missing when its lease was lost (deleted, rescheduled, or claimed again elsewhere
-    /// after the lease ran out).
-    /// </summary>
-    public async Task<HashSet<long>> FinishScheduledAsync(TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, CancellationToken cancellationToken)
-    {
-        const string Seconds = "greatest((t.scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
-        var next = fromDue
-            ? $"mine.due + (floor(extract(epoch FROM clock_timestamp() - mine.due) / {Seconds}) + 1) * {Seconds} * interval '1 second'"
-            : $"clock_timestamp() + {Seconds} * interval '1 second'";
-        await using var command = CreateCommand(
-            $"""
-            WITH mine AS (SELECT * FROM {Mine}),
-            gone AS (
-                DELETE FROM {table.QualifiedName} AS t USING mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Time'
-                RETURNING t."scheduled_id"),
-            moved AS (
-                UPDATE {table.QualifiedName} AS t SET {Due} = {next} FROM mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Interval'
-                RETURNING t."scheduled_id")
-            SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
-            """);
-        AddLeases(command, claimed);
-        return await Translate(() => ReadIdsAsync(command, cancellationToken));
-    }
-
-    private static void AddLeases(NpgsqlCommand command, IReadOnlyList<ClaimedRow> leased)
-    {
-        command.Parameters.AddWithValue("ids", leased.Select(c => c.ScheduledId).ToArray());
-        command.Parameters.AddWithValue("leased", leased.Select(c => c.LeasedUntil).ToArray());
-        command.Parameters.AddWithValue("due", leased.Select(c => c.Due).ToArray());
-    }
-
-    private static async Task<HashSet<long>> ReadIdsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
-    {
-        var ids = new HashSet<long>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetInt64(0));
-        }
-        return ids;
-    }
-
-    /// <summary>When the earliest row of a scheduled table is due (claimed rows: when their lease ends), or null when it has none.</summary>
-    public static async Task<DateTimeOffset?> NextDueAsync(NpgsqlDataSource dataSource, TableSchema table, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand($"SELECT min({Due}) FROM {table.QualifiedName}");
-        return await command.ExecuteScalarAsync(cancellationToken) is DateTime due ? new DateTimeOffset(due, TimeSpan.Zero) : null;
-    }
-
-    private static string Due => Sql.Quote(Sql.DueColumn);
-
-    /// <summary>The leased rows a statement works on, as the relation <c>mine(id, leased, due)</c>.</summary>
-    private const string Mine = "unnest(@ids, @leased, @due) AS mine(id, leased, due)";
-
     public async ValueTask DisposeAsync()
     {
         await _transaction.DisposeAsync();
@@ -431,7 +241,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     }
 
     /// <summary>The reader's current row as BSATN in the table's row type.</summary>
-    private static byte[] ReadRow(TableSchema table, NpgsqlDataReader reader)
+    internal static byte[] ReadRow(TableSchema table, NpgsqlDataReader reader)
     {
         var row = new BsatnWriter();
         WriteRow(table, reader, row);
@@ -446,14 +256,14 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         }
     }
 
-    private static async Task Translate(Func<Task> operation) => await Translate(async () =>
+    internal static async Task Translate(Func<Task> operation) => await Translate(async () =>
     {
         await operation();
         return true;
     });
 
     /// <summary>Turns the Postgres errors a module can act on into their own exceptions.</summary>
-    private static async Task<T> Translate<T>(Func<Task<T>> operation)
+    internal static async Task<T> Translate<T>(Func<Task<T>> operation)
     {
         try
         {

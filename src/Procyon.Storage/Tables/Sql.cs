@@ -34,6 +34,10 @@ public static class Sql
             ? SchemaPrefix + database
             : throw new ArgumentException($"database names are at most {MaxDatabaseNameLength} characters", nameof(database));
 
+    /// <summary>The database whose schema is <paramref name="schema"/>; null for any other schema.</summary>
+    public static string? DatabaseOfSchema(string schema) =>
+        schema.StartsWith(SchemaPrefix, StringComparison.Ordinal) ? schema[SchemaPrefix.Length..] : null;
+
     /// <summary>
     /// The login role the read-only SQL endpoint of a database runs as for <paramref name="reader"/>.
     /// Roles belong to the whole Postgres cluster, so the name covers the Postgres database too;

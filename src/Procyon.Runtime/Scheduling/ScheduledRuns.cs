@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using Procyon.Sats;
+using Procyon.Storage.Tables;
+
+namespace Procyon.Runtime.Scheduling;
+
+/// <summary>
+/// Runs the rows a scheduler leased, through the general call path of <see cref="CallDispatcher"/>:
+/// reducer rows in batches whose transaction finishes them (exactly once), procedure rows outside
+/// any transaction and finished after the run (at least once). Results go to subscribers as any
+/// call's, with the module's own identity as caller.
+/// </summary>
+public sealed class ScheduledRuns(CallDispatcher dispatcher, Transactions transactions, LeaseKeeper leases)
+{
+    /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
+    private const int ReducerAttempts = 20;
+
+    /// <summary>
+    /// Runs rows of a scheduled table the scheduler leased (and the <see cref="LeaseKeeper"/> holds): a
+    /// reducer target with each run in the transaction that deletes (or advances) its row, exactly
+    /// once; a procedure target outside any transaction, at least once (its row is finished after
+    /// the run).
+    /// </summary>
+    public async Task RunAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    {
+        var scheduled = new ScheduledTarget(module, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
+        try
+        {
+            await (scheduled.Function.Kind == FunctionKind.Procedure
+                ? RunLeasedProceduresAsync(scheduled, table, claimed, cancellationToken)
+                : RunDueReducersAsync(scheduled, table, claimed, cancellationToken));
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // No longer renewed: the rows run again, anywhere, when their leases end. (Stopping hands them back instead.)
+            leases.LetGo(table, claimed);
+            throw;
+        }
+    }
+
+    private async Task RunLeasedProceduresAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    {
+        foreach (var row in claimed)
+        {
+            var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
+            if (run.Outcome.Failure == CallFailure.Cancelled)
+            {
+                // Cut short by the shutdown: not finished, so its row is handed back and runs again elsewhere.
+                throw new OperationCanceledException(cancellationToken);
+            }
+            await using (var transaction = await transactions.BeginAsync(table.Database, cancellationToken))
+            {
+                using var pin = await leases.PinAsync(table, [row], current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cancellationToken), cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                pin.Finished();
+            }
+            CompleteScheduled(scheduled, run);
+        }
+    }
+
+    /// <summary>
+    /// Runs the reducer for each leased row in one transaction and finishes the rows in it. The
+    /// transaction first locks the rows still under this server's leases, so neither renewals nor
+    /// another server's claims move them however long the batch takes. The first try takes no
+    /// savepoints; when a run fails, the batch runs again with a savepoint before each row, so the
+    /// failed run is undone alone (not run again) and its row still moves on: reported once, not
+    /// retried forever. Rows whose lease was lost, or that a run deleted or rescheduled, are dropped
+    /// and the rest run again. When Postgres cannot serialize the transaction, nothing of it
+    /// happened: the rows run again. When the batch outlives the transaction deadline, nothing of
+    /// it happened either, and each row runs in a transaction of its own.
+    /// </summary>
+    private async Task RunDueReducersAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<ClaimedRow> pending = claimed;
+        var failed = new Dictionary<long, ScheduledRun>();
+        for (var contention = 0; ;)
+        {
+            var runs = new List<ScheduledRun>();
+            var again = false;
+            try
+            {
+                await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
+                using var pin = await leases.PinAsync(table, pending, current => ScheduleStore.LockLeasedAsync(transaction, table, current, Scheduler.TableQueryTimeout, cancellationToken), cancellationToken);
+                pending = pin.Rows;
+                if (pending.Count == 0)
+                {
+                    return;
+                }
+                await using var call = transactions.Within(table.Database, transaction, cancellationToken);
+                var context = new CallContext(scheduled.Module.Tables, call);
+                foreach (var row in pending)
+                {
+                    if (failed.TryGetValue(row.ScheduledId, out var failure))
+                    {
+                        runs.Add(failure);
+                        continue;
+                    }
+                    var careful = failed.Count > 0;
+                    if (careful)
+                    {
+                        await call.RunAsync(table.Name, (tx, token) => tx.SaveAsync(token));
+                    }
+                    var run = await RunScheduledOnceAsync(scheduled, row, context, cancellationToken);
+                    switch (run.Outcome.Failure)
+                    {
+                        case CallFailure.Contention:
+                            throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
+                        case CallFailure.TransactionTimeout when pending.Count > 1:
+                            throw new TransactionTimeoutException(transactions.Options.TransactionTimeout);
+                        case CallFailure.None:
+                            break;
+                        default:
+                            failed[row.ScheduledId] = run;
+                            // A run past the deadline left the transaction unusable: finish its row in a new one.
+                            if (!careful || run.Outcome.Failure == CallFailure.TransactionTimeout)
+                            {
+                                again = true;
+                            }
+                            else
+                            {
+                                await call.RunAsync(table.Name, (tx, token) => tx.RollbackToSavedAsync(token));
+                            }
+                            break;
+                    }
+                    if (again)
+                    {
+                        break;
+                    }
+                    runs.Add(run);
+                }
+                if (!again)
+                {
+                    var finished = await call.RunAsync(table.Name, (tx, token) => ScheduleStore.FinishAsync(tx, table, pending, fromDue: true, token));
+                    if (finished.Count == pending.Count)
+                    {
+                        await call.CommitAsync();
+                        pin.Finished();
+                        foreach (var run in runs)
+                        {
+                            CompleteScheduled(scheduled, run);
+                        }
+                        return;
+                    }
+                    // A run deleted or rescheduled its own row: it runs again when its lease ends.
+                    leases.LetGo(table, pending.Where(row => !finished.Contains(row.ScheduledId)));
+                    pending = pending.Where(row => finished.Contains(row.ScheduledId)).ToList();
+                }
+            }
+            catch (SerializationFailureException) when (++contention < ReducerAttempts)
+            {
+                // Rolled back with the transaction: the rows are still leased here; run them again.
+                await Transactions.BackoffAsync(contention, cancellationToken);
+            }
+            catch (TransactionTimeoutException) when (pending.Count > 1)
+            {
+                // Rolled back: one slow reducer must not keep a whole batch from finishing.
+                foreach (var row in pending)
+                {
+                    await RunDueReducersAsync(scheduled, table, [row], cancellationToken);
+                }
+                return;
+            }
+        }
+    }
+
+    /// <summary>One run of a scheduled function for a leased row; a reducer's <paramref name="context"/> holds the batch's transaction.</summary>
+    private async Task<ScheduledRun> RunScheduledOnceAsync(ScheduledTarget scheduled, ClaimedRow row, CallContext? context, CancellationToken cancellationToken)
+    {
+        var startedAt = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        var micros = UnixTime.ToMicros(startedAt);
+        var outcome = context is null
+            ? await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, cancellationToken)
+            : await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, context);
+        return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), outcome);
+    }
+
+    private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)
+    {
+        var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
+        var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, run.Outcome);
+        dispatcher.Complete(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, failure, value, error);
+    }
+
+    /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
+    private sealed record ScheduledTarget(LoadedModule Module, FunctionDescription Function, Identity Caller);
+
+    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, InstanceOutcome Outcome);
+}
