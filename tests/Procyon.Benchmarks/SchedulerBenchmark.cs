@@ -72,6 +72,9 @@ internal static class SchedulerBenchmark
         Console.WriteLine(
             $"with {idleDatabases} idle / alone: p50 late {crowded.Late[0] / alone.Late[0]:0.00}×, p99 late {crowded.Late[1] / alone.Late[1]:0.00}×, "
             + $"max late {crowded.Late[2] / alone.Late[2]:0.00}×, rows/s {crowded.RowsPerSecond / alone.RowsPerSecond:0.00}×");
+        var benchmark = $"scheduler beside {idleDatabases:N0} idle-scheduled databases";
+        Summary.Write(benchmark, $"p99 ms late, {delayed:N0} rows over {Spread.TotalSeconds:0} s", crowded.Late[1], "alone", alone.Late[1]);
+        Summary.Write(benchmark, $"rows/s, {dueNow:N0} due at once", crowded.RowsPerSecond, "alone", alone.RowsPerSecond);
         return 0;
     }
 
