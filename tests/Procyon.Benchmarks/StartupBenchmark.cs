@@ -19,7 +19,8 @@ internal static class StartupBenchmark
             await using var database = await TestDatabase.CreateAsync();
             var setting = $"--Procyon:Runtime:CompiledModuleCache={cache.FullName}";
             var wasm = await File.ReadAllBytesAsync(Modules.PathOf("example"));
-            await using (var publisher = await TestServer.StartAsync(database, "--Procyon:Runtime:CompiledModuleCache="))
+            // One identity publishes them all: beyond the default share of databases per identity.
+            await using (var publisher = await TestServer.StartAsync(database, "--Procyon:Runtime:CompiledModuleCache=", $"--Procyon:Runtime:MaxDatabasesPerIdentity={modules}"))
             {
                 for (var i = 0; i < modules; i++)
                 {
