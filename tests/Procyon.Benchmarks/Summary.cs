@@ -40,7 +40,7 @@ internal static class Summary
             var ours = Median(figure.Select(f => f.Ours));
             var theirs = Median(figure.Select(f => f.Theirs));
             var ratio = Median(figure.Select(f => f.Ours / f.Theirs));
-            Console.WriteLine($"| {figure.Key.Benchmark} | {figure.Key.Measure} | {Shown(ours)} | {figure.Key.Baseline} | {Shown(theirs)} | {ratio:0.00}× | {figure.Count()} |");
+            Console.WriteLine($"| {figure.Key.Benchmark} | {figure.Key.Measure} | {Shown(ours)} | {figure.Key.Baseline} | {Shown(theirs)} | {(ratio < 0.1 ? ratio.ToString("0.0##0", CultureInfo.InvariantCulture) : ratio.ToString("0.00", CultureInfo.InvariantCulture))}× | {figure.Count()} |");
         }
         return 0;
     }
