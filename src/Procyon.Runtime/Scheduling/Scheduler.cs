@@ -408,10 +408,13 @@ public sealed partial class Scheduler(
 
     /// <summary>
     /// A failure of one table's query or run, not of Postgres itself (a transient failure: the
-    /// connection or the server's resources), which is everyone's and fails the whole round.
+    /// connection or the server's resources), which is everyone's and fails the whole round. A
+    /// lock timeout is the table's own (another tenant's transaction holds it), though Npgsql
+    /// counts it transient: it must not stall the worker for every database.
     /// </summary>
     private static bool IsTableFailure(Exception e, CancellationToken stoppingToken) =>
-        !stoppingToken.IsCancellationRequested && e is not NpgsqlException { IsTransient: true };
+        !stoppingToken.IsCancellationRequested
+        && (e is not NpgsqlException { IsTransient: true } || e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable });
 
     private static CancellationTokenSource Bounded(CancellationToken stoppingToken)
     {
