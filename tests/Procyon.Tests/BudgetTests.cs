@@ -5,6 +5,7 @@ using System.Text.Json;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 using static Procyon.Tests.Problems;
+using static Procyon.Tests.Slots;
 
 namespace Procyon.Tests;
 
@@ -34,17 +35,17 @@ public sealed class BudgetTests() : OwnServerTest(
     public async Task Calls_in_flight_are_capped_per_identity_with_429_and_per_database_with_503()
     {
         var (_, token) = await Server.NewIdentityAsync();
-        var anonymous = Enumerable.Range(0, 4).Select(_ => Server.CallAsync("faulty", "naps", "[1, 3000]")).ToList();
+        var anonymous = new Holders(4, () => Server.CallAsync("faulty", "naps", "[1, 3000]"));
 
-        var tooMany = await FirstAsync(() => Server.CallAsync("faulty", "add", "[1, 2]"), HttpStatusCode.TooManyRequests);
-        var withToken = Enumerable.Range(0, 2).Select(_ => CallAsync("faulty", "naps", "[1, 3000]", token)).ToList();
-        var busy = await FirstAsync(() => CallAsync("faulty", "add", "[1, 2]", token), HttpStatusCode.ServiceUnavailable);
+        var tooMany = await FirstAsync(() => Server.CallAsync("faulty", "add", "[1, 2]"), HttpStatusCode.TooManyRequests, anonymous);
+        var withToken = new Holders(2, () => CallAsync("faulty", "naps", "[1, 3000]", token));
+        var busy = await FirstAsync(() => CallAsync("faulty", "add", "[1, 2]", token), HttpStatusCode.ServiceUnavailable, withToken);
 
         Assert.Contains("calls without a token already have 4 calls in flight", (await AssertProblemAsync(tooMany, HttpStatusCode.TooManyRequests)).Detail());
         Assert.Equal("1", tooMany.Headers.RetryAfter?.ToString());
         Assert.Contains("database 'faulty' has 6 calls in flight", (await AssertProblemAsync(busy, HttpStatusCode.ServiceUnavailable)).Detail());
         Assert.Equal("5", await (await CallAsync("example", "add", "[2, 3]", token)).Content.ReadAsStringAsync());
-        Assert.All(await Task.WhenAll(anonymous.Concat(withToken)), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.All(await Task.WhenAll(anonymous.Calls.Concat(withToken.Calls)), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal("3", await (await Server.CallAsync("faulty", "add", "[1, 2]")).Content.ReadAsStringAsync());
     }
 
@@ -129,22 +130,6 @@ public sealed class BudgetTests() : OwnServerTest(
         latencies.Sort();
         Assert.True(latencies[(int)Math.Ceiling(latencies.Count * 0.99) - 1] < 100, $"p99 {latencies[^1]:0.0} ms: {string.Join(", ", latencies.Select(l => l.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))}");
         Assert.All(await Task.WhenAll(spinners), r => Assert.Equal(HttpStatusCode.GatewayTimeout, r.StatusCode));
-    }
-
-    /// <summary>Calls until a response has <paramref name="status"/> (the calls before it found room); fails after 10 s.</summary>
-    private static async Task<HttpResponseMessage> FirstAsync(Func<Task<HttpResponseMessage>> call, HttpStatusCode status)
-    {
-        var waited = Stopwatch.StartNew();
-        while (true)
-        {
-            var response = await call();
-            if (response.StatusCode == status)
-            {
-                return response;
-            }
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), $"no {status} within 10 s; last {response.StatusCode}");
-            await Task.Delay(20);
-        }
     }
 
     private async Task<HttpResponseMessage> CallAsync(string database, string function, string json, string token)
