@@ -3,7 +3,10 @@ using System.Net;
 
 namespace Procyon.Tests;
 
-/// <summary>Fills a limit with calls that hold their slots, then probes it.</summary>
+/// <summary>
+/// Fills a limit that refuses at once (no queue) with calls that hold their slots, then probes it.
+/// A probe of a queueing limit would wait in the queue for the holders to end.
+/// </summary>
 internal static class Slots
 {
     /// <summary>
