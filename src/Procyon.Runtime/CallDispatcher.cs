@@ -162,7 +162,7 @@ public sealed class CallDispatcher(
         {
             return (CallFailure.BadArguments, null, $"'{request.Function}' is the init reducer; it runs only when the database is first published");
         }
-        if (!HasMemoryForCall())
+        if (!engine.Memory.MakeRoom())
         {
             return (CallFailure.Overloaded, null, engine.Memory.Refusal);
         }
@@ -226,7 +226,15 @@ public sealed class CallDispatcher(
 
     internal static async Task<InstanceOutcome> RunOnInstanceAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
     {
-        var instance = module.Rent();
+        ModuleInstance instance;
+        try
+        {
+            instance = module.Rent();
+        }
+        catch (Storage.OverloadedException e)
+        {
+            return InstanceOutcome.Failed(CallFailure.Overloaded, e.Message);
+        }
         try
         {
             return await instance.RunAsync(function.Id, arguments, caller, timestampMicros, context);
@@ -235,20 +243,6 @@ public sealed class CallDispatcher(
         {
             module.Return(instance);
         }
-    }
-
-    /// <summary>Whether the memory budget has room for another call, after dropping idle instances if need be.</summary>
-    private bool HasMemoryForCall()
-    {
-        if (engine.Memory.HasRoom)
-        {
-            return true;
-        }
-        foreach (var module in registry.All)
-        {
-            module.DropIdle();
-        }
-        return engine.Memory.HasRoom;
     }
 
     /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>

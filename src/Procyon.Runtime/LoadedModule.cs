@@ -36,10 +36,12 @@ public sealed class LoadedModule
         Sha256 = sha256;
         Owner = owner;
         UpdatedAt = updatedAt;
-        var first = CreateInstance();
+        // Loading is the server's own work, bounded by the publish limiter: its instance is not held to the budget.
+        var first = CreateInstance(withinBudget: false);
         Description = ModuleDescription.Read(first.ReadDescription());
         Tables = Description.Tables.Select(Schema).ToDictionary(t => t.Name, StringComparer.Ordinal);
         Return(first);
+        engine.Memory.AddPool(this);
     }
 
     public string Database { get; }
@@ -68,7 +70,7 @@ public sealed class LoadedModule
             instance.Parked = false;
             return instance;
         }
-        return CreateInstance();
+        return CreateInstance(withinBudget: true);
     }
 
     /// <summary>Keeps the instance for the next call while the pool has room in count and in bytes; else drops it.</summary>
@@ -94,6 +96,7 @@ public sealed class LoadedModule
     internal void Retire()
     {
         _retired = true;
+        _engine.Memory.RemovePool(this);
         DropIdle();
     }
 
@@ -119,5 +122,5 @@ public sealed class LoadedModule
         return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
     }
 
-    private ModuleInstance CreateInstance() => new(_engine, _module, _preinits, Database, _logs, _running);
+    private ModuleInstance CreateInstance(bool withinBudget) => new(_engine, _module, _preinits, Database, _logs, _running, withinBudget);
 }

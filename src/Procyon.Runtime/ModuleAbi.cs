@@ -29,6 +29,9 @@ internal static class ModuleAbi
     /// <summary><c>tx_commit</c>'s result when Postgres could not serialize the transaction: the SDK runs the closure again.</summary>
     public const long TxRetry = 1;
 
+    /// <summary>How the SDK's allocator begins the panic it reports before aborting on a failed allocation.</summary>
+    public const string OutOfMemory = "out of memory: ";
+
     /// <summary><c>console_log</c>'s levels, by number (the <c>log</c> crate's: 1 is ERROR … 5 is TRACE).</summary>
     public static IReadOnlyList<string> LogLevels { get; } = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 }

@@ -65,18 +65,26 @@ internal sealed class ModuleInstance : IDisposable
     private readonly SemaphoreSlim _running;
     private CallFrame? _frame;
 
+    /// <summary>Whether the running wasm may grow less than its own limit allows, for want of the budget's room.</summary>
+    private bool _budgetShort;
+
     /// <summary>Instantiates the module and runs its <c>__procyon_preinit__*</c> exports in name order.</summary>
     /// <param name="running">Turns to run wasm, shared by the instances of one database.</param>
-    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs, SemaphoreSlim running)
+    /// <param name="withinBudget">
+    /// Whether the instance's memory must fit in what the server's budget has left; throws
+    /// <see cref="Storage.OverloadedException"/> when it does not.
+    /// </param>
+    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs, SemaphoreSlim running, bool withinBudget)
     {
         _engine = engine;
         Database = database;
         _logs = logs;
         _running = running;
         _store = new Store(engine.Engine, this);
+        var grant = withinBudget ? engine.Memory.Grant(engine.Options.MaxMemoryBytes) : 0;
         try
         {
-            _store.SetLimits(memorySize: engine.Options.MaxMemoryBytes, tableElements: 100_000, instances: 1, tables: 4, memories: 1);
+            LimitMemory(withinBudget ? grant : engine.Options.MaxMemoryBytes);
             _store.SetEpochDeadline(engine.DeadlineTicks);
             var instance = engine.Linker.Instantiate(_store, module);
             _memory = instance.GetMemory("memory") ?? throw new ModuleRejectedException("the module exports no memory named 'memory'");
@@ -95,10 +103,19 @@ internal sealed class ModuleInstance : IDisposable
             _asyncifyData = asyncifyData();
             CountMemory();
         }
+        catch (WasmtimeException) when (withinBudget && grant < engine.Options.MaxMemoryBytes)
+        {
+            _store.Dispose();
+            throw new Storage.OverloadedException($"a new instance needed more memory than the server had left: {engine.Memory.Refusal}");
+        }
         catch
         {
             _store.Dispose();
             throw;
+        }
+        finally
+        {
+            engine.Memory.Ungrant(grant);
         }
     }
 
@@ -129,6 +146,7 @@ internal sealed class ModuleInstance : IDisposable
             {
                 // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
                 await _running.WaitAsync(context.CancellationToken);
+                var grant = GrantMemory();
                 int status;
                 try
                 {
@@ -138,6 +156,7 @@ internal sealed class ModuleInstance : IDisposable
                 {
                     _running.Release();
                     CountMemory();
+                    _engine.Memory.Ungrant(grant);
                 }
                 if (frame.Pending is not { } pending)
                 {
@@ -169,6 +188,12 @@ internal sealed class ModuleInstance : IDisposable
         catch (TrapException e) when (e.Type == TrapCode.Interrupt)
         {
             return Poison(CallFailure.Timeout, $"the call ran longer than its CPU deadline of {_engine.Options.CallTimeout.TotalMilliseconds:0} ms");
+        }
+        catch (TrapException e) when (_budgetShort && (frame.Panic?.StartsWith(ModuleAbi.OutOfMemory, StringComparison.Ordinal) ?? e.Type == TrapCode.Unreachable))
+        {
+            // An allocator aborts when memory.grow fails: here, for want of the budget's room.
+            var why = frame.Panic is { } panic ? $" ({panic})" : "";
+            return Poison(CallFailure.Overloaded, $"the call needed more memory than the server had left{why}: {_engine.Memory.Refusal}");
         }
         catch (WasmtimeException e)
         {
@@ -240,6 +265,21 @@ internal sealed class ModuleInstance : IDisposable
         _store.Dispose();
         _engine.Memory.Release(MemoryBytes, Parked);
     }
+
+    /// <summary>
+    /// Lets the wasm about to run grow by what the server's budget grants it, up to the instance's own
+    /// limit; returns the grant, which the caller gives back once the growth is counted.
+    /// </summary>
+    private long GrantMemory()
+    {
+        var wanted = _engine.Options.MaxMemoryBytes - MemoryBytes;
+        var grant = _engine.Memory.Grant(wanted);
+        _budgetShort = grant < wanted;
+        LimitMemory(MemoryBytes + grant);
+        return grant;
+    }
+
+    private void LimitMemory(long bytes) => _store.SetLimits(memorySize: bytes, tableElements: 100_000, instances: 1, tables: 4, memories: 1);
 
     /// <summary>Brings the budget's count up to the memory the module has grown (or been created) to.</summary>
     private void CountMemory()

@@ -45,8 +45,7 @@ internal static class AbuseBenchmark
                 () => CallManyAsync(server, attackers, "attacker-faulty", "spins", "")),
             await AttackAsync(healthy, "anonymous sleepers", $"{attackers * 20} × sleep 1 s, no token",
                 () => CallManyAsync(server, attackers * 20, "attacker-faulty", "naps", "[1, 1000]")),
-            await AttackAsync(healthy, "memory held by sleepers", $"{attackers} × hold 24 MiB for 2 s (budget 1 GiB)",
-                () => CallManyAsync(server, attackers, "attacker-faulty", "hoards", "[24, 2000]", attacker)),
+            await HoardersAsync(healthy, server, attackers, attacker),
             await AttackAsync(healthy, "hostile module descriptions", "3 hand-made modules: 100-deep type, 2^31 types, ref cycle",
                 () => PublishHostileAsync(server, attacker)),
             await AttackAsync(healthy, "SQL answers of any size", $"{attackers} × 5 rows of 50 MB, no token",
@@ -76,6 +75,16 @@ internal static class AbuseBenchmark
         var statuses = await attacking;
         var lost = await healthy.LostAsync();
         return [name, tried, Counts(statuses), $"all answered in {stopwatch.Elapsed.TotalSeconds:0.0} s", $"{quiet:0.0} → {during:0.0}", lost];
+    }
+
+    /// <summary>Sleepers that each hold 24 MiB: the server's resident memory stays near the 1 GiB budget, whoever is admitted.</summary>
+    private static async Task<string[]> HoardersAsync(HealthyCalls healthy, ServerProcess server, int attackers, string attacker)
+    {
+        await using var peaks = new Measure.Peaks(server.ProcessId);
+        var row = await AttackAsync(healthy, "memory held by sleepers", $"{attackers} × hold 24 MiB for 2 s (budget 1 GiB)",
+            () => CallManyAsync(server, attackers, "attacker-faulty", "hoards", "[24, 2000]", attacker));
+        row[2] += $"; server RSS peaked at {peaks.RssBytes >> 20} MiB";
+        return row;
     }
 
     /// <summary>

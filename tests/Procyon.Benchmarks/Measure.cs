@@ -6,13 +6,18 @@ internal static class Measure
     public static double Percentile(IReadOnlyList<double> sorted, double p) =>
         sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p / 100 * sorted.Count) - 1)];
 
-    /// <summary>Samples thread count and resident memory of this process until disposed.</summary>
+    /// <summary>Samples thread count and resident memory of a process (this one by default) until disposed.</summary>
     public sealed class Peaks : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
+        private readonly string _status;
         private readonly Task _sampling;
 
-        public Peaks() => _sampling = SampleAsync();
+        public Peaks(int? processId = null)
+        {
+            _status = $"/proc/{processId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "self"}/status";
+            _sampling = SampleAsync();
+        }
 
         public int Threads { get; private set; }
 
@@ -30,8 +35,8 @@ internal static class Measure
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
             do
             {
-                // /proc/self/status is one small read; Process.Threads would walk every thread.
-                foreach (var line in await File.ReadAllLinesAsync("/proc/self/status"))
+                // /proc/<pid>/status is one small read; Process.Threads would walk every thread.
+                foreach (var line in await File.ReadAllLinesAsync(_status))
                 {
                     if (line.StartsWith("Threads:", StringComparison.Ordinal))
                     {

@@ -45,6 +45,8 @@ public sealed class ServerProcess : ServerHandle
         return server;
     }
 
+    public int ProcessId => _process.Id;
+
     /// <summary>The most memory the process has held resident so far (Linux's VmHWM), in bytes.</summary>
     public long PeakWorkingSetBytes
     {

@@ -50,19 +50,27 @@ public sealed class BudgetTests() : OwnServerTest(
     }
 
     [Fact]
-    public async Task Sleeping_calls_holding_memory_are_refused_at_the_budget_with_503_and_admitted_again_after()
+    public async Task A_call_growing_past_the_memory_budget_gets_503_while_small_calls_go_on_and_grows_again_after()
     {
-        // Another server on the same catalog: it loads faulty, with a budget one hoarder fills.
-        await using var server = await TestServer.StartAsync(Database, $"--Procyon:Runtime:MaxTotalMemoryBytes={16 << 20}", "--Procyon:Runtime:MaxMemoryBytes=33554432");
-        var hoarder = server.CallAsync("faulty", "hoards", "[20, 2000]");
+        // Another server on the same catalog: it loads faulty, with a budget that holds one hoarder, not two
+        // (a call may grow into half of what is left). Its wasm runs one call at a time and on instances made
+        // beforehand, so no call finds the room set aside for another's growth: each refusal below is for
+        // memory a sleeper holds.
+        await using var server = await TestServer.StartAsync(
+            Database, $"--Procyon:Runtime:MaxTotalMemoryBytes={40 << 20}", "--Procyon:Runtime:MaxMemoryBytes=33554432", "--Procyon:Runtime:MaxRunningCallsPerDatabase=1");
+        Assert.All(await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => server.CallAsync("faulty", "naps", "[1, 300]"))), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var hoarder = new Holders(1, () => server.CallAsync("faulty", "hoards", "[14, 3000]"));
 
-        var refused = await FirstAsync(() => server.CallAsync("faulty", "add", "[1, 2]"), HttpStatusCode.ServiceUnavailable);
+        var refused = await FirstAsync(() => server.CallAsync("faulty", "hoards", "[14, 0]"), HttpStatusCode.ServiceUnavailable, hoarder);
 
-        Assert.Contains("Procyon:Runtime:MaxTotalMemoryBytes", (await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable)).Detail());
+        var detail = (await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable)).Detail();
+        Assert.Contains("the call needed more memory than the server had left (out of memory: an allocation of 14680064 bytes failed)", detail);
+        Assert.Contains("Procyon:Runtime:MaxTotalMemoryBytes", detail);
         Assert.Equal("1", refused.Headers.RetryAfter?.ToString());
-        Assert.Equal(HttpStatusCode.OK, (await hoarder).StatusCode);
-        // Its instance went back to the pool; a call that needs the room drops it.
         Assert.Equal("3", await (await server.CallAsync("faulty", "add", "[1, 2]")).Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await Assert.Single(hoarder.Calls)).StatusCode);
+        // The hoarder's instance went back to the pool; a call that needs the room drops it.
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("faulty", "hoards", "[14, 0]")).StatusCode);
     }
 
     [Fact]
