@@ -18,6 +18,11 @@ public sealed class LoadedModule
 
     /// <summary>Turns to run wasm (<see cref="RuntimeOptions.MaxRunningCallsPerDatabase"/>), shared by this module's instances.</summary>
     private readonly SemaphoreSlim _running;
+    /// <summary>What a new instance may grow by while its preinit exports run.</summary>
+    private const long PreinitGrowth = 1 << 20;
+
+    /// <summary>The memory a new instance may start with: its initial memory and <see cref="PreinitGrowth"/>.</summary>
+    private readonly long _startBytes;
     private int _idleCount;
     private volatile bool _retired;
 
@@ -27,6 +32,8 @@ public sealed class LoadedModule
         _module = module;
         _logs = logs;
         _running = new SemaphoreSlim(engine.Options.MaxRunningCallsPerDatabase);
+        var memory = module.Exports.OfType<MemoryExport>().FirstOrDefault(m => m.Name == "memory");
+        _startBytes = Math.Min((memory?.Minimum ?? 0) * Memory.PageSize + PreinitGrowth, engine.Options.MaxMemoryBytes);
         _preinits = module.Exports
             .Select(e => e.Name)
             .Where(n => n.StartsWith(ModuleAbi.PreinitPrefix, StringComparison.Ordinal))
@@ -37,7 +44,7 @@ public sealed class LoadedModule
         Owner = owner;
         UpdatedAt = updatedAt;
         // Loading is the server's own work, bounded by the publish limiter: its instance is not held to the budget.
-        var first = CreateInstance(withinBudget: false);
+        var first = CreateInstance(budgeted: false);
         Description = ModuleDescription.Read(first.ReadDescription());
         Tables = Description.Tables.Select(Schema).ToDictionary(t => t.Name, StringComparer.Ordinal);
         Return(first);
@@ -70,7 +77,7 @@ public sealed class LoadedModule
             instance.Parked = false;
             return instance;
         }
-        return CreateInstance(withinBudget: true);
+        return CreateInstance(budgeted: true);
     }
 
     /// <summary>Keeps the instance for the next call while the pool has room in count and in bytes; else drops it.</summary>
@@ -122,5 +129,5 @@ public sealed class LoadedModule
         return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
     }
 
-    private ModuleInstance CreateInstance(bool withinBudget) => new(_engine, _module, _preinits, Database, _logs, _running, withinBudget);
+    private ModuleInstance CreateInstance(bool budgeted) => new(_engine, _module, _preinits, Database, _logs, _running, _startBytes, budgeted);
 }

@@ -70,21 +70,22 @@ internal sealed class ModuleInstance : IDisposable
 
     /// <summary>Instantiates the module and runs its <c>__procyon_preinit__*</c> exports in name order.</summary>
     /// <param name="running">Turns to run wasm, shared by the instances of one database.</param>
-    /// <param name="withinBudget">
-    /// Whether the instance's memory must fit in what the server's budget has left; throws
-    /// <see cref="Storage.OverloadedException"/> when it does not.
+    /// <param name="startBytes">The memory the instance may start with: its initial memory and what its preinit exports may grow.</param>
+    /// <param name="budgeted">
+    /// Whether those bytes come from the server's budget; throws <see cref="Storage.OverloadedException"/>
+    /// when the budget has not that much left.
     /// </param>
-    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs, SemaphoreSlim running, bool withinBudget)
+    public ModuleInstance(WasmEngine engine, Module module, IReadOnlyList<string> preinits, string database, ModuleLogs logs, SemaphoreSlim running, long startBytes, bool budgeted)
     {
         _engine = engine;
         Database = database;
         _logs = logs;
         _running = running;
         _store = new Store(engine.Engine, this);
-        var grant = withinBudget ? engine.Memory.Grant(engine.Options.MaxMemoryBytes) : 0;
+        var grant = budgeted ? engine.Memory.Grant(startBytes) : 0;
         try
         {
-            LimitMemory(withinBudget ? grant : engine.Options.MaxMemoryBytes);
+            LimitMemory(budgeted ? grant : startBytes);
             _store.SetEpochDeadline(engine.DeadlineTicks);
             var instance = engine.Linker.Instantiate(_store, module);
             _memory = instance.GetMemory("memory") ?? throw new ModuleRejectedException("the module exports no memory named 'memory'");
@@ -103,7 +104,7 @@ internal sealed class ModuleInstance : IDisposable
             _asyncifyData = asyncifyData();
             CountMemory();
         }
-        catch (WasmtimeException) when (withinBudget && grant < engine.Options.MaxMemoryBytes)
+        catch (WasmtimeException) when (budgeted && grant < startBytes)
         {
             _store.Dispose();
             throw new Storage.OverloadedException($"a new instance needed more memory than the server had left: {engine.Memory.Refusal}");
@@ -132,7 +133,9 @@ internal sealed class ModuleInstance : IDisposable
     {
         _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous, Idle);
         _store.SetEpochDeadline(_engine.DeadlineTicks);
+        LimitMemory(_engine.Options.MaxMemoryBytes);
         _describe();
+        CountMemory();
         return _frame.Result;
     }
 
