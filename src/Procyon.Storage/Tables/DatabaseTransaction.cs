@@ -20,6 +20,12 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     private readonly NpgsqlTransaction _transaction;
     private readonly Action _onDispose;
 
+    /// <summary>
+    /// <c>SET LOCAL</c> statements not sent yet: they go with the transaction's first statement (Npgsql
+    /// defers the BEGIN to it too), so a reducer's timeouts cost no round trip of their own.
+    /// </summary>
+    private string[]? _prelude;
+
     private DatabaseTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction, Action onDispose)
     {
         _connection = connection;
@@ -36,19 +42,13 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     public static async Task<DatabaseTransaction> BeginAsync(NpgsqlDataSource dataSource, Action onDispose, TimeSpan statementTimeout, TimeSpan idleTimeout, CancellationToken cancellationToken)
     {
         var transaction = await BeginAsync(dataSource, IsolationLevel.Serializable, onDispose, cancellationToken);
-        try
-        {
-            // One round trip with the (deferred) BEGIN; LOCAL, so the pooled session keeps its defaults.
-            await transaction.ExecuteAsync(
-                $"SET LOCAL statement_timeout = {(long)statementTimeout.TotalMilliseconds}; SET LOCAL idle_in_transaction_session_timeout = {(long)idleTimeout.TotalMilliseconds}",
-                cancellationToken);
-            return transaction;
-        }
-        catch
-        {
-            await transaction.DisposeAsync();
-            throw;
-        }
+        // LOCAL, so the pooled session keeps its defaults; sent with the first statement.
+        transaction._prelude =
+        [
+            $"SET LOCAL statement_timeout = {(long)statementTimeout.TotalMilliseconds}",
+            $"SET LOCAL idle_in_transaction_session_timeout = {(long)idleTimeout.TotalMilliseconds}",
+        ];
+        return transaction;
     }
 
     /// <summary>
@@ -77,8 +77,8 @@ public sealed class DatabaseTransaction : IAsyncDisposable
 
     public Task RollbackAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync(cancellationToken);
 
-    /// <summary>Marks a point to undo back to while keeping what came before (a claimed row's lock).</summary>
-    public Task SaveAsync(CancellationToken cancellationToken) => _transaction.SaveAsync("run", cancellationToken);
+    /// <summary>Marks a point to undo back to while keeping what came before (a claimed row's lock, the timeouts).</summary>
+    public Task SaveAsync(CancellationToken cancellationToken) => ExecuteAsync("SAVEPOINT run", cancellationToken);
 
     public Task RollbackToSavedAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync("run", cancellationToken);
 
@@ -207,10 +207,11 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>A command of the host's own in this transaction, with named parameters.</summary>
+    /// <summary>A command of the host's own in this transaction, with named parameters (which allow several statements).</summary>
     internal NpgsqlCommand CreateCommand(string sql, params (string Name, object Value)[] parameters)
     {
-        var command = new NpgsqlCommand(sql, _connection, _transaction);
+        var prelude = TakePrelude();
+        var command = new NpgsqlCommand(prelude.Length == 0 ? sql : $"{string.Join("; ", prelude)}; {sql}", _connection, _transaction);
         foreach (var (name, value) in parameters)
         {
             command.Parameters.AddWithValue(name, value);
@@ -218,17 +219,31 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         return command;
     }
 
-    private NpgsqlCommand Command(string sql, IEnumerable<(TableColumn Column, object Value)> parameters)
+    /// <summary>A table call's statement, with positional parameters, after the prelude if it is still to be sent.</summary>
+    private NpgsqlBatch Command(string sql, IEnumerable<(TableColumn Column, object Value)> parameters)
     {
-        var command = new NpgsqlCommand(sql, _connection, _transaction);
+        var batch = new NpgsqlBatch(_connection, _transaction);
+        foreach (var statement in TakePrelude())
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
+        }
+        var command = new NpgsqlBatchCommand(sql);
         foreach (var (column, value) in parameters)
         {
             command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = column.Storage.DbType, Value = value });
         }
-        return command;
+        batch.BatchCommands.Add(command);
+        return batch;
     }
 
-    private async Task<byte[]?> SingleRowAsync(TableSchema table, NpgsqlCommand command, CancellationToken cancellationToken)
+    private string[] TakePrelude()
+    {
+        var prelude = _prelude ?? [];
+        _prelude = null;
+        return prelude;
+    }
+
+    private async Task<byte[]?> SingleRowAsync(TableSchema table, NpgsqlBatch command, CancellationToken cancellationToken)
     {
         await using (command)
         {
