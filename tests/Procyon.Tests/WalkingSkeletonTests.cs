@@ -12,8 +12,12 @@ namespace Procyon.Tests;
 [Collection(TimingCollection.Name)]
 public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : ServerTest(fixture)
 {
+    /// <summary>
+    /// Never early, and one sleep, not two: how late a wake-up is belongs to the sleepers benchmark
+    /// (a shared CI machine once woke this one 248 ms late).
+    /// </summary>
     [Fact]
-    public async Task Sleep_one_second_answers_after_a_second_and_logs_a_delta_between_1_0_and_1_2_s()
+    public async Task Sleep_one_second_answers_after_a_second_and_logs_a_delta_of_at_least_1_s()
     {
         var response = await Server.CallAsync("example", "sleep_one_second", "[]");
 
@@ -24,10 +28,10 @@ public sealed partial class WalkingSkeletonTests(ServerFixture fixture) : Server
         var match = SleptPattern().Match(line);
         Assert.True(match.Success, line);
         var delta = double.Parse(match.Groups["seconds"].Value, CultureInfo.InvariantCulture);
-        Assert.InRange(delta, 1.0, 1.2);
+        Assert.InRange(delta, 1.0, 1.9);
         var from = DateTimeOffset.Parse(match.Groups["from"].Value, CultureInfo.InvariantCulture);
         var to = DateTimeOffset.Parse(match.Groups["to"].Value, CultureInfo.InvariantCulture);
-        Assert.InRange((to - from).TotalSeconds, 1.0, 1.2);
+        Assert.InRange((to - from).TotalSeconds, 1.0, 1.9);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 namespace Procyon.Tests.Infrastructure;
 
 /// <summary>
-/// Tests that assert on elapsed time (the 1.0–1.2 s sleep, the CPU deadline) run after the
+/// Tests that assert on elapsed time (the one-second sleep, the CPU deadline) run after the
 /// parallel ones and alone, so other test classes cannot starve them of CPU. So do tests that
 /// compile many modules from scratch, so they cannot starve the parallel ones that measure
 /// lateness (the scheduler's isolation tests).
