@@ -111,14 +111,16 @@ public sealed class HandmadeModule
         return writer.WrittenSpan.ToArray();
     }
 
-    public byte[] ToWasm() => Wasm(Describe());
+    /// <param name="memoryPages">The memory the module starts with, in 64 KiB pages, when more than its description needs.</param>
+    public byte[] ToWasm(int memoryPages = 0) => Wasm(Describe(), memoryPages);
 
     /// <summary>
     /// The smallest module the host publishes: it imports <c>result_write</c>, exports memory, and its
     /// <c>__procyon_describe__</c> hands over <paramref name="description"/> from a data segment.
     /// Publishing adds the Asyncify exports.
     /// </summary>
-    public static byte[] Wasm(byte[] description)
+    /// <param name="memoryPages">The memory the module starts with, in 64 KiB pages, when more than the description needs.</param>
+    public static byte[] Wasm(byte[] description, int memoryPages = 0)
     {
         var data = new StringBuilder(description.Length * 3);
         foreach (var b in description)
@@ -128,7 +130,7 @@ public sealed class HandmadeModule
         return Wasmtime.Module.ConvertText($$"""
             (module
               (import "procyon" "result_write" (func $result_write (param i32 i32)))
-              (memory (export "memory") {{description.Length / 65536 + 1}})
+              (memory (export "memory") {{Math.Max(description.Length / 65536 + 1, memoryPages)}})
               (data (i32.const 0) "{{data}}")
               (func (export "__procyon_describe__") (call $result_write (i32.const 0) (i32.const {{description.Length}})))
               (func (export "__procyon_call__") (param i32 i64 i32) (result i32) (i32.const 0))

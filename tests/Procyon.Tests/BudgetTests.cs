@@ -74,6 +74,25 @@ public sealed class BudgetTests() : OwnServerTest(
     }
 
     [Fact]
+    public async Task A_call_whose_new_instance_would_not_fit_in_the_memory_budget_gets_503()
+    {
+        // A module whose memory starts at 24 MiB, on servers that keep no idle instance: every call makes one.
+        var module = new HandmadeModule().Function("touch", HandmadeModule.Struct());
+        var settings = (string[])["--Procyon:Runtime:MaxMemoryBytes=33554432", "--Procyon:Runtime:MaxIdleInstances=0"];
+        await using var tight = await TestServer.StartAsync(Database, [$"--Procyon:Runtime:MaxTotalMemoryBytes={40 << 20}", .. settings]);
+        // Loading is the server's own work: publishing is not held to the budget.
+        (await tight.PublishBytesAsync("roomy", module.ToWasm(memoryPages: 384))).EnsureSuccessStatusCode();
+
+        var refused = await tight.CallAsync("roomy", "touch", "[]");
+
+        Assert.Contains("a new instance needed more memory than the server had left", (await AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable)).Detail());
+        Assert.Equal("1", refused.Headers.RetryAfter?.ToString());
+        // Half of a 64 MiB budget has room for its 24 MiB (and 1 MiB more for preinit).
+        await using var roomier = await TestServer.StartAsync(Database, [$"--Procyon:Runtime:MaxTotalMemoryBytes={64 << 20}", .. settings]);
+        Assert.Equal(HttpStatusCode.OK, (await roomier.CallAsync("roomy", "touch", "[]")).StatusCode);
+    }
+
+    [Fact]
     public async Task An_identity_owns_at_most_its_share_of_databases_and_identities_are_not_free()
     {
         var (_, token) = await Server.NewIdentityAsync();
