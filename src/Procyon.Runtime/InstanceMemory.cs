@@ -23,9 +23,6 @@ public sealed class InstanceMemory(RuntimeOptions options)
 
     public long IdleBytes => Volatile.Read(ref _idle);
 
-    /// <summary>Whether a new call may take an instance.</summary>
-    public bool HasRoom => LiveBytes + IdleBytes < options.MaxTotalMemoryBytes;
-
     /// <summary>Whether a new call may take an instance, after dropping idle instances if need be.</summary>
     public bool MakeRoom()
     {
@@ -36,6 +33,8 @@ public sealed class InstanceMemory(RuntimeOptions options)
         DropIdle();
         return HasRoom;
     }
+
+    private bool HasRoom => LiveBytes + IdleBytes < options.MaxTotalMemoryBytes;
 
     /// <summary>Why a call was refused, for its 503.</summary>
     public string Refusal =>

@@ -10,6 +10,9 @@ namespace Procyon.Runtime;
 /// </summary>
 public sealed class LoadedModule
 {
+    /// <summary>What a new instance may grow by while its preinit exports run.</summary>
+    private const long PreinitGrowth = 1 << 20;
+
     private readonly WasmEngine _engine;
     private readonly Module _module;
     private readonly ModuleLogs _logs;
@@ -18,8 +21,6 @@ public sealed class LoadedModule
 
     /// <summary>Turns to run wasm (<see cref="RuntimeOptions.MaxRunningCallsPerDatabase"/>), shared by this module's instances.</summary>
     private readonly SemaphoreSlim _running;
-    /// <summary>What a new instance may grow by while its preinit exports run.</summary>
-    private const long PreinitGrowth = 1 << 20;
 
     /// <summary>The memory a new instance may start with: its initial memory and <see cref="PreinitGrowth"/>.</summary>
     private readonly long _startBytes;

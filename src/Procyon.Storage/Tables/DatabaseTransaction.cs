@@ -78,7 +78,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     public Task RollbackAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync(cancellationToken);
 
     /// <summary>Marks a point to undo back to while keeping what came before (a claimed row's lock, the timeouts).</summary>
-    public Task SaveAsync(CancellationToken cancellationToken) => ExecuteAsync("SAVEPOINT run", cancellationToken);
+    public Task SaveAsync(CancellationToken cancellationToken) => SavepointAsync("run", cancellationToken);
 
     public Task RollbackToSavedAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync("run", cancellationToken);
 
@@ -109,7 +109,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// </summary>
     private async Task<T> WithSavepointAsync<T>(Func<Task<T>> operation, CancellationToken cancellationToken)
     {
-        await _transaction.SaveAsync("statement", cancellationToken);
+        await SavepointAsync("statement", cancellationToken);
         try
         {
             var result = await operation();
@@ -199,6 +199,9 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         }
         return reader.Remaining == 0 ? values : throw new InvalidDataException($"{reader.Remaining} bytes left over after the row");
     }
+
+    /// <summary>A savepoint, after the prelude if it is still to be sent: rolling back to it keeps the timeouts.</summary>
+    private Task SavepointAsync(string name, CancellationToken cancellationToken) => ExecuteAsync($"SAVEPOINT {name}", cancellationToken);
 
     /// <summary>Runs catalog or DDL statements of the host's own in this transaction.</summary>
     internal async Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
