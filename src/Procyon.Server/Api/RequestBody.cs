@@ -38,16 +38,7 @@ internal static class RequestBody
     private static async Task<byte[]> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
     {
         var bytes = new byte[length];
-        var read = 0;
-        while (read < length)
-        {
-            var more = await body.ReadAsync(bytes.AsMemory(read), cancellationToken);
-            if (more == 0)
-            {
-                return bytes[..read];
-            }
-            read += more;
-        }
-        return bytes;
+        var read = await body.ReadAtLeastAsync(bytes, length, throwOnEndOfStream: false, cancellationToken);
+        return read == length ? bytes : bytes[..read];
     }
 }
