@@ -61,6 +61,9 @@ public sealed class LoadedModule
 
     public DateTimeOffset UpdatedAt { get; }
 
+    /// <summary>Whether it runs the optimized rewrite, or the quick one until the optimized one replaces it.</summary>
+    public bool Optimized { get; init; }
+
     /// <summary>Its entry in the compiled-module cache, which pruning keeps while the module is loaded; null when the cache is off.</summary>
     internal string? CompiledEntry { get; init; }
 

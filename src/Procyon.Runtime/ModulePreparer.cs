@@ -21,7 +21,11 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
 
     /// <summary>Returns the Asyncify-rewritten bytes; throws <see cref="ModuleRejectedException"/> for bad input.</summary>
     /// <param name="rewritten">What wasm-opt made of these same bytes before (from the catalog), if anything: it is not run again, but the bytes are checked as always.</param>
-    public async Task<byte[]> PrepareAsync(byte[] wasm, byte[]? rewritten, CancellationToken cancellationToken)
+    /// <param name="optimize">
+    /// Whether to optimize (<c>-O2</c>) besides rewriting: about 8× the time of the rewrite alone
+    /// for code about 2.5× smaller that runs some 10% faster where Asyncify instrumented it.
+    /// </param>
+    public async Task<byte[]> PrepareAsync(byte[] wasm, byte[]? rewritten, bool optimize, CancellationToken cancellationToken)
     {
         if (wasm.Length > options.Value.MaxModuleBytes)
         {
@@ -32,22 +36,20 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             throw new ModuleRejectedException($"not a valid WebAssembly module: {error}");
         }
         // Check imports before wasm-opt, which drops the ones a module never calls.
-        using (var original = Module.FromBytes(engine.Engine, "published", wasm))
-        {
-            RefuseUnknownImports(original);
-        }
+        RefuseUnknownImports(WasmImports.Read(wasm));
         if (rewritten is not null)
         {
             return rewritten;
         }
         var stopwatch = Stopwatch.StartNew();
-        var prepared = await RunWasmOptAsync(wasm, cancellationToken);
-        LogPrepared(wasm.Length, prepared.Length, stopwatch.ElapsedMilliseconds);
+        var prepared = await RunWasmOptAsync(wasm, optimize, cancellationToken);
+        LogPrepared(wasm.Length, optimize ? "and optimized it" : "without optimizing", prepared.Length, stopwatch.ElapsedMilliseconds);
         return prepared;
     }
 
     /// <summary>Compiles prepared bytes and instantiates once to read the description.</summary>
-    public LoadedModule Load(string database, byte[] prepared, string sha256, Identity? owner, DateTimeOffset updatedAt)
+    /// <param name="optimized">Whether <paramref name="prepared"/> is the optimized rewrite.</param>
+    public LoadedModule Load(string database, byte[] prepared, bool optimized, string sha256, Identity? owner, DateTimeOffset updatedAt)
     {
         Module module;
         string? entry;
@@ -59,7 +61,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         {
             throw new ModuleRejectedException($"the module does not compile: {e.Message}");
         }
-        RefuseUnknownImports(module);
+        RefuseUnknownImports(module.Imports.Select(i => (i.ModuleName, i.Name)));
         var exports = module.Exports.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var missing = RequiredExports.Where(e => !exports.Contains(e)).ToList();
         if (missing.Count > 0)
@@ -68,7 +70,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
         try
         {
-            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt) { CompiledEntry = entry };
+            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt) { CompiledEntry = entry, Optimized = optimized };
         }
         catch (WasmtimeException e)
         {
@@ -80,11 +82,11 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
     }
 
-    private static void RefuseUnknownImports(Module module)
+    private static void RefuseUnknownImports(IEnumerable<(string Module, string Name)> imports)
     {
-        var unknown = module.Imports
-            .Where(i => i.ModuleName != HostImports.Module || !HostImports.Names.Contains(i.Name))
-            .Select(i => $"{i.ModuleName}.{i.Name}")
+        var unknown = imports
+            .Where(i => i.Module != HostImports.Module || !HostImports.Names.Contains(i.Name))
+            .Select(i => $"{i.Module}.{i.Name}")
             .ToList();
         if (unknown.Count > 0)
         {
@@ -92,7 +94,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
     }
 
-    private async Task<byte[]> RunWasmOptAsync(byte[] wasm, CancellationToken cancellationToken)
+    private async Task<byte[]> RunWasmOptAsync(byte[] wasm, bool optimize, CancellationToken cancellationToken)
     {
         var directory = Directory.CreateTempSubdirectory("procyon-prepare-");
         try
@@ -101,7 +103,8 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             var output = Path.Combine(directory.FullName, "out.wasm");
             await File.WriteAllBytesAsync(input, wasm, cancellationToken);
             var suspending = string.Join(",", HostImports.Suspending.Select(name => $"{HostImports.Module}.{name}"));
-            using var process = StartProcess(wasmOpt.StartInfo([input, "-O2", "--asyncify", $"--pass-arg=asyncify-imports@{suspending}", "-o", output]));
+            string[] passes = optimize ? ["-O2", "--asyncify"] : ["--asyncify"];
+            using var process = StartProcess(wasmOpt.StartInfo([input, .. passes, $"--pass-arg=asyncify-imports@{suspending}", "-o", output]));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.Value.PrepareTimeout);
             try
@@ -160,6 +163,6 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
     private InvalidOperationException CannotRun(string reason, Exception? inner) =>
         new($"could not run '{options.Value.WasmOptPath}' ({reason}); install Binaryen (Debian package 'binaryen') or set Procyon:Runtime:WasmOptPath", inner);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Rewrote a {InputBytes}-byte module with Asyncify into {OutputBytes} bytes in {Milliseconds} ms")]
-    private partial void LogPrepared(int inputBytes, int outputBytes, long milliseconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rewrote a {InputBytes}-byte module with Asyncify {How} into {OutputBytes} bytes in {Milliseconds} ms")]
+    private partial void LogPrepared(int inputBytes, string how, int outputBytes, long milliseconds);
 }

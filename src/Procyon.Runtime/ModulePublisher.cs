@@ -28,6 +28,7 @@ public sealed partial class ModulePublisher(
     ModuleStore store,
     DatabaseSchemas schemas,
     ModuleRegistry registry,
+    ModuleOptimizer optimizer,
     CallDispatcher dispatcher,
     NpgsqlDataSource dataSource,
     IOptions<RuntimeOptions> options,
@@ -49,17 +50,18 @@ public sealed partial class ModulePublisher(
         }
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(wasm));
         var rewritten = await store.FindRewrittenAsync(sha256, wasm, cancellationToken);
+        var optimized = rewritten?.Optimized ?? !options.Value.OptimizeAfterPublish;
         byte[] prepared;
         LoadedModule loaded;
         using (await prepareLimiter.WaitTurnAsync(cancellationToken))
         {
-            prepared = await preparer.PrepareAsync(wasm, rewritten, cancellationToken);
-            loaded = preparer.Load(database, prepared, sha256, owner, DateTimeOffset.UtcNow);
+            prepared = await preparer.PrepareAsync(wasm, rewritten?.Prepared, optimized, cancellationToken);
+            loaded = preparer.Load(database, prepared, optimized, sha256, owner, DateTimeOffset.UtcNow);
         }
         try
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);
-            var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
+            var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, optimized, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
             var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var init = tablesCreated ? await RunInitAsync(loaded, owner, transaction, cancellationToken) : null;
             await ModuleStore.NotifyChangedAsync(transaction, database, cancellationToken);
@@ -67,6 +69,10 @@ public sealed partial class ModulePublisher(
             if (init is not null)
             {
                 dispatcher.Announce(init);
+            }
+            if (!optimized)
+            {
+                optimizer.Enqueue(database);
             }
             LogPublished(database, sha256, loaded.Description.Functions.Count);
             return new PublishOutcome(created, loaded, init);

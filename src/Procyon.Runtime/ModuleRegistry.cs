@@ -91,7 +91,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModu
         try
         {
             var versions = await store.VersionsAsync(cancellationToken);
-            var stale = versions.Where(v => !IsCurrent(v.Key, v.Value.Sha256, v.Value.Owner)).Select(v => v.Key);
+            var stale = versions.Where(v => !IsCurrent(v.Key, v.Value)).Select(v => v.Key);
             var gone = _modules.Keys.Where(database => !versions.ContainsKey(database));
             foreach (var database in stale.Concat(gone).ToList())
             {
@@ -116,7 +116,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModu
             }
             return;
         }
-        if (!IsCurrent(database, stored.Sha256, stored.Owner) && Load(stored))
+        if (!IsCurrent(database, new ModuleVersion(stored.Sha256, stored.Owner, stored.Optimized)) && Load(stored))
         {
             LogRefreshed(database, $"sha256 {stored.Sha256}");
         }
@@ -124,10 +124,11 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModu
 
     /// <summary>
     /// Whether this server runs that version of the database. The owner counts too: a database
-    /// deleted and claimed by someone else with the same bytes is another database.
+    /// deleted and claimed by someone else with the same bytes is another database; and so does
+    /// the rewrite: the optimized one replaces the quick one.
     /// </summary>
-    private bool IsCurrent(string database, string sha256, string? owner) =>
-        Find(database) is { } module && module.Sha256 == sha256 && module.Owner?.ToString() == owner;
+    private bool IsCurrent(string database, ModuleVersion version) =>
+        Find(database) is { } module && module.Sha256 == version.Sha256 && module.Owner?.ToString() == version.Owner && module.Optimized == version.Optimized;
 
     /// <summary>Frees every idle instance before the engine goes away.</summary>
     public void Dispose()
@@ -148,7 +149,7 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModu
     {
         try
         {
-            Swap(preparer.Load(stored.Name, stored.Prepared, stored.Sha256, stored.Owner is null ? null : Identity.Parse(stored.Owner), stored.UpdatedAt));
+            Swap(preparer.Load(stored.Name, stored.Prepared, stored.Optimized, stored.Sha256, stored.Owner is null ? null : Identity.Parse(stored.Owner), stored.UpdatedAt));
             return true;
         }
         catch (ModuleRejectedException e)

@@ -34,7 +34,14 @@ public sealed class RuntimeOptions
     [Required]
     public string WasmOptPath { get; set; } = "wasm-opt";
 
-    /// <summary>How long publishing may spend in <c>wasm-opt</c>.</summary>
+    /// <summary>
+    /// Whether a publish answers after a quick Asyncify rewrite (no other optimization) and the
+    /// optimized rewrite (<c>wasm-opt -O2</c>) replaces it in the background when done; when false
+    /// a publish waits for the optimized rewrite.
+    /// </summary>
+    public bool OptimizeAfterPublish { get; set; } = true;
+
+    /// <summary>How long one run of <c>wasm-opt</c> may take.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(60);
 

@@ -23,6 +23,8 @@ public static class RuntimeServiceCollectionExtensions
         // First, so the published modules are loaded before the server takes requests.
         services.AddHostedService<ModuleLoader>();
         services.AddHostedService<ModuleSync>();
+        services.AddSingleton<ModuleOptimizer>();
+        services.AddHostedService(provider => provider.GetRequiredService<ModuleOptimizer>());
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
         services.AddSingleton<Scheduling.LeaseKeeper>();
         services.AddSingleton<Scheduling.ScheduledRuns>();

@@ -46,12 +46,13 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             password    text NOT NULL
         );
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
+        ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS optimized boolean NOT NULL DEFAULT true;
         CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
         """ + ScheduleStore.CreateIndexSql;
 
     private const string ClaimSql = """
-        INSERT INTO procyon.databases (name, wasm, prepared, sha256, owner)
-        VALUES (@name, @wasm, @prepared, @sha256, @owner)
+        INSERT INTO procyon.databases (name, wasm, prepared, optimized, sha256, owner)
+        VALUES (@name, @wasm, @prepared, @optimized, @sha256, @owner)
         ON CONFLICT (name) DO NOTHING
         RETURNING true
         """;
@@ -61,13 +62,22 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     private const string OwnedSql = "SELECT count(*) FROM procyon.databases WHERE owner = @owner";
 
-    private const string ReplaceSql = "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, sha256 = @sha256, updated_at = now() WHERE name = @name";
+    private const string ReplaceSql = "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, optimized = @optimized, sha256 = @sha256, updated_at = now() WHERE name = @name";
 
     private const string ClaimableSql = "SELECT owner IS NOT DISTINCT FROM @owner FROM procyon.databases WHERE name = @name";
 
-    private const string SelectOneSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases WHERE name = @name";
+    private const string SelectOneSql = "SELECT name, wasm, prepared, optimized, sha256, updated_at, owner FROM procyon.databases WHERE name = @name";
 
-    private const string RewrittenSql = "SELECT prepared FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm LIMIT 1";
+    private const string RewrittenSql = "SELECT prepared, optimized FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm ORDER BY optimized DESC LIMIT 1";
+
+    /// <summary>One statement, so the rows change and their notifications go out on one commit.</summary>
+    private const string OptimizedSql = $$"""
+        WITH changed AS (
+            UPDATE procyon.databases SET prepared = @prepared, optimized = true
+            WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized
+            RETURNING name)
+        SELECT name, pg_notify('{{ChangesChannel}}', name) FROM changed
+        """;
 
     private const string NotifySql = "SELECT pg_notify('" + ChangesChannel + "', @name)";
 
@@ -79,9 +89,9 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         SELECT value FROM procyon.settings WHERE key = @key;
         """;
 
-    private const string VersionsSql = "SELECT name, sha256, owner FROM procyon.databases";
+    private const string VersionsSql = "SELECT name, sha256, owner, optimized FROM procyon.databases";
 
-    private const string SelectAllSql = "SELECT name, wasm, prepared, sha256, updated_at, owner FROM procyon.databases ORDER BY name";
+    private const string SelectAllSql = "SELECT name, wasm, prepared, optimized, sha256, updated_at, owner FROM procyon.databases ORDER BY name";
 
     private const string DeleteSql = "DELETE FROM procyon.databases WHERE name = @name";
 
@@ -118,7 +128,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     /// <param name="maxOwned">Databases one identity may own; claiming one more throws <see cref="DatabaseLimitException"/>.</param>
     public async Task<bool> SaveAsync(DatabaseTransaction transaction, StoredModule module, string owner, int maxOwned, CancellationToken cancellationToken)
     {
-        (string, object)[] parameters = [("name", module.Name), ("wasm", module.Wasm), ("prepared", module.Prepared), ("sha256", module.Sha256), ("owner", owner)];
+        (string, object)[] parameters = [("name", module.Name), ("wasm", module.Wasm), ("prepared", module.Prepared), ("optimized", module.Optimized), ("sha256", module.Sha256), ("owner", owner)];
         while (true)
         {
             await using (var claim = transaction.CreateCommand(ClaimSql, parameters))
@@ -188,12 +198,34 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     /// What the rewrite made of these same bytes when any database published them before, or null:
     /// publishing one module to many databases, or again unchanged, rewrites it once.
     /// </summary>
-    public async Task<byte[]?> FindRewrittenAsync(string sha256, byte[] wasm, CancellationToken cancellationToken)
+    /// <returns>The rewritten bytes and whether they are the optimized rewrite (preferred when both exist).</returns>
+    public async Task<(byte[] Prepared, bool Optimized)?> FindRewrittenAsync(string sha256, byte[] wasm, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(RewrittenSql);
         command.Parameters.AddWithValue("sha256", sha256);
         command.Parameters.AddWithValue("wasm", wasm);
-        return await command.ExecuteScalarAsync(cancellationToken) as byte[];
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetFieldValue<byte[]>(0), reader.GetBoolean(1)) : null;
+    }
+
+    /// <summary>
+    /// Replaces the quick rewrite of these bytes with the optimized one in every database that
+    /// runs them and tells every replica; returns those databases' names. A database republished
+    /// meanwhile with other bytes is left alone.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> SaveOptimizedAsync(string sha256, byte[] wasm, byte[] prepared, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(OptimizedSql);
+        command.Parameters.AddWithValue("sha256", sha256);
+        command.Parameters.AddWithValue("wasm", wasm);
+        command.Parameters.AddWithValue("prepared", prepared);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var names = new List<string>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            names.Add(reader.GetString(0));
+        }
+        return names;
     }
 
     /// <summary>One published module, or null.</summary>
@@ -228,15 +260,15 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>The SHA-256 and owner of every published module, by database name: what a replica compares to catch up.</summary>
-    public async Task<Dictionary<string, (string Sha256, string? Owner)>> VersionsAsync(CancellationToken cancellationToken)
+    /// <summary>The SHA-256, owner and rewrite of every published module, by database name: what a replica compares to catch up.</summary>
+    public async Task<Dictionary<string, ModuleVersion>> VersionsAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(VersionsSql);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var versions = new Dictionary<string, (string, string?)>(StringComparer.Ordinal);
+        var versions = new Dictionary<string, ModuleVersion>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken))
         {
-            versions[reader.GetString(0)] = (reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+            versions[reader.GetString(0)] = new ModuleVersion(reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3));
         }
         return versions;
     }
@@ -255,9 +287,10 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         reader.GetString(0),
         reader.GetFieldValue<byte[]>(1),
         reader.GetFieldValue<byte[]>(2),
-        reader.GetString(3),
-        reader.GetFieldValue<DateTimeOffset>(4),
-        reader.IsDBNull(5) ? null : reader.GetString(5));
+        reader.GetBoolean(3),
+        reader.GetString(4),
+        reader.GetFieldValue<DateTimeOffset>(5),
+        reader.IsDBNull(6) ? null : reader.GetString(6));
 
     /// <summary>A cheap round trip, for readiness checks.</summary>
     public async Task PingAsync(CancellationToken cancellationToken)

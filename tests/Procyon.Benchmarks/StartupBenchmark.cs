@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Procyon.Testing;
 
 namespace Procyon.Benchmarks;
@@ -24,7 +23,7 @@ internal static class StartupBenchmark
             {
                 for (var i = 0; i < modules; i++)
                 {
-                    (await publisher.PublishBytesAsync($"db-{i}", WithCustomSection(wasm, $"copy {i}"))).EnsureSuccessStatusCode();
+                    (await publisher.PublishBytesAsync($"db-{i}", Modules.WithCustomSection(wasm, $"copy {i}"))).EnsureSuccessStatusCode();
                 }
             }
             var cold = await TimeStartAsync(database, setting);
@@ -46,29 +45,5 @@ internal static class StartupBenchmark
         var stopwatch = Stopwatch.StartNew();
         await using var server = await TestServer.StartAsync(database, setting);
         return stopwatch.Elapsed.TotalMilliseconds;
-    }
-
-    /// <summary>Appends a custom section (id 0), which changes the bytes but not the behaviour.</summary>
-    private static byte[] WithCustomSection(byte[] wasm, string name)
-    {
-        var nameBytes = Encoding.UTF8.GetBytes(name);
-        var payload = new List<byte>();
-        payload.AddRange(Leb128(nameBytes.Length));
-        payload.AddRange(nameBytes);
-        var section = new List<byte> { 0 };
-        section.AddRange(Leb128(payload.Count));
-        section.AddRange(payload);
-        return [.. wasm, .. section];
-    }
-
-    private static IEnumerable<byte> Leb128(int value)
-    {
-        do
-        {
-            var b = (byte)(value & 0x7f);
-            value >>= 7;
-            yield return value == 0 ? b : (byte)(b | 0x80);
-        }
-        while (value != 0);
     }
 }

@@ -19,7 +19,7 @@ public static class Describer
             new WasmOptCommand(Options, NullLogger<WasmOptCommand>.Instance),
             Options,
             NullLogger<ModulePreparer>.Instance);
-        var prepared = await preparer.PrepareAsync(await File.ReadAllBytesAsync(Modules.PathOf(module)), rewritten: null, CancellationToken.None);
-        return preparer.Load(module, prepared, "", owner: null, DateTimeOffset.UtcNow);
+        var prepared = await preparer.PrepareAsync(await File.ReadAllBytesAsync(Modules.PathOf(module)), rewritten: null, optimize: false, CancellationToken.None);
+        return preparer.Load(module, prepared, optimized: false, "", owner: null, DateTimeOffset.UtcNow);
     }
 }

@@ -34,6 +34,7 @@ public sealed class ServerProcess : ServerHandle
         start.Environment["ConnectionStrings__Postgres"] = database.ConnectionString;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         start.Environment["Procyon__Runtime__CompiledCacheKey"] = CompiledCacheKey;
+        start.Environment["Procyon__Runtime__OptimizeAfterPublish"] = "false";
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
         // Drained so a chatty server never blocks on a full pipe; shown in the test output.
         process.OutputDataReceived += (_, line) => Forward(line.Data);

@@ -19,6 +19,8 @@ public sealed class TestServer : ServerHandle
             $"--ConnectionStrings:Postgres={database.ConnectionString}",
             "--Logging:LogLevel:Default=Warning",
             $"--Procyon:Runtime:CompiledCacheKey={CompiledCacheKey}",
+            // A module swapped under a test while it measures instances would make it flaky: tests of the background optimization turn it on.
+            "--Procyon:Runtime:OptimizeAfterPublish=false",
             .. settings,
         ];
         var app = Program.Build(args);

@@ -147,9 +147,7 @@ public sealed class PublishLimitsTests(ITestOutputHelper output) : IAsyncLifetim
     /// <summary>A server on a database of its own whose wasm-opt is a shell script of <paramref name="wasmOpt"/>.</summary>
     private async Task<TestServer> StartAsync(string wasmOpt, params string[] settings)
     {
-        var script = Path.Combine(_scripts.FullName, "wasm-opt");
-        await File.WriteAllTextAsync(script, $"#!/bin/sh\n{wasmOpt}\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var script = await WasmOptScript.WriteAsync(_scripts.FullName, wasmOpt);
         _database = await TestDatabase.CreateAsync();
         _server = await TestServer.StartAsync(_database, [$"--Procyon:Runtime:WasmOptPath={script}", .. settings]);
         return _server;

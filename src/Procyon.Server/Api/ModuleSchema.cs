@@ -3,10 +3,12 @@ using Procyon.Runtime;
 namespace Procyon.Server.Api;
 
 /// <summary>What <c>GET /v1/databases/{db}/schema</c> returns: the module description, with types spelled Rust-style.</summary>
+/// <param name="Optimized">False while the module runs the quick rewrite a publish answers with, until the optimized one replaces it.</param>
 internal sealed record ModuleSchema(
     string Db,
     string Sha256,
     DateTimeOffset UpdatedAt,
+    bool Optimized,
     IReadOnlyList<FunctionSchema> Functions,
     IReadOnlyList<TableSchemaView> Tables,
     IReadOnlyList<TypeSchema> Types)
@@ -23,6 +25,7 @@ internal sealed record ModuleSchema(
             module.Database,
             module.Sha256,
             module.UpdatedAt,
+            module.Optimized,
             description.Functions
                 .Select(f => new FunctionSchema(
                     f.Name,

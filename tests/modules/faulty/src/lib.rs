@@ -43,6 +43,21 @@ fn spins(_ctx: &mut ProcedureContext) -> u64 {
     }
 }
 
+/// CPU-bound: formats `n` numbers through `core::fmt` (whose indirect calls Asyncify instruments)
+/// and sums their lengths, so what the rewrite costs at run time shows.
+#[procedure]
+fn crunches(_ctx: &mut ProcedureContext, n: u32) -> u64 {
+    use std::fmt::Write;
+    let mut text = String::new();
+    (0..n)
+        .map(|i| {
+            text.clear();
+            write!(text, "{} {:?}", i, i as f64 / 7.0).expect("a String takes any text");
+            text.len() as u64
+        })
+        .sum()
+}
+
 /// Allocates `megabytes` and touches every page: beyond the instance's memory limit it traps.
 #[procedure]
 fn allocates(_ctx: &mut ProcedureContext, megabytes: u32) -> u32 {
