@@ -27,6 +27,7 @@ public sealed class CallDispatcher(
     Transactions transactions,
     CallLimits limits,
     WasmEngine engine,
+    DurableCalls durableCalls,
     IOptions<RuntimeOptions> options)
 {
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
@@ -42,8 +43,104 @@ public sealed class CallDispatcher(
         var started = Stopwatch.GetTimestamp();
         var module = registry.Find(request.Database);
         var function = module?.Description.Find(request.Function);
-        var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), cancellationToken);
-        return Complete(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.Sha256, startedAt) : null;
+        var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, cancellationToken);
+        return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
+    }
+
+    /// <summary>
+    /// Wakes a durable call this server took over (its server died or stopped) from its snapshot,
+    /// at its wake time, and ends it as it would have ended there: result to the sinks and to
+    /// <c>procyon.calls</c>.
+    /// </summary>
+    internal async Task<CallResult> ResumeAsync(Storage.SleepingCall call, CancellationToken cancellationToken)
+    {
+        var request = new CallRequest(call.Database, call.Function, ReadOnlyMemory<byte>.Empty, Identity.Parse(call.Caller), call.Origin) { CallId = call.Id };
+        var module = registry.Find(call.Database);
+        var function = module?.Description.Find(call.Function);
+        var durable = new DurableCall(durableCalls, request, call.Sha256, call.StartedAt);
+        var (failure, value, error) = module is null || function is null || module.Sha256 != call.Sha256
+            ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted or republished while the call slept, so it cannot wake")
+            : await ResumeOnInstanceAsync(module, function, call, durable, cancellationToken);
+        if (failure == CallFailure.Overloaded)
+        {
+            await durableCalls.ReleaseAsync(call.Id);
+            return Refuse(request, failure, error!);
+        }
+        return await CompleteAsync(request, module, function, call.StartedAt, DateTimeOffset.UtcNow - call.StartedAt, durable, failure, value, error, taken: true);
+    }
+
+    private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> ResumeOnInstanceAsync(
+        LoadedModule module, FunctionDescription function, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
+    {
+        CallSnapshot snapshot;
+        try
+        {
+            snapshot = CallSnapshot.Read(call.Snapshot);
+        }
+        catch (InvalidDataException e)
+        {
+            return (CallFailure.Trapped, null, $"the call's snapshot cannot be read: {e.Message}");
+        }
+        if (!await EnterAsync(cancellationToken))
+        {
+            return (CallFailure.Overloaded, null, "the server is running and queueing as many calls as it may");
+        }
+        try
+        {
+            await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
+            var instance = module.CreateFresh();
+            InstanceOutcome outcome;
+            try
+            {
+                outcome = await instance.ResumeAsync(snapshot, Identity.Parse(call.Caller), UnixTime.NowMicros(), new CallContext(module.Tables, transaction, durable));
+            }
+            catch (Storage.OverloadedException e)
+            {
+                return (CallFailure.Overloaded, null, e.Message);
+            }
+            catch (InvalidDataException e)
+            {
+                return (CallFailure.Trapped, null, $"the call's snapshot does not fit the module: {e.Message}");
+            }
+            finally
+            {
+                module.Return(instance);
+            }
+            return Finish(module, function, outcome);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// Ends a call: its result goes to the sinks, and a durable call's to <c>procyon.calls</c>. A
+    /// durable call that another server took over, or that this one handed back as it stopped,
+    /// ends elsewhere: nobody hears of it from here.
+    /// </summary>
+    /// <param name="taken">The call was taken over from a snapshot, so it is in Postgres whatever this run saved.</param>
+    private async Task<CallResult> CompleteAsync(
+        CallRequest request, LoadedModule? module, FunctionDescription? function, DateTimeOffset startedAt, TimeSpan duration,
+        DurableCall? durable, CallFailure failure, Utf8Json? value, string? error, bool taken = false)
+    {
+        if (durable is not null)
+        {
+            await durable.SettledAsync();
+        }
+        if (durable is null || !(taken || durable.Saved))
+        {
+            return Complete(request, module, function, startedAt, duration, failure, value, error);
+        }
+        if (durable.Lost || failure == CallFailure.Cancelled)
+        {
+            var where = durable.Lost ? "another server took this durable call over" : "the server is shutting down; this durable call sleeps on in Postgres and another server wakes it";
+            return Refuse(request, CallFailure.Cancelled, $"{where}: its result will be at GET /v1/calls/{request.CallId}");
+        }
+        var result = Complete(request, module, function, startedAt, duration, failure, value, error);
+        await durableCalls.FinishAsync(result);
+        return result;
     }
 
     /// <summary>Scheduled runs are made by the module itself: an identity derived from the database name.</summary>
@@ -109,6 +206,7 @@ public sealed class CallDispatcher(
         new()
         {
             RequestId = request.RequestId,
+            CallId = request.CallId,
             Db = request.Database,
             Fn = request.Function,
             Origin = request.Origin,
@@ -133,6 +231,7 @@ public sealed class CallDispatcher(
         LoadedModule? module,
         FunctionDescription? function,
         long timestampMicros,
+        DurableCall? durable,
         CancellationToken cancellationToken)
     {
         if (module is null)
@@ -182,7 +281,7 @@ public sealed class CallDispatcher(
             try
             {
                 outcome = function.Kind == FunctionKind.Procedure
-                    ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken)
+                    ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, durable, cancellationToken)
                     : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
             }
             finally
@@ -211,11 +310,12 @@ public sealed class CallDispatcher(
         }
     }
 
-    internal async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken)
+    /// <param name="durable">The call's identity in Postgres, should it sleep long; null for a call that never outlives this server.</param>
+    internal async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, DurableCall? durable, CancellationToken cancellationToken)
     {
         // Disposing rolls back a transaction the procedure left open (it trapped inside with_tx).
         await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
-        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction));
+        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction, durable));
     }
 
     private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken) =>

@@ -49,6 +49,9 @@ public static class CallOrigin
 /// <param name="ArgumentsJson">UTF-8 JSON: an array of positional arguments or an object of named ones; empty means none.</param>
 public sealed record CallRequest(string Database, string Function, ReadOnlyMemory<byte> ArgumentsJson, Identity Caller, string Origin, string? RequestId = null)
 {
+    /// <summary>The call's id, in its result and, for a durable call, at <c>GET /v1/calls/{id}</c>.</summary>
+    public Guid CallId { get; init; } = Guid.CreateVersion7();
+
     /// <summary>For a scheduled run: the row's <c>scheduled_id</c>.</summary>
     public ulong? ScheduleId { get; init; }
 }
@@ -57,6 +60,8 @@ public sealed record CallRequest(string Database, string Function, ReadOnlyMemor
 public sealed record CallResult
 {
     public string? RequestId { get; init; }
+
+    public Guid CallId { get; init; }
 
     public required string Db { get; init; }
 
@@ -131,6 +136,9 @@ public sealed record ResultAudience(bool Everyone, IReadOnlyList<string> Identit
 public sealed class Utf8Json(byte[] utf8)
 {
     public ReadOnlyMemory<byte> Utf8 => utf8;
+
+    /// <summary>The JSON as text.</summary>
+    public override string ToString() => System.Text.Encoding.UTF8.GetString(utf8);
 
     private sealed class AsWritten : JsonConverter<Utf8Json>
     {

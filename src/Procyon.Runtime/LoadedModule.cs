@@ -84,6 +84,9 @@ public sealed class LoadedModule
         return CreateInstance(budgeted: true);
     }
 
+    /// <summary>A new instance, not an idle one: a call restored from a snapshot needs memory no other call touched.</summary>
+    internal ModuleInstance CreateFresh() => CreateInstance(budgeted: true);
+
     /// <summary>Keeps the instance for the next call while the pool has room in count and in bytes; else drops it.</summary>
     internal void Return(ModuleInstance instance)
     {

@@ -29,10 +29,14 @@ internal sealed class CallFrame(ReadOnlyMemory<byte> arguments, Identity caller,
 
     /// <summary>Set while the wasm stack rewinds: what that operation returned.</summary>
     public long? Resumed { get; set; }
+
+    /// <summary>Set while the wasm stack unwinds for <c>sleep_until</c>: the time to wake, in Unix microseconds.</summary>
+    public long? SleepTarget { get; set; }
 }
 
 /// <summary>What a call's host operations work with: the tables and the call's transaction (none while the module starts).</summary>
-internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables, CallTransaction? Transaction)
+/// <param name="Durable">For a procedure call that may sleep in Postgres: its identity there.</param>
+internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables, CallTransaction? Transaction, DurableCall? Durable = null)
 {
     public CancellationToken CancellationToken => Transaction?.CallToken ?? CancellationToken.None;
 
@@ -62,6 +66,7 @@ internal sealed class ModuleInstance : IDisposable
     private readonly Memory _memory;
     private readonly ModuleLogs _logs;
     private readonly int _asyncifyData;
+    private readonly Global[] _globals;
     private readonly SemaphoreSlim _running;
     private CallFrame? _frame;
 
@@ -96,6 +101,12 @@ internal sealed class ModuleInstance : IDisposable
             _stopRewind = instance.GetAction("asyncify_stop_rewind") ?? throw Missing("asyncify_stop_rewind", "()");
             var asyncifyData = instance.GetFunction<int>(ModuleAbi.AsyncifyData) ?? throw Missing(ModuleAbi.AsyncifyData, "() -> i32");
             _describe = instance.GetAction(ModuleAbi.Describe) ?? throw Missing(ModuleAbi.Describe, "()");
+            _globals = module.Exports
+                .Where(e => e.Name.StartsWith(WasmBinary.GlobalExportPrefix, StringComparison.Ordinal))
+                .Select(e => e.Name)
+                .Order(StringComparer.Ordinal)
+                .Select(name => instance.GetGlobal(name)!)
+                .ToArray();
             _frame = new CallFrame(ReadOnlyMemory<byte>.Empty, Identity.Anonymous, Idle);
             foreach (var preinit in preinits)
             {
@@ -139,12 +150,55 @@ internal sealed class ModuleInstance : IDisposable
         return _frame.Result;
     }
 
-    public async Task<InstanceOutcome> RunAsync(uint functionId, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)
+    /// <summary>Whether a call suspended here can be written to Postgres: the module's globals are exported for it (modules prepared before were not).</summary>
+    public bool CanSnapshot => _globals.Length > 0;
+
+    /// <summary>The state of the call suspended here (between an unwind and its rewind).</summary>
+    public byte[] Snapshot(uint functionId, ReadOnlySpan<byte> arguments, long timestampMicros) =>
+        CallSnapshot.Write(_memory, _globals, functionId, timestampMicros, arguments);
+
+    /// <summary>
+    /// Continues a call from its snapshot on this fresh instance: restores the memory (within the
+    /// budget; throws <see cref="Storage.OverloadedException"/> when it has not the room) and the
+    /// globals, then rewinds into <c>sleep_until</c>, which returns <paramref name="wokeMicros"/>.
+    /// </summary>
+    public Task<InstanceOutcome> ResumeAsync(CallSnapshot snapshot, Identity caller, long wokeMicros, CallContext context)
     {
-        var frame = _frame = new CallFrame(arguments, caller, context);
+        if (snapshot.MemoryLength > _engine.Options.MaxMemoryBytes)
+        {
+            throw new InvalidDataException($"the snapshot holds {snapshot.MemoryLength} bytes of memory, more than an instance may (Procyon:Runtime:MaxMemoryBytes)");
+        }
+        var wanted = Math.Max(0, snapshot.MemoryLength - MemoryBytes);
+        var grant = _engine.Memory.Grant(wanted);
+        try
+        {
+            if (grant < wanted)
+            {
+                Poisoned = true;
+                throw new Storage.OverloadedException($"a durable call needed more memory than the server had left: {_engine.Memory.Refusal}");
+            }
+            LimitMemory(MemoryBytes + grant);
+            snapshot.Apply(_memory, _globals);
+            CountMemory();
+        }
+        finally
+        {
+            _engine.Memory.Ungrant(grant);
+        }
+        return RunAsync(snapshot.FunctionId, snapshot.Arguments, caller, snapshot.TimestampMicros, context, wokeMicros);
+    }
+
+    /// <param name="resumeWith">For a call restored from a snapshot: what <c>sleep_until</c> returns as the stack rewinds into it.</param>
+    public async Task<InstanceOutcome> RunAsync(uint functionId, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context, long? resumeWith = null)
+    {
+        var frame = _frame = new CallFrame(arguments, caller, context) { Resumed = resumeWith };
         try
         {
             _store.SetEpochDeadline(_engine.DeadlineTicks);
+            if (resumeWith is not null)
+            {
+                _startRewind(_asyncifyData);
+            }
             while (true)
             {
                 // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
@@ -174,9 +228,16 @@ internal sealed class ModuleInstance : IDisposable
                 }
                 _stopUnwind();
                 frame.Pending = null;
+                // A long sleep is written to Postgres now, while the stack is unwound, and saved as the call sleeps.
+                var saving = frame.SleepTarget is { } target && CanSnapshot ? context.Durable?.Sleeping(this, functionId, arguments, timestampMicros, target) : null;
+                frame.SleepTarget = null;
                 try
                 {
                     frame.Resumed = await pending;
+                    if (saving is not null && !await context.Durable!.WokeAsync(saving))
+                    {
+                        return Poison(CallFailure.Cancelled, "another server took this durable call over while it slept");
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -242,7 +303,11 @@ internal sealed class ModuleInstance : IDisposable
         }
         return Frame.Resumed is null && targetMicros <= UnixTime.NowMicros()
             ? UnixTime.NowMicros()
-            : Suspend(frame => SleepAsync(targetMicros, frame.Context.CancellationToken));
+            : Suspend(frame =>
+            {
+                frame.SleepTarget = targetMicros;
+                return SleepAsync(targetMicros, frame.Context.CancellationToken);
+            });
     }
 
     private static async Task<long> SleepAsync(long targetMicros, CancellationToken cancellationToken)

@@ -36,7 +36,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             throw new ModuleRejectedException($"not a valid WebAssembly module: {error}");
         }
         // Check imports before wasm-opt, which drops the ones a module never calls.
-        RefuseUnknownImports(WasmImports.Read(wasm));
+        RefuseUnknownImports(WasmBinary.Imports(wasm));
         if (rewritten is not null)
         {
             return rewritten;
@@ -130,7 +130,8 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
                     process.Kill(entireProcessTree: true);
                 }
             }
-            return await File.ReadAllBytesAsync(output, cancellationToken);
+            // The mutable globals (the shadow stack pointer, Asyncify's state) are a sleeping call's state too.
+            return WasmBinary.ExportMutableGlobals(await File.ReadAllBytesAsync(output, cancellationToken));
         }
         finally
         {

@@ -41,6 +41,26 @@ public sealed class RuntimeOptions
     /// </summary>
     public bool OptimizeAfterPublish { get; set; } = true;
 
+    /// <summary>
+    /// A procedure that goes to sleep for at least this long is written to Postgres (its
+    /// instance's memory and globals), so the call survives this server: another server, or this
+    /// one restarted, wakes it. Shorter naps stay in memory only.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
+    public TimeSpan DurableSleepAfter { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The largest snapshot (compressed) written for a sleeping call; a call whose state is larger sleeps in memory only.</summary>
+    [Range(typeof(long), "65536", "1073741824")]
+    public long MaxSnapshotBytes { get; set; } = 16L << 20;
+
+    /// <summary>How long a server holds a durable call without renewing before another server may take it over.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan DurableLease { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long <c>GET /v1/calls/{id}</c> keeps the result of a finished durable call.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00")]
+    public TimeSpan CallRetention { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>How long one run of <c>wasm-opt</c> may take.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(60);

@@ -18,6 +18,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<ModuleRegistry>();
         services.AddSingleton<Transactions>();
         services.AddSingleton<CallLimits>();
+        services.AddSingleton<DurableCalls>();
         services.AddSingleton<CallDispatcher>();
         services.AddSingleton<ModulePublisher>();
         // First, so the published modules are loaded before the server takes requests.
@@ -25,6 +26,8 @@ public static class RuntimeServiceCollectionExtensions
         services.AddHostedService<ModuleSync>();
         services.AddSingleton<ModuleOptimizer>();
         services.AddHostedService(provider => provider.GetRequiredService<ModuleOptimizer>());
+        // After the loader: the catalog exists, and the modules that calls taken over wake on are loaded.
+        services.AddHostedService(provider => provider.GetRequiredService<DurableCalls>());
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
         services.AddSingleton<Scheduling.LeaseKeeper>();
         services.AddSingleton<Scheduling.ScheduledRuns>();

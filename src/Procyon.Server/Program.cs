@@ -43,6 +43,7 @@ public static class Program
         app.UseProcyonAuth();
         app.MapProcyonIdentity();
         app.MapProcyonApi();
+        app.MapCallApi();
         app.MapHub<ProcyonHub>(ProcyonHub.Path);
         return app;
     }

@@ -48,7 +48,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
         ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS optimized boolean NOT NULL DEFAULT true;
         CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
-        """ + ScheduleStore.CreateIndexSql;
+        """ + ScheduleStore.CreateIndexSql + DurableCallStore.CreateSql;
 
     private const string ClaimSql = """
         INSERT INTO procyon.databases (name, wasm, prepared, optimized, sha256, owner)

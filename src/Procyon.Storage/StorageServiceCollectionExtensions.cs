@@ -12,6 +12,7 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<ModuleStore>();
         services.AddSingleton<Tables.DatabaseSchemas>();
         services.AddSingleton<Tables.ScheduleStore>();
+        services.AddSingleton<DurableCallStore>();
         services.AddSingleton<Tables.ReaderConnections>();
         services.AddSingleton<Tables.ReadOnlyQueries>();
         return services;

@@ -170,7 +170,7 @@ public sealed class ScheduledRuns(CallDispatcher dispatcher, Transactions transa
         var started = Stopwatch.GetTimestamp();
         var micros = UnixTime.ToMicros(startedAt);
         var outcome = context is null
-            ? await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, cancellationToken)
+            ? await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, durable: null, cancellationToken)
             : await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, context);
         return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), outcome);
     }

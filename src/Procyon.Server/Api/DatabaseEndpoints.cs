@@ -9,6 +9,9 @@ namespace Procyon.Server.Api;
 /// <summary>The HTTP API under <c>/v1/databases</c>.</summary>
 internal static class DatabaseEndpoints
 {
+    /// <summary>The response header naming a call's id (see <c>GET /v1/calls/{id}</c>).</summary>
+    public const string CallIdHeader = "Procyon-Call-Id";
+
     public static IEndpointRouteBuilder MapProcyonApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/v1/databases", (ModuleRegistry registry) => TypedResults.Ok(registry.All.Select(ModuleSchema.Of).ToList()))
@@ -127,6 +130,7 @@ internal static class DatabaseEndpoints
         }
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
         var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http), lifetime.ApplicationStopping);
+        request.HttpContext.Response.Headers[CallIdHeader] = result.CallId.ToString();
         if (result.Failure is CallFailure.Overloaded or CallFailure.Contention or CallFailure.Unavailable or CallFailure.TooManyCalls)
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";

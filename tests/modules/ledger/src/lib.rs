@@ -525,3 +525,26 @@ fn nap_in_tx(ctx: &mut ProcedureContext) {
         sleep_a_second(tx.timestamp);
     })
 }
+
+#[table(name = visit, public)]
+pub struct Visit {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    phase: String,
+    at: Timestamp,
+}
+
+/// Writes a row, sleeps `millis`, writes another and returns what its heap held across the
+/// sleep: a durable call's work before the sleep must happen once, its state must survive.
+#[procedure]
+fn visits_twice(ctx: &mut ProcedureContext, millis: u64, heap_kib: u32) -> String {
+    let heap: Vec<u32> = (0..heap_kib * 256).collect();
+    ctx.with_tx(|tx| tx.db.visit().insert(Visit { id: 0, phase: "before".into(), at: tx.timestamp }));
+    let before = ctx.timestamp;
+    ctx.sleep_until(before + Duration::from_millis(millis));
+    let woke = ctx.timestamp;
+    ctx.with_tx(|tx| tx.db.visit().insert(Visit { id: 0, phase: "after".into(), at: tx.timestamp }));
+    log::info!("slept from {} to {}", before.to_micros_since_unix_epoch(), woke.to_micros_since_unix_epoch());
+    format!("{} {}", heap.iter().map(|&n| u64::from(n)).sum::<u64>(), heap.len())
+}

@@ -1,0 +1,57 @@
+using Procyon.Storage;
+
+namespace Procyon.Runtime;
+
+/// <summary>
+/// A procedure call that may sleep in Postgres: its id, and whether (and where) it was written
+/// there. Sleeps of at least <see cref="RuntimeOptions.DurableSleepAfter"/> are saved; once saved,
+/// the call is this server's only while it holds the lease, and it ends by moving its result to
+/// <c>procyon.calls</c>.
+/// </summary>
+internal sealed class DurableCall(DurableCalls calls, CallRequest request, string sha256, DateTimeOffset startedAt)
+{
+    private Task<bool>? _saving;
+
+    public Guid Id => request.CallId;
+
+    /// <summary>Whether a snapshot of the call was written (once <see cref="SettledAsync"/> is done).</summary>
+    public bool Saved => _saving is { IsCompletedSuccessfully: true, Result: true };
+
+    /// <summary>Whether another server took the call over: this one must not finish it.</summary>
+    public bool Lost { get; private set; }
+
+    /// <summary>
+    /// Called while the stack is unwound for a sleep until <paramref name="targetMicros"/>: takes the
+    /// snapshot now and writes it as the call sleeps; null for a nap shorter than the threshold.
+    /// </summary>
+    public Task<bool>? Sleeping(ModuleInstance instance, uint functionId, ReadOnlyMemory<byte> arguments, long timestampMicros, long targetMicros)
+    {
+        var wakeAt = DateTimeOffset.UnixEpoch.AddTicks(targetMicros * TimeSpan.TicksPerMicrosecond);
+        if (wakeAt - DateTimeOffset.UtcNow < calls.Threshold)
+        {
+            return null;
+        }
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var snapshot = instance.Snapshot(functionId, arguments.Span, timestampMicros);
+        if (!calls.Admits(request, snapshot.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started)))
+        {
+            return null;
+        }
+        var call = new SleepingCall(Id, request.Database, sha256, request.Function, request.Caller.ToString(), request.Origin, startedAt, wakeAt, snapshot);
+        return _saving = calls.SaveAsync(call);
+    }
+
+    /// <summary>After the sleep: whether this server still holds the call (it does if it was never saved).</summary>
+    public async Task<bool> WokeAsync(Task<bool> saving)
+    {
+        if (!await saving)
+        {
+            return true;
+        }
+        Lost = !await calls.StillHeldAsync(Id);
+        return !Lost;
+    }
+
+    /// <summary>Waits for a save under way, whatever became of the call.</summary>
+    public Task SettledAsync() => _saving ?? Task.CompletedTask;
+}

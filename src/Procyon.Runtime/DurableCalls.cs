@@ -1,0 +1,184 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Procyon.Storage;
+
+namespace Procyon.Runtime;
+
+/// <summary>
+/// This server's side of durable calls: writes sleeping calls, renews the leases of those it
+/// holds every third of <see cref="RuntimeOptions.DurableLease"/>, takes over the calls whose
+/// lease ended (their server died or stopped) as they come due and wakes them here from their
+/// snapshot, and hands back every call it holds when it stops.
+/// </summary>
+public sealed partial class DurableCalls(DurableCallStore store, IServiceProvider services, IOptions<RuntimeOptions> options, ILogger<DurableCalls> logger) : BackgroundService
+{
+    private const int ClaimBatch = 100;
+
+    private static readonly TimeSpan Lookahead = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Who holds a lease: this server process.</summary>
+    private readonly string _holder = Guid.NewGuid().ToString("N");
+
+    internal TimeSpan Threshold => options.Value.DurableSleepAfter;
+
+    private TimeSpan Lease => options.Value.DurableLease;
+
+    internal async Task<bool> SaveAsync(SleepingCall call)
+    {
+        try
+        {
+            await store.SaveAsync(call, _holder, Lease, CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            // The call sleeps on in memory: it just does not survive this server.
+            LogSaveFailed(call.Database, call.Function, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Whether a snapshot this size is written (else the call sleeps in memory only); logs what it cost.</summary>
+    internal bool Admits(CallRequest request, int bytes, TimeSpan took)
+    {
+        LogSnapshot(request.Database, request.Function, bytes, took.TotalMicroseconds);
+        if (bytes <= options.Value.MaxSnapshotBytes)
+        {
+            return true;
+        }
+        LogTooLarge(request.Database, request.Function, bytes, options.Value.MaxSnapshotBytes);
+        return false;
+    }
+
+    /// <summary>
+    /// Renews one call's lease as it wakes: false when another server took it over. When Postgres
+    /// cannot say, the call goes on here: nobody else can take it over while Postgres is away either.
+    /// </summary>
+    internal async Task<bool> StillHeldAsync(Guid id)
+    {
+        try
+        {
+            return await store.HoldAsync(id, _holder, Lease, CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            LogPostgresFailed(e.Message);
+            return true;
+        }
+    }
+
+    /// <summary>Lets a call this server could not wake now (no memory to spare) go, to be tried again shortly.</summary>
+    internal Task ReleaseAsync(Guid id) => store.ReleaseAsync(id, _holder, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+    /// <summary>Records how a saved call ended, and drops its snapshot, unless another server had taken it over.</summary>
+    internal async Task FinishAsync(CallResult result)
+    {
+        try
+        {
+            await store.FinishAsync(result.CallId, _holder, result.Status, result.Value?.ToString(), result.Error, CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            // Its caller has the result; the snapshot stays, held while this server lives.
+            LogFinishFailed(result.Db, result.Fn, result.CallId, e.Message);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var renewed = DateTimeOffset.UtcNow;
+        var forgotten = DateTimeOffset.MinValue;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (DateTimeOffset.UtcNow - renewed >= Lease / 3)
+                {
+                    await store.RenewAsync(_holder, Lease, stoppingToken);
+                    renewed = DateTimeOffset.UtcNow;
+                }
+                if (DateTimeOffset.UtcNow - forgotten >= TimeSpan.FromMinutes(1))
+                {
+                    await store.ForgetAsync(options.Value.CallRetention, stoppingToken);
+                    forgotten = DateTimeOffset.UtcNow;
+                }
+                foreach (var call in await store.ClaimAsync(_holder, Lease, Lookahead, ClaimBatch, stoppingToken))
+                {
+                    _ = WakeAsync(call, stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                LogPostgresFailed(e.Message);
+            }
+            await Task.Delay(PollInterval, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Hands every call this server holds back, for another server to wake at its time.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        try
+        {
+            var handed = await store.HandBackAsync(_holder, cancellationToken);
+            if (handed > 0)
+            {
+                LogHandedBack(handed);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            // Their leases end on their own.
+            LogPostgresFailed(e.Message);
+        }
+    }
+
+    private async Task WakeAsync(SleepingCall call, CancellationToken stoppingToken)
+    {
+        var delay = call.WakeAt - DateTimeOffset.UtcNow;
+        if (delay > TimeSpan.Zero)
+        {
+            await Task.Delay(delay, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        if (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
+        try
+        {
+            // Resolved here: the dispatcher depends on this service for the calls it makes durable.
+            var result = await services.GetRequiredService<CallDispatcher>().ResumeAsync(call, stoppingToken);
+            LogResumed(call.Database, call.Function, call.Id, result.Status);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            LogPostgresFailed(e.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not save the sleeping call of {Database}.{Function}; it sleeps in memory only: {Reason}")]
+    private partial void LogSaveFailed(string database, string function, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Snapshot of a sleeping call of {Database}.{Function}: {Bytes} bytes in {Micros} µs")]
+    private partial void LogSnapshot(string database, string function, int bytes, double micros);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A sleeping call of {Database}.{Function} sleeps in memory only: its snapshot is {Bytes} bytes, more than Procyon:Runtime:MaxSnapshotBytes ({Limit})")]
+    private partial void LogTooLarge(string database, string function, int bytes, long limit);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not record the end of durable call {Id} of {Database}.{Function}: {Reason}")]
+    private partial void LogFinishFailed(string database, string function, Guid id, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Durable calls: Postgres failed: {Reason}")]
+    private partial void LogPostgresFailed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Handed {Count} sleeping durable calls back for other servers to wake")]
+    private partial void LogHandedBack(int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Woke durable call {Id} of {Database}.{Function} from its snapshot: {Status}")]
+    private partial void LogResumed(string database, string function, Guid id, string status);
+}

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Procyon.Testing;
+using Procyon.Tests.Infrastructure;
+
+namespace Procyon.Tests;
+
+/// <summary>
+/// A procedure sleeping past <c>DurableSleepAfter</c> survives its server: SIGKILLed or stopped,
+/// another server (or the same one restarted) wakes it from its snapshot in Postgres.
+/// </summary>
+[Collection(TimingCollection.Name)]
+public sealed class DurableCallTests
+{
+    private const string Lease = "--Procyon:Runtime:DurableLease=00:00:02";
+
+    /// <summary><c>visits_twice</c> of 256 KiB of heap: the sum of 0..65535 and the count.</summary>
+    private const string HeapAnswer = "\"2147450880 65536\"";
+
+    [Fact]
+    public async Task A_call_sleeping_on_a_killed_server_wakes_once_on_the_next_with_its_memory_and_its_work_done_once()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var owner = await first.OwnerTokenAsync();
+        var call = first.CallAsync("ledger", "visits_twice", "[3000, 256]");
+        var id = await SleepingCallAsync(database);
+
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        var ended = await EndedAsync(second, id);
+        Assert.Equal("ok", ended.GetProperty("status").GetString());
+        Assert.Equal(HeapAnswer, ended.GetProperty("value").GetRawText());
+        await AssertVisitedOnceEachAsync(database);
+        // One sleep of three seconds, woken by the second server.
+        var slept = SleptMicros(await second.LogsAsync("ledger", owner));
+        Assert.InRange(slept, 3_000_000, 9_000_000);
+    }
+
+    [Fact]
+    public async Task A_stopping_server_hands_its_sleeping_call_over_and_the_caller_is_told_where_the_result_will_be()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+        var call = first.CallAsync("ledger", "visits_twice", "[3000, 16]");
+        var id = await SleepingCallAsync(database);
+
+        var stopping = first.StopAsync();
+        using var response = await call;
+        await stopping;
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains($"GET /v1/calls/{id}", await response.Content.ReadAsStringAsync());
+        var ended = await EndedAsync(second, id);
+        Assert.Equal("ok", ended.GetProperty("status").GetString());
+        await AssertVisitedOnceEachAsync(database);
+    }
+
+    [Fact]
+    public async Task A_durable_call_that_ends_where_it_slept_answers_and_keeps_its_result_while_a_short_nap_is_not_kept()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+
+        using var durable = await server.CallAsync("ledger", "visits_twice", "[1500, 256]");
+        using var nap = await server.CallAsync("ledger", "visits_twice", "[100, 1]");
+
+        Assert.Equal(HeapAnswer, await durable.Content.ReadAsStringAsync());
+        var id = durable.Headers.GetValues("Procyon-Call-Id").Single();
+        var kept = await server.Http.GetFromJsonAsync<JsonElement>($"/v1/calls/{id}");
+        Assert.Equal("ok", kept.GetProperty("status").GetString());
+        Assert.Equal(HeapAnswer, kept.GetProperty("value").GetRawText());
+        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
+        Assert.Equal(HttpStatusCode.OK, nap.StatusCode);
+        using var notKept = await server.Http.GetAsync($"/v1/calls/{nap.Headers.GetValues("Procyon-Call-Id").Single()}");
+        Assert.Equal(HttpStatusCode.NotFound, notKept.StatusCode);
+        // Another identity cannot read it.
+        var (_, stranger) = await server.NewIdentityAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/calls/{id}");
+        request.Headers.Authorization = new("Bearer", stranger);
+        using var refused = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_damaged_snapshot_ends_its_call_with_an_error_and_the_server_serves_on()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var call = first.CallAsync("ledger", "visits_twice", "[2000, 16]");
+        var id = await SleepingCallAsync(database);
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        await database.ExecuteAsync("UPDATE procyon.sleeping_calls SET snapshot = '\\x78da0102'");
+
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        var ended = await EndedAsync(second, id);
+        Assert.Equal("error", ended.GetProperty("status").GetString());
+        Assert.Contains("snapshot", ended.GetProperty("error").GetString());
+        Assert.Equal("\"2147450880 65536\"", await (await second.CallAsync("ledger", "visits_twice", "[0, 256]")).Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The id of the one call asleep in Postgres, once it is there.</summary>
+    private static async Task<string> SleepingCallAsync(TestDatabase database)
+    {
+        await ScheduledTablesTests.EventuallyAsync(async () => await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls") == 1);
+        return (await database.QueryAsync("SELECT id::text FROM procyon.sleeping_calls")).Single();
+    }
+
+    private static async Task<JsonElement> EndedAsync(ServerHandle server, string id)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            using var response = await server.Http.GetAsync($"/v1/calls/{id}");
+            if (response.IsSuccessStatusCode && (await response.Content.ReadFromJsonAsync<JsonElement>()) is var call && call.GetProperty("status").GetString() != "sleeping")
+            {
+                return call;
+            }
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), $"call {id} did not end within 30 s");
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task AssertVisitedOnceEachAsync(TestDatabase database) =>
+        Assert.Equal(["after 1", "before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase ORDER BY phase"));
+
+    private static long SleptMicros(string logs)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(logs, @"slept from (\d+) to (\d+)");
+        Assert.True(match.Success, $"no sleep in the logs: {logs}");
+        return long.Parse(match.Groups[2].Value) - long.Parse(match.Groups[1].Value);
+    }
+}
