@@ -43,7 +43,7 @@ public sealed class CallDispatcher(
         var started = Stopwatch.GetTimestamp();
         var module = registry.Find(request.Database);
         var function = module?.Description.Find(request.Function);
-        var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.Sha256, startedAt) : null;
+        var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.RunningSha256, startedAt) : null;
         var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, cancellationToken);
         return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
     }
@@ -59,55 +59,58 @@ public sealed class CallDispatcher(
         var module = registry.Find(call.Database);
         var function = module?.Description.Find(call.Function);
         var durable = new DurableCall(durableCalls, request, call.Sha256, call.StartedAt);
-        var (failure, value, error) = module is null || function is null || module.Sha256 != call.Sha256
-            ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted or republished while the call slept, so it cannot wake")
+        var (failure, value, error, notNow) = module is null || function is null || module.RunningSha256 != call.Sha256
+            ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, republished or its module rewritten (optimized) since the call went to sleep, so it cannot wake", false)
             : await ResumeOnInstanceAsync(module, function, call, durable, cancellationToken);
-        if (failure == CallFailure.Overloaded)
+        if (notNow)
         {
+            // Nothing of it ran here: another server, or this one shortly, wakes it.
             await durableCalls.ReleaseAsync(call.Id);
             return Refuse(request, failure, error!);
         }
         return await CompleteAsync(request, module, function, call.StartedAt, DateTimeOffset.UtcNow - call.StartedAt, durable, failure, value, error, taken: true);
     }
 
-    private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> ResumeOnInstanceAsync(
+    /// <returns>How the call ended, or <c>NotNow</c> when it could not start here for want of room (nothing of it ran).</returns>
+    private async Task<(CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow)> ResumeOnInstanceAsync(
         LoadedModule module, FunctionDescription function, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
     {
-        CallSnapshot snapshot;
-        try
-        {
-            snapshot = CallSnapshot.Read(call.Snapshot);
-        }
-        catch (InvalidDataException e)
-        {
-            return (CallFailure.Trapped, null, $"the call's snapshot cannot be read: {e.Message}");
-        }
         if (!await EnterAsync(cancellationToken))
         {
-            return (CallFailure.Overloaded, null, "the server is running and queueing as many calls as it may");
+            return (CallFailure.Overloaded, null, "the server is running and queueing as many calls as it may", true);
         }
         try
         {
+            var snapshot = CallSnapshot.Read(call.Snapshot);
             await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
-            var instance = module.CreateFresh();
-            InstanceOutcome outcome;
+            ModuleInstance instance;
             try
             {
-                outcome = await instance.ResumeAsync(snapshot, Identity.Parse(call.Caller), UnixTime.NowMicros(), new CallContext(module.Tables, transaction, durable));
+                instance = module.CreateFresh();
             }
             catch (Storage.OverloadedException e)
             {
-                return (CallFailure.Overloaded, null, e.Message);
+                return (CallFailure.Overloaded, null, e.Message, true);
             }
-            catch (InvalidDataException e)
+            try
             {
-                return (CallFailure.Trapped, null, $"the call's snapshot does not fit the module: {e.Message}");
+                var outcome = await instance.ResumeAsync(snapshot, Identity.Parse(call.Caller), UnixTime.NowMicros(), new CallContext(module.Tables, transaction, durable));
+                var (failure, value, error) = Finish(module, function, outcome);
+                return (failure, value, error, false);
+            }
+            catch (Storage.OverloadedException e)
+            {
+                // Refused before the rewind (the budget had not room for its memory).
+                return (CallFailure.Overloaded, null, e.Message, true);
             }
             finally
             {
                 module.Return(instance);
             }
-            return Finish(module, function, outcome);
+        }
+        catch (InvalidDataException e)
+        {
+            return (CallFailure.Trapped, null, $"the call's snapshot cannot be restored: {e.Message}", false);
         }
         finally
         {

@@ -12,10 +12,15 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
 {
     private Task<bool>? _saving;
 
+    /// <summary>Set once any snapshot of the call was written: from then on its row exists and must be finished, whatever later saves do.</summary>
+    private bool _saved;
+
+    private static readonly long MaxWakeMicros = UnixTime.ToMicros(new DateTimeOffset(9999, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
     public Guid Id => request.CallId;
 
     /// <summary>Whether a snapshot of the call was written (once <see cref="SettledAsync"/> is done).</summary>
-    public bool Saved => _saving is { IsCompletedSuccessfully: true, Result: true };
+    public bool Saved => _saved;
 
     /// <summary>Whether another server took the call over: this one must not finish it.</summary>
     public bool Lost { get; private set; }
@@ -26,8 +31,8 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
     /// </summary>
     public Task<bool>? Sleeping(ModuleInstance instance, uint functionId, ReadOnlyMemory<byte> arguments, long timestampMicros, long targetMicros)
     {
-        var wakeAt = DateTimeOffset.UnixEpoch.AddTicks(targetMicros * TimeSpan.TicksPerMicrosecond);
-        if (wakeAt - DateTimeOffset.UtcNow < calls.Threshold)
+        // Beyond what a timestamp holds the call sleeps in memory only (and Task.Delay refuses it anyway).
+        if (targetMicros > MaxWakeMicros || UnixTime.ToDateTimeOffset(targetMicros) is var wakeAt && wakeAt - DateTimeOffset.UtcNow < calls.Threshold)
         {
             return null;
         }
@@ -38,7 +43,14 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
             return null;
         }
         var call = new SleepingCall(Id, request.Database, sha256, request.Function, request.Caller.ToString(), request.Origin, startedAt, wakeAt, snapshot);
-        return _saving = calls.SaveAsync(call);
+        return _saving = SaveAsync(call);
+    }
+
+    private async Task<bool> SaveAsync(SleepingCall call)
+    {
+        var saved = await calls.SaveAsync(call);
+        _saved |= saved;
+        return saved;
     }
 
     /// <summary>After the sleep: whether this server still holds the call (it does if it was never saved).</summary>

@@ -155,11 +155,17 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
             var result = await services.GetRequiredService<CallDispatcher>().ResumeAsync(call, stoppingToken);
             LogResumed(call.Database, call.Function, call.Id, result.Status);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            LogPostgresFailed(e.Message);
+            // Whatever failed, the call must not stay asleep, held and renewed, for ever.
+            LogWakeFailed(call.Database, call.Function, call.Id, e);
+            await ((Task)store.FinishAsync(call.Id, _holder, "error", null, $"the call could not be woken: {e.Message}", CancellationToken.None))
+                .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not wake durable call {Id} of {Database}.{Function}; it ends with an error")]
+    private partial void LogWakeFailed(string database, string function, Guid id, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not save the sleeping call of {Database}.{Function}; it sleeps in memory only: {Reason}")]
     private partial void LogSaveFailed(string database, string function, string reason);

@@ -61,6 +61,12 @@ public sealed class LoadedModule
 
     public DateTimeOffset UpdatedAt { get; }
 
+    /// <summary>
+    /// Hex SHA-256 of the bytes it runs (the rewrite, not the published bytes): a sleeping call's
+    /// snapshot (its unwound stack) fits this code only.
+    /// </summary>
+    public string RunningSha256 { get; init; } = "";
+
     /// <summary>Whether it runs the optimized rewrite, or the quick one until the optimized one replaces it.</summary>
     public bool Optimized { get; init; }
 

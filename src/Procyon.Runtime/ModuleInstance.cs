@@ -102,7 +102,8 @@ internal sealed class ModuleInstance : IDisposable
             var asyncifyData = instance.GetFunction<int>(ModuleAbi.AsyncifyData) ?? throw Missing(ModuleAbi.AsyncifyData, "() -> i32");
             _describe = instance.GetAction(ModuleAbi.Describe) ?? throw Missing(ModuleAbi.Describe, "()");
             _globals = module.Exports
-                .Where(e => e.Name.StartsWith(WasmBinary.GlobalExportPrefix, StringComparison.Ordinal))
+                .OfType<GlobalExport>()
+                .Where(e => e.Mutability == Mutability.Mutable && e.Name.StartsWith(WasmBinary.GlobalExportPrefix, StringComparison.Ordinal))
                 .Select(e => e.Name)
                 .Order(StringComparer.Ordinal)
                 .Select(name => instance.GetGlobal(name)!)

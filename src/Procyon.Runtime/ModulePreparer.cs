@@ -70,7 +70,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
         }
         try
         {
-            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt) { CompiledEntry = entry, Optimized = optimized };
+            return new LoadedModule(engine, module, logs, database, sha256, owner, updatedAt) { CompiledEntry = entry, Optimized = optimized, RunningSha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(prepared)) };
         }
         catch (WasmtimeException e)
         {

@@ -93,6 +93,7 @@ public sealed partial class ModulePublisher(
             return false;
         }
         await schemas.DropAsync(transaction, database, cancellationToken);
+        await DurableCallStore.DropAsync(transaction, database, cancellationToken);
         await ModuleStore.NotifyChangedAsync(transaction, database, cancellationToken);
         await registry.CommitAsync(transaction, database, replacement: null);
         LogDeleted(database);

@@ -5,5 +5,7 @@ internal static class UnixTime
 {
     public static long NowMicros() => ToMicros(DateTimeOffset.UtcNow);
 
+    public static DateTimeOffset ToDateTimeOffset(long micros) => DateTimeOffset.UnixEpoch.AddTicks(micros * TimeSpan.TicksPerMicrosecond);
+
     public static long ToMicros(DateTimeOffset time) => (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMicrosecond;
 }

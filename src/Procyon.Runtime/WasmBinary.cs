@@ -194,8 +194,12 @@ internal static class WasmBinary
                 case 0x44: // f64.const
                     reader.Position += 8;
                     break;
-                case 0xD0: // ref.null heap type
-                    reader.Byte();
+                case 0xD0: // ref.null heap type (a signed LEB)
+                    reader.U64();
+                    break;
+                case 0xFD: // v128.const: the SIMD prefix's opcode, then 16 bytes
+                    reader.U32();
+                    reader.Position += 16;
                     break;
                 case 0x6A or 0x6B or 0x6C or 0x7C or 0x7D or 0x7E: // i32/i64 add, sub, mul
                     break;

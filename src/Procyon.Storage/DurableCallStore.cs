@@ -3,7 +3,7 @@ using Npgsql;
 namespace Procyon.Storage;
 
 /// <summary>A procedure call asleep in Postgres: who made it, on what, and its suspended state.</summary>
-/// <param name="Sha256">The module version it runs on.</param>
+/// <param name="Sha256">The SHA-256 of the module code it runs on (the rewrite the server runs, whose stack its snapshot holds).</param>
 /// <param name="Snapshot">The suspended instance (memory, globals, the call's arguments), as the runtime wrote it.</param>
 public sealed record SleepingCall(
     Guid Id, string Database, string Sha256, string Function, string Caller, string Origin, DateTimeOffset StartedAt, DateTimeOffset WakeAt, byte[] Snapshot);
@@ -93,6 +93,8 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         WHERE db = @db ORDER BY wake_at LIMIT @limit
         """;
 
+    private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
+
     private const string ForgetSql = "DELETE FROM procyon.calls WHERE finished_at < now() - @retention";
 
     /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>.</summary>
@@ -162,6 +164,14 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// <summary>The calls of a database asleep in Postgres, soonest to wake first.</summary>
     public Task<List<StoredCall>> SleepingAsync(string database, int limit, CancellationToken cancellationToken) =>
         QueryAsync(ListSql, cancellationToken, ("db", database), ("limit", limit));
+
+    /// <summary>
+    /// In a delete's transaction: drops the database's sleeping calls, which must never wake on
+    /// whatever is published under the name next (another owner's, maybe with the same bytes),
+    /// and its finished ones, whose results the name's next owner must not read.
+    /// </summary>
+    public static Task DropAsync(Tables.DatabaseTransaction transaction, string database, CancellationToken cancellationToken) =>
+        transaction.ExecuteAsync(DropSql, cancellationToken, ("db", database));
 
     /// <summary>Deletes finished calls older than <paramref name="retention"/>.</summary>
     public Task<int> ForgetAsync(TimeSpan retention, CancellationToken cancellationToken) =>

@@ -110,6 +110,30 @@ public sealed class DurableCallTests
         Assert.Equal("\"2147450880 65536\"", await (await second.CallAsync("ledger", "visits_twice", "[0, 256]")).Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task A_sleeping_call_of_a_deleted_database_never_wakes_on_whatever_is_published_under_its_name_next()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var owner = await first.OwnerTokenAsync();
+        var call = first.CallAsync("ledger", "visits_twice", "[3000, 16]");
+        var id = await SleepingCallAsync(database);
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await second.DeleteAsync("ledger", owner)).StatusCode);
+        // Another identity claims the name with the very same bytes.
+        (await second.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        await Task.Delay(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM db_ledger.visit"));
+        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
+        using var gone = await second.Http.GetAsync($"/v1/calls/{id}");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
     /// <summary>The id of the one call asleep in Postgres, once it is there.</summary>
     private static async Task<string> SleepingCallAsync(TestDatabase database)
     {
