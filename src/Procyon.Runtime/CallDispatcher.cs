@@ -119,7 +119,7 @@ public sealed class CallDispatcher(
     }
 
     /// <summary>
-    /// Ends a call: its result goes to the sinks, and a durable call's to <c>procyon.calls</c>. A
+    /// Ends a call: its result goes to the sinks, and a durable or kept call's to <c>procyon.calls</c>. A
     /// durable call that another server took over, or that this one handed back as it stopped,
     /// ends elsewhere: nobody hears of it from here.
     /// </summary>
@@ -132,17 +132,17 @@ public sealed class CallDispatcher(
         {
             await durable.SettledAsync();
         }
-        if (durable is null || !(taken || durable.Saved))
-        {
-            return Complete(request, module, function, startedAt, duration, failure, value, error);
-        }
-        if (durable.Lost || failure == CallFailure.Cancelled)
+        var slept = durable is not null && (taken || durable.Saved);
+        if (slept && (durable!.Lost || failure == CallFailure.Cancelled))
         {
             var where = durable.Lost ? "another server took this durable call over" : "the server is shutting down; this durable call sleeps on in Postgres and another server wakes it";
             return Refuse(request, CallFailure.Cancelled, $"{where}: its result will be at GET /v1/calls/{request.CallId}");
         }
         var result = Complete(request, module, function, startedAt, duration, failure, value, error);
-        await durableCalls.FinishAsync(result);
+        if (slept || request.Kept)
+        {
+            await durableCalls.FinishAsync(result, request.Kept);
+        }
         return result;
     }
 

@@ -52,6 +52,9 @@ public sealed record CallRequest(string Database, string Function, ReadOnlyMemor
     /// <summary>The call's id, in its result and, for a durable call, at <c>GET /v1/calls/{id}</c>.</summary>
     public Guid CallId { get; init; } = Guid.CreateVersion7();
 
+    /// <summary>Whether its end is kept at <c>GET /v1/calls/{id}</c> whether or not it slept (made asynchronously or with an idempotency key).</summary>
+    public bool Kept { get; init; }
+
     /// <summary>For a scheduled run: the row's <c>scheduled_id</c>.</summary>
     public ulong? ScheduleId { get; init; }
 }

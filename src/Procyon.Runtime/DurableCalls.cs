@@ -74,12 +74,36 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     /// <summary>Lets a call this server could not wake now (no memory to spare) go, to be tried again shortly.</summary>
     internal Task ReleaseAsync(Guid id) => store.ReleaseAsync(id, _holder, TimeSpan.FromSeconds(1), CancellationToken.None);
 
-    /// <summary>Records how a saved call ended, and drops its snapshot, unless another server had taken it over.</summary>
-    internal async Task FinishAsync(CallResult result)
+    /// <summary>
+    /// Starts keeping a call made asynchronously or with an idempotency key; returns null when it
+    /// may run, or the call that already holds its key (for the caller to wait on or read).
+    /// </summary>
+    /// <param name="requestSha256">What the request asked (function and arguments), to tell a retry from another request with the same key.</param>
+    public async Task<StoredCall?> KeepAsync(CallRequest request, string? key, string requestSha256, CancellationToken cancellationToken)
+    {
+        var call = new StoredCall(request.CallId, request.Database, request.Function, request.Caller.ToString(), "running", null, null, DateTimeOffset.UtcNow, null, null, null, requestSha256);
+        while (!await store.StartAsync(call, key, _holder, Lease, cancellationToken))
+        {
+            // The key is taken; the call holding it may have been forgotten since, then claim it again.
+            if (await store.FindByKeyAsync(call.Caller, call.Database, key!, cancellationToken) is { } holding)
+            {
+                return holding;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>A kept call, or null.</summary>
+    public Task<StoredCall?> FindAsync(Guid id, CancellationToken cancellationToken) => store.FindAsync(id, cancellationToken);
+
+    /// <summary>Records how a saved or kept call ended, and drops its snapshot, unless another server had taken it over.</summary>
+    internal async Task FinishAsync(CallResult result, bool kept)
     {
         try
         {
-            await store.FinishAsync(result.CallId, _holder, result.Status, result.Value?.ToString(), result.Error, CancellationToken.None);
+            var failure = result.Failure == CallFailure.None ? null : result.Failure.ToString();
+            var end = new CallEnd(result.CallId, result.Db, result.Fn, result.Caller, result.StartedAt, result.Status, failure, result.Value?.ToString(), result.Error);
+            await store.FinishAsync(end, _holder, kept, CancellationToken.None);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -99,6 +123,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
                 if (DateTimeOffset.UtcNow - renewed >= Lease / 3)
                 {
                     await store.RenewAsync(_holder, Lease, stoppingToken);
+                    await store.ReapAsync(stoppingToken);
                     renewed = DateTimeOffset.UtcNow;
                 }
                 if (DateTimeOffset.UtcNow - forgotten >= TimeSpan.FromMinutes(1))
@@ -159,8 +184,8 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
         {
             // Whatever failed, the call must not stay asleep, held and renewed, for ever.
             LogWakeFailed(call.Database, call.Function, call.Id, e);
-            await ((Task)store.FinishAsync(call.Id, _holder, "error", null, $"the call could not be woken: {e.Message}", CancellationToken.None))
-                .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            var end = new CallEnd(call.Id, call.Database, call.Function, call.Caller, call.StartedAt, "error", nameof(CallFailure.Trapped), null, $"the call could not be woken: {e.Message}");
+            await ((Task)store.FinishAsync(end, _holder, kept: false, CancellationToken.None)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 

@@ -8,10 +8,21 @@ namespace Procyon.Storage;
 public sealed record SleepingCall(
     Guid Id, string Database, string Sha256, string Function, string Caller, string Origin, DateTimeOffset StartedAt, DateTimeOffset WakeAt, byte[] Snapshot);
 
-/// <summary>A durable call as <c>GET /v1/calls/{id}</c> shows it: asleep, or finished with its result.</summary>
+/// <summary>A kept call as <c>GET /v1/calls/{id}</c> shows it: running, asleep, or finished with its result.</summary>
+/// <param name="Status"><c>running</c>, <c>sleeping</c>, or how it ended: <c>ok</c>, <c>error</c>, <c>timeout</c>.</param>
 /// <param name="Value">The return value as JSON text, when the call ended well.</param>
+/// <param name="Failure">Why it failed (the runtime's failure name), when it ended so.</param>
+/// <param name="RequestSha256">For a call made with an idempotency key: what it was asked (function and arguments), hashed.</param>
 public sealed record StoredCall(
-    Guid Id, string Database, string Function, string Caller, string Status, string? Value, string? Error, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? WakeAt);
+    Guid Id, string Database, string Function, string Caller, string Status, string? Value, string? Error, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? WakeAt,
+    string? Failure = null, string? RequestSha256 = null)
+{
+    /// <summary>Whether it has not ended yet.</summary>
+    public bool InFlight => Status is "running" or "sleeping";
+}
+
+/// <summary>How a kept call ended, as <c>procyon.calls</c> records it.</summary>
+public sealed record CallEnd(Guid Id, string Database, string Function, string Caller, DateTimeOffset StartedAt, string Status, string? Failure, string? Value, string? Error);
 
 /// <summary>
 /// The SQL of durable calls: a procedure sleeping longer than the threshold is written to
@@ -46,9 +57,33 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
             value       text,
             error       text,
             started_at  timestamptz NOT NULL,
-            finished_at timestamptz NOT NULL
+            finished_at timestamptz
         );
+        ALTER TABLE procyon.calls ALTER COLUMN finished_at DROP NOT NULL;
+        ALTER TABLE procyon.calls ADD COLUMN IF NOT EXISTS failure text;
+        ALTER TABLE procyon.calls ADD COLUMN IF NOT EXISTS idem_key text;
+        ALTER TABLE procyon.calls ADD COLUMN IF NOT EXISTS request_sha256 text;
+        ALTER TABLE procyon.calls ADD COLUMN IF NOT EXISTS holder text;
+        ALTER TABLE procyon.calls ADD COLUMN IF NOT EXISTS lease_until timestamptz;
         CREATE INDEX IF NOT EXISTS calls_finished ON procyon.calls (finished_at);
+        CREATE INDEX IF NOT EXISTS calls_running ON procyon.calls (lease_until) WHERE status = 'running';
+        CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON procyon.calls (caller, db, idem_key) WHERE idem_key IS NOT NULL;
+        """;
+
+    /// <summary>A kept call starting: claims its idempotency key, if any (nothing is inserted when another call holds it).</summary>
+    private const string StartSql = """
+        INSERT INTO procyon.calls (id, db, fn, caller, status, idem_key, request_sha256, started_at, holder, lease_until)
+        VALUES (@id, @db, @fn, @caller, 'running', @key, @request_sha256, @started_at, @holder, now() + @lease)
+        ON CONFLICT (caller, db, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+        RETURNING id
+        """;
+
+    /// <summary>Kept calls still running on a server that stopped renewing them, and not asleep in Postgres, ended for good.</summary>
+    private const string ReapSql = """
+        UPDATE procyon.calls c SET status = 'error', failure = 'Unavailable', finished_at = now(), holder = NULL, lease_until = NULL,
+            error = 'the server running the call stopped before the call ended (it may have done part of its work)'
+        WHERE c.status = 'running' AND c.lease_until < now()
+          AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.id = c.id)
         """;
 
     private const string SaveSql = """
@@ -60,7 +95,10 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
 
     private const string HoldSql = "UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE id = @id AND holder = @holder";
 
-    private const string RenewSql = "UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE holder = @holder";
+    private const string RenewSql = """
+        UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE holder = @holder;
+        UPDATE procyon.calls SET lease_until = now() + @lease WHERE holder = @holder AND status = 'running';
+        """;
 
     private const string ReleaseSql = "UPDATE procyon.sleeping_calls SET holder = '', lease_until = now() + @delay WHERE id = @id AND holder = @holder";
 
@@ -75,27 +113,42 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         RETURNING s.id, s.db, s.sha256, s.fn, s.caller, s.origin, s.started_at, s.wake_at, s.snapshot
         """;
 
-    /// <summary>Moves the call from asleep to finished, only while this server holds it.</summary>
+    /// <summary>
+    /// Records how a call ended: drops its snapshot if this server holds it, and writes (or
+    /// completes) its row in <c>procyon.calls</c> when it was asleep here or is kept anyway.
+    /// </summary>
     private const string FinishSql = """
-        WITH finished AS (DELETE FROM procyon.sleeping_calls WHERE id = @id AND holder = @holder RETURNING id, db, fn, caller, started_at)
-        INSERT INTO procyon.calls (id, db, fn, caller, status, value, error, started_at, finished_at)
-        SELECT id, db, fn, caller, @status, @value, @error, started_at, now() FROM finished
+        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id AND holder = @holder RETURNING id)
+        INSERT INTO procyon.calls (id, db, fn, caller, status, failure, value, error, started_at, finished_at)
+        SELECT @id, @db, @fn, @caller, @status, @failure, @value, @error, @started_at, now()
+        WHERE @kept OR EXISTS (SELECT 1 FROM slept)
+        ON CONFLICT (id) DO UPDATE SET status = excluded.status, failure = excluded.failure, value = excluded.value,
+            error = excluded.error, finished_at = excluded.finished_at, holder = NULL, lease_until = NULL
+        WHERE procyon.calls.status = 'running'
         """;
 
-    private const string FindSql = """
-        SELECT id, db, fn, caller, 'sleeping', NULL, NULL, started_at, NULL::timestamptz, wake_at FROM procyon.sleeping_calls WHERE id = @id
+    private const string CallColumns = """
+        c.id, c.db, c.fn, c.caller, CASE WHEN s.id IS NULL THEN c.status ELSE 'sleeping' END, c.value, c.error, c.started_at, c.finished_at, s.wake_at, c.failure, c.request_sha256
+        FROM procyon.calls c LEFT JOIN procyon.sleeping_calls s ON s.id = c.id
+        """;
+
+    private const string SleepingColumns = """
+        s.id, s.db, s.fn, s.caller, 'sleeping', NULL, NULL, s.started_at, NULL::timestamptz, s.wake_at, NULL, NULL FROM procyon.sleeping_calls s
+        """;
+
+    private const string FindSql = $"""
+        SELECT {CallColumns} WHERE c.id = @id
         UNION ALL
-        SELECT id, db, fn, caller, status, value, error, started_at, finished_at, NULL FROM procyon.calls WHERE id = @id
+        SELECT {SleepingColumns} WHERE s.id = @id AND NOT EXISTS (SELECT 1 FROM procyon.calls c WHERE c.id = @id)
         """;
 
-    private const string ListSql = """
-        SELECT id, db, fn, caller, 'sleeping', NULL, NULL, started_at, NULL::timestamptz, wake_at FROM procyon.sleeping_calls
-        WHERE db = @db ORDER BY wake_at LIMIT @limit
-        """;
+    private const string FindByKeySql = $"SELECT {CallColumns} WHERE c.caller = @caller AND c.db = @db AND c.idem_key = @key";
+
+    private const string ListSql = $"SELECT {SleepingColumns} WHERE s.db = @db ORDER BY s.wake_at LIMIT @limit";
 
     private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
 
-    private const string ForgetSql = "DELETE FROM procyon.calls WHERE finished_at < now() - @retention";
+    private const string ForgetSql = "DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention";
 
     /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>.</summary>
     public async Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken)
@@ -150,9 +203,35 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         return calls;
     }
 
-    /// <summary>Records how the call ended and drops its snapshot; false when this server no longer held it (another took it over).</summary>
-    public async Task<bool> FinishAsync(Guid id, string holder, string status, string? value, string? error, CancellationToken cancellationToken) =>
-        await ExecuteAsync(FinishSql, cancellationToken, ("id", id), ("holder", holder), ("status", status), ("value", (object?)value ?? DBNull.Value), ("error", (object?)error ?? DBNull.Value)) == 1;
+    /// <summary>
+    /// Starts keeping a call (made asynchronously or with an idempotency key); false when its key
+    /// is taken: another call of this caller on this database holds it (see <see cref="FindByKeyAsync"/>).
+    /// </summary>
+    public async Task<bool> StartAsync(StoredCall call, string? key, string holder, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var command = Command(StartSql,
+            [("id", call.Id), ("db", call.Database), ("fn", call.Function), ("caller", call.Caller), ("key", (object?)key ?? DBNull.Value),
+             ("request_sha256", (object?)call.RequestSha256 ?? DBNull.Value), ("started_at", call.StartedAt), ("holder", holder), ("lease", lease)]);
+        return await command.ExecuteScalarAsync(cancellationToken) is Guid;
+    }
+
+    /// <summary>Records how a call ended (see <see cref="FinishSql"/>).</summary>
+    /// <param name="kept">Whether the call is kept whatever became of its sleeps (made asynchronously or with a key).</param>
+    public Task<int> FinishAsync(CallEnd end, string holder, bool kept, CancellationToken cancellationToken) =>
+        ExecuteAsync(FinishSql, cancellationToken,
+            ("id", end.Id), ("holder", holder), ("db", end.Database), ("fn", end.Function), ("caller", end.Caller), ("started_at", end.StartedAt),
+            ("status", end.Status), ("failure", (object?)end.Failure ?? DBNull.Value), ("value", (object?)end.Value ?? DBNull.Value),
+            ("error", (object?)end.Error ?? DBNull.Value), ("kept", kept));
+
+    /// <summary>Ends the kept calls whose server stopped renewing them while they ran (not asleep in Postgres).</summary>
+    public Task<int> ReapAsync(CancellationToken cancellationToken) => ExecuteAsync(ReapSql, cancellationToken);
+
+    /// <summary>The call a caller made on a database with an idempotency key, or null.</summary>
+    public async Task<StoredCall?> FindByKeyAsync(string caller, string database, string key, CancellationToken cancellationToken)
+    {
+        var calls = await QueryAsync(FindByKeySql, cancellationToken, ("caller", caller), ("db", database), ("key", key));
+        return calls.Count > 0 ? calls[0] : null;
+    }
 
     /// <summary>A durable call, asleep or finished, or null.</summary>
     public async Task<StoredCall?> FindAsync(Guid id, CancellationToken cancellationToken)
@@ -189,7 +268,9 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
                 reader.GetFieldValue<DateTimeOffset>(7),
                 reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTimeOffset>(8),
-                reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9)));
+                reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
+                reader.IsDBNull(10) ? null : reader.GetString(10),
+                reader.IsDBNull(11) ? null : reader.GetString(11)));
         }
         return calls;
     }

@@ -134,6 +134,92 @@ public sealed class DurableCallTests
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
     }
 
+    [Fact]
+    public async Task An_idempotency_key_runs_a_call_once_however_often_and_however_concurrently_it_is_sent()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var (_, token) = await server.NewIdentityAsync();
+
+        var first = KeyedCallAsync(server, token, "order-1", "[1500, 256]");
+        var second = KeyedCallAsync(server, token, "order-1", "[1500, 256]");
+        using var answers = new Disposables(await first, await second);
+        using var retry = await KeyedCallAsync(server, token, "order-1", "[1500, 256]");
+        using var otherArguments = await KeyedCallAsync(server, token, "order-1", "[1500, 16]");
+        var (_, stranger) = await server.NewIdentityAsync();
+        using var strangersOwn = await KeyedCallAsync(server, stranger, "order-1", "[0, 1]");
+
+        foreach (var answer in answers.Responses.Append(retry))
+        {
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal(HeapAnswer, await answer.Content.ReadAsStringAsync());
+        }
+        Assert.Single(answers.Responses.Append(retry).Select(r => r.Headers.GetValues("Procyon-Call-Id").Single()).Distinct());
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, otherArguments.StatusCode);
+        Assert.Equal("\"32640 256\"", await strangersOwn.Content.ReadAsStringAsync());
+        await AssertVisitedOnceEachAsync(database, strangers: 1);
+    }
+
+    [Fact]
+    public async Task A_call_made_with_respond_async_is_answered_at_once_and_its_result_is_kept()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/ledger/call/visits_twice") { Content = new StringContent("[500, 256]") };
+        request.Headers.Add("Prefer", "respond-async, wait=0");
+
+        using var accepted = await server.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        var location = accepted.Headers.Location!.ToString();
+        var ended = await EndedAsync(server, location["/v1/calls/".Length..]);
+        Assert.Equal("ok", ended.GetProperty("status").GetString());
+        Assert.Equal(HeapAnswer, ended.GetProperty("value").GetRawText());
+    }
+
+    [Fact]
+    public async Task A_retry_with_the_same_key_after_the_server_died_mid_sleep_gets_the_one_result()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var (_, token) = await first.NewIdentityAsync();
+        var call = KeyedCallAsync(first, token, "payment-7", "[3000, 256]");
+        await SleepingCallAsync(database);
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        using var retried = await KeyedCallAsync(second, token, "payment-7", "[3000, 256]");
+
+        Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
+        Assert.Equal(HeapAnswer, await retried.Content.ReadAsStringAsync());
+        await AssertVisitedOnceEachAsync(database);
+    }
+
+    private static async Task<HttpResponseMessage> KeyedCallAsync(ServerHandle server, string token, string key, string arguments)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/ledger/call/visits_twice") { Content = new StringContent(arguments) };
+        request.Headers.Authorization = new("Bearer", token);
+        request.Headers.Add("Idempotency-Key", key);
+        return await server.Http.SendAsync(request);
+    }
+
+    private sealed class Disposables(params HttpResponseMessage[] responses) : IDisposable
+    {
+        public IReadOnlyList<HttpResponseMessage> Responses => responses;
+
+        public void Dispose()
+        {
+            foreach (var response in responses)
+            {
+                response.Dispose();
+            }
+        }
+    }
+
     /// <summary>The id of the one call asleep in Postgres, once it is there.</summary>
     private static async Task<string> SleepingCallAsync(TestDatabase database)
     {
@@ -147,7 +233,7 @@ public sealed class DurableCallTests
         while (true)
         {
             using var response = await server.Http.GetAsync($"/v1/calls/{id}");
-            if (response.IsSuccessStatusCode && (await response.Content.ReadFromJsonAsync<JsonElement>()) is var call && call.GetProperty("status").GetString() != "sleeping")
+            if (response.IsSuccessStatusCode && (await response.Content.ReadFromJsonAsync<JsonElement>()) is var call && call.GetProperty("status").GetString() is not ("sleeping" or "running"))
             {
                 return call;
             }
@@ -156,8 +242,9 @@ public sealed class DurableCallTests
         }
     }
 
-    private static async Task AssertVisitedOnceEachAsync(TestDatabase database) =>
-        Assert.Equal(["after 1", "before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase ORDER BY phase"));
+    /// <param name="strangers">Calls that did not sleep long, made besides.</param>
+    private static async Task AssertVisitedOnceEachAsync(TestDatabase database, int strangers = 0) =>
+        Assert.Equal([$"after {1 + strangers}", $"before {1 + strangers}"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase ORDER BY phase"));
 
     private static long SleptMicros(string logs)
     {

@@ -5,15 +5,15 @@ using Procyon.Storage;
 
 namespace Procyon.Server.Api;
 
-/// <summary>A durable call as <c>GET /v1/calls/{id}</c> answers it.</summary>
-/// <param name="Status"><c>sleeping</c>, or how it ended: <c>ok</c>, <c>error</c> or <c>timeout</c>.</param>
+/// <summary>A kept call as <c>GET /v1/calls/{id}</c> answers it.</summary>
+/// <param name="Status"><c>running</c>, <c>sleeping</c>, or how it ended: <c>ok</c>, <c>error</c> or <c>timeout</c>.</param>
 internal sealed record CallView(Guid Id, string Db, string Fn, string Status, Utf8Json? Value, string? Error, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? WakeAt)
 {
     public static CallView Of(StoredCall call) => new(
         call.Id, call.Database, call.Function, call.Status, call.Value is null ? null : new Utf8Json(Encoding.UTF8.GetBytes(call.Value)), call.Error, call.StartedAt, call.FinishedAt, call.WakeAt);
 }
 
-/// <summary>The HTTP API of durable calls: one by id, and a database's sleeping ones.</summary>
+/// <summary>The HTTP API of kept calls: one by id, and a database's sleeping ones.</summary>
 internal static class CallEndpoints
 {
     private const int ListLimit = 1000;
@@ -22,8 +22,8 @@ internal static class CallEndpoints
     {
         app.MapGet("/v1/calls/{id:guid}", GetAsync)
             .WithTags("Calls")
-            .WithSummary("A durable call: asleep in Postgres, or finished with its result (caller or database owner)")
-            .WithDescription("Calls that slept at least Procyon:Runtime:DurableSleepAfter are durable; their results are kept for Procyon:Runtime:CallRetention. Other calls are not kept: 404.")
+            .WithSummary("A kept call: running, asleep in Postgres, or finished with its result (caller or database owner)")
+            .WithDescription("Calls that slept at least Procyon:Runtime:DurableSleepAfter, or were made with Prefer: respond-async or an Idempotency-Key, are kept; their results for Procyon:Runtime:CallRetention. Other calls are not kept: 404.")
             .Produces<CallView>()
             .ProducesProblem(StatusCodes.Status404NotFound);
         app.MapGet("/v1/databases/{db}/calls", ListAsync)
@@ -42,7 +42,7 @@ internal static class CallEndpoints
         // Another identity's call looks like none at all.
         return call is not null && (call.Caller == Tokens.CallerOf(context.User).ToString() || registry.Find(call.Database) is { } module && Ownership.IsOwner(module, context.User))
             ? TypedResults.Ok(CallView.Of(call))
-            : TypedResults.Problem($"no durable call {id} that this identity may see", statusCode: StatusCodes.Status404NotFound, title: "Unknown call");
+            : TypedResults.Problem($"no kept call {id} that this identity may see", statusCode: StatusCodes.Status404NotFound, title: "Unknown call");
     }
 
     private static async Task<IResult> ListAsync(string db, HttpContext context, DurableCallStore store, ModuleRegistry registry, CancellationToken cancellationToken)

@@ -64,8 +64,9 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
-            .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments.")
+            .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments. `Prefer: respond-async` answers 202 at once with the call's `Location` (GET /v1/calls/{id}); `Idempotency-Key: K` runs the call once per caller, database and key: a retry waits for it or gets its kept result (422 if it asks something else).")
             .Produces<object>(StatusCodes.Status200OK)
+            .Produces<CallView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -119,6 +120,8 @@ internal static class DatabaseEndpoints
         string fn,
         HttpRequest request,
         CallDispatcher dispatcher,
+        DurableCalls kept,
+        ModuleRegistry registry,
         IOptions<ApiOptions> options,
         IOptions<AuthOptions> auth,
         IHostApplicationLifetime lifetime,
@@ -129,7 +132,27 @@ internal static class DatabaseEndpoints
             return ProblemMapping.Problem(CallFailure.TokenRequired, AnonymousCalls.Detail, db, fn);
         }
         var body = await RequestBody.ReadAsync(request, options.Value.MaxCallBodyBytes, cancellationToken);
-        var result = await dispatcher.CallAsync(new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http), lifetime.ApplicationStopping);
+        var key = request.Headers[KeptCalls.IdempotencyKeyHeader].FirstOrDefault();
+        var respondAsync = KeptCalls.PrefersAsync(request);
+        var call = new CallRequest(db, fn, body, Tokens.CallerOf(request.HttpContext.User), CallOrigin.Http) { Kept = key is not null || respondAsync };
+        if (call.Kept)
+        {
+            if (KeptCalls.Refusal(db, fn, key, registry) is { } refused)
+            {
+                return refused;
+            }
+            if (await kept.KeepAsync(call, key, KeptCalls.RequestSha256(fn, body), cancellationToken) is { } holding)
+            {
+                return await KeptCalls.AnswerAsync(holding, KeptCalls.RequestSha256(fn, body), respondAsync, kept, request.HttpContext);
+            }
+            if (respondAsync)
+            {
+                // Runs on past this request, to the end the server's own shutdown allows; its end is kept.
+                _ = dispatcher.CallAsync(call, lifetime.ApplicationStopping);
+                return KeptCalls.Accepted(call.CallId, "running");
+            }
+        }
+        var result = await dispatcher.CallAsync(call, lifetime.ApplicationStopping);
         request.HttpContext.Response.Headers[CallIdHeader] = result.CallId.ToString();
         if (result.Failure is CallFailure.Overloaded or CallFailure.Contention or CallFailure.Unavailable or CallFailure.TooManyCalls)
         {
