@@ -131,9 +131,15 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
                     await store.ForgetAsync(options.Value.CallRetention, stoppingToken);
                     forgotten = DateTimeOffset.UtcNow;
                 }
-                foreach (var call in await store.ClaimAsync(_holder, Lease, Lookahead, ClaimBatch, stoppingToken))
+                var claimed = await store.ClaimAsync(_holder, Lease, Lookahead, ClaimBatch, stoppingToken);
+                foreach (var call in claimed)
                 {
                     _ = WakeAsync(call, stoppingToken);
+                }
+                if (claimed.Count == ClaimBatch)
+                {
+                    // More may be due: a dead server's thousands of calls are taken over without waiting a poll per hundred.
+                    continue;
                 }
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException)
@@ -163,24 +169,20 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
         }
     }
 
+    /// <summary>Restores a call taken over at once (it wakes within the lookahead) and runs it at its wake time.</summary>
     private async Task WakeAsync(SleepingCall call, CancellationToken stoppingToken)
     {
-        var delay = call.WakeAt - DateTimeOffset.UtcNow;
-        if (delay > TimeSpan.Zero)
-        {
-            await Task.Delay(delay, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-        if (stoppingToken.IsCancellationRequested)
-        {
-            return;
-        }
         try
         {
             // Resolved here: the dispatcher depends on this service for the calls it makes durable.
             var result = await services.GetRequiredService<CallDispatcher>().ResumeAsync(call, stoppingToken);
             LogResumed(call.Database, call.Function, call.Id, result.Status);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException)
+        {
+            // Stopping: the hand-back lets another server wake it.
+        }
+        catch (Exception e)
         {
             // Whatever failed, the call must not stay asleep, held and renewed, for ever.
             LogWakeFailed(call.Database, call.Function, call.Id, e);

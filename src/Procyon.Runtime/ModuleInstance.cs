@@ -159,11 +159,11 @@ internal sealed class ModuleInstance : IDisposable
         CallSnapshot.Write(_memory, _globals, functionId, timestampMicros, arguments);
 
     /// <summary>
-    /// Continues a call from its snapshot on this fresh instance: restores the memory (within the
-    /// budget; throws <see cref="Storage.OverloadedException"/> when it has not the room) and the
-    /// globals, then rewinds into <c>sleep_until</c>, which returns <paramref name="wokeMicros"/>.
+    /// Puts a call's snapshot into this fresh instance: the memory (within the budget; throws
+    /// <see cref="Storage.OverloadedException"/> when it has not the room) and the globals. Then
+    /// <see cref="RunAsync"/> with <c>resumeWith</c> rewinds into <c>sleep_until</c>.
     /// </summary>
-    public Task<InstanceOutcome> ResumeAsync(CallSnapshot snapshot, Identity caller, long wokeMicros, CallContext context)
+    public void Restore(CallSnapshot snapshot)
     {
         if (snapshot.MemoryLength > _engine.Options.MaxMemoryBytes)
         {
@@ -186,7 +186,6 @@ internal sealed class ModuleInstance : IDisposable
         {
             _engine.Memory.Ungrant(grant);
         }
-        return RunAsync(snapshot.FunctionId, snapshot.Arguments, caller, snapshot.TimestampMicros, context, wokeMicros);
     }
 
     /// <param name="resumeWith">For a call restored from a snapshot: what <c>sleep_until</c> returns as the stack rewinds into it.</param>

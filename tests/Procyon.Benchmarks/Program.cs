@@ -14,6 +14,7 @@ return args.FirstOrDefault() switch
     "abuse" => await AbuseBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100),
     "bare-hub" => await HubFanOutBenchmark.ServeBareHubAsync(),
     "databases" => await DatabasesBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 1000, TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 10)),
+    "durable" => await DurableBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 1000),
     "publish" => await PublishBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 10, args.Length > 2 ? int.Parse(args[2]) : 200),
     "summarize" => Summary.Tabulate(args.Skip(1)),
     "http-add" => await HttpAddBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 16, TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 10)),
@@ -22,6 +23,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] [idle-databases] | abuse [attackers] | databases [count] [seconds of calls] | publish [publishes] [calls] | summarize [saved outputs ...]");
+    Console.Error.WriteLine("usage: Procyon.Benchmarks sleepers [N ...] | startup [modules] | codec [iterations] | http-add [concurrency] [seconds] | inserts [rows] [concurrency] | hub [connections] [calls] | scheduler [delayed] [due-now] [idle-databases] | abuse [attackers] | databases [count] [seconds of calls] | publish [publishes] [calls] | durable [sleepers] | summarize [saved outputs ...]");
     return 2;
 }

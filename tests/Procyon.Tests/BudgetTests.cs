@@ -155,7 +155,10 @@ public sealed class BudgetTests() : OwnServerTest(
         }
 
         latencies.Sort();
-        Assert.True(latencies[(int)Math.Ceiling(latencies.Count * 0.99) - 1] < 100, $"p99 {latencies[^1]:0.0} ms: {string.Join(", ", latencies.Select(l => l.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))}");
+        // The 95th percentile: of 40 probes, one may meet a hiccup of the machine (a 300–450 ms
+        // outlier in two CI runs among probes otherwise under 40 ms); starved probes would all be slow.
+        var p95 = latencies[(int)Math.Ceiling(latencies.Count * 0.95) - 1];
+        Assert.True(p95 < 100, $"p95 {p95:0.0} ms: {string.Join(", ", latencies.Select(l => l.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))}");
         Assert.All(await Task.WhenAll(spinners), r => Assert.Equal(HttpStatusCode.GatewayTimeout, r.StatusCode));
     }
 

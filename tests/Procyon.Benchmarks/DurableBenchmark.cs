@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Procyon.Testing;
+
+namespace Procyon.Benchmarks;
+
+/// <summary>
+/// Durable sleeps: (1) the snapshot a sleeping call writes, for the ledger module with 16 KiB and
+/// 10 MiB of heap; (2) N concurrent sleepers of 2 s written to Postgres beside the same N sleeping
+/// in memory only (a server whose <c>DurableSleepAfter</c> is a day): how late they wake, how fast
+/// the snapshots are written, the server's resident memory; (3) N durable sleepers of 5 s on a
+/// server that is then SIGKILLed, woken by a second server: how late they end beside their wake time.
+/// Each server is a process of its own.
+/// </summary>
+internal static class DurableBenchmark
+{
+    private const int NapMillis = 2000;
+    private const int KilledNapMillis = 5000;
+
+    private static readonly string[] Limits =
+    [
+        "--Procyon:Runtime:MaxConcurrentCalls=20000", "--Procyon:Runtime:MaxCallsPerIdentity=20000", "--Procyon:Runtime:MaxCallsPerDatabase=20000",
+        "--Procyon:Runtime:MaxIdleInstances=20000", $"--Procyon:Runtime:MaxTotalMemoryBytes={64L << 30}", $"--Procyon:Runtime:MaxIdleMemoryBytes={64L << 30}",
+        "--Procyon:Runtime:DurableLease=00:00:02",
+    ];
+
+    public static async Task<int> RunAsync(int sleepers)
+    {
+        await SnapshotSizesAsync();
+        Console.WriteLine();
+        var durable = await SleepersAsync(sleepers, durable: true);
+        var inMemory = await SleepersAsync(sleepers, durable: false);
+        Console.WriteLine($"{"sleepers of 2 s",-18} | {"count",6} | {"p50 late ms",11} | {"p99 late ms",11} | {"snapshots/s",11} | {"RSS MiB",7}");
+        Print("durable", sleepers, durable);
+        Print("in memory", sleepers, inMemory);
+        Console.WriteLine();
+        var (resumedP50, resumedP99, resumedMax) = await KilledAsync(sleepers);
+        Console.WriteLine($"{sleepers} durable sleepers of 5 s on a SIGKILLed server, woken by another: end after wake time p50 / p99 / max {resumedP50:0} / {resumedP99:0} / {resumedMax:0} ms");
+        Summary.Write($"durable sleepers, {sleepers:N0} for 2 s", "p99 ms late", durable.P99, "in memory", inMemory.P99);
+        Summary.Write($"durable sleepers, {sleepers:N0} for 2 s", "p50 ms late", durable.P50, "in memory", inMemory.P50);
+        Summary.Write($"durable sleepers, {sleepers:N0} on a killed server", "p99 ms late, woken elsewhere", resumedP99, "in memory, alive", inMemory.P99);
+        return 0;
+    }
+
+    private static void Print(string label, int count, (double P50, double P99, double Rate, double RssMiB) figures) =>
+        Console.WriteLine($"{label,-18} | {count,6} | {figures.P50,11:0.0} | {figures.P99,11:0.0} | {figures.Rate,11:0} | {figures.RssMiB,7:0}");
+
+    /// <summary>The bytes of one sleeping call's snapshot with little and with much heap.</summary>
+    private static async Task SnapshotSizesAsync()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(database, Limits);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        Console.WriteLine($"{"heap of the sleeping call",-26} | {"snapshot KiB",12}");
+        foreach (var kib in (int[])[16, 10240])
+        {
+            // A fresh instance each time: an instance reused after a bigger call would carry its freed heap.
+            var call = server.CallAsync("ledger", "visits_twice", $"[1500, {kib}]");
+            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n == 1);
+            var bytes = await database.ScalarAsync<int>("SELECT length(snapshot) FROM procyon.sleeping_calls");
+            (await call).EnsureSuccessStatusCode();
+            Console.WriteLine($"{kib + " KiB",-26} | {bytes / 1024.0,12:0.0}");
+            Summary.Write($"durable snapshot, {kib:N0} KiB heap", "KiB", bytes / 1024.0, "heap", kib);
+        }
+    }
+
+    private static async Task<(double P50, double P99, double Rate, double RssMiB)> SleepersAsync(int count, bool durable)
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        string[] settings = durable ? Limits : [.. Limits, "--Procyon:Runtime:DurableSleepAfter=1.00:00:00"];
+        await using var server = await ServerProcess.StartAsync(database, settings);
+        (await server.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
+        using var client = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromMinutes(5) };
+        // Warm-up: the JIT, the instance pool, the connection pool.
+        await Task.WhenAll(Enumerable.Range(0, count).Select(_ => NapAsync(client, 10)));
+        var started = Stopwatch.StartNew();
+        var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, NapMillis)).ToList();
+        var rate = 0.0;
+        if (durable)
+        {
+            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count);
+            rate = count / started.Elapsed.TotalSeconds;
+        }
+        var rss = server.ResidentBytes / (1024.0 * 1024);
+        var late = (await Task.WhenAll(naps)).Select(micros => (micros - NapMillis * 1000.0) / 1000).Order().ToList();
+        return (Measure.Percentile(late, 50), Measure.Percentile(late, 99), rate, rss);
+    }
+
+    /// <summary>Sleepers of 5 s on a server SIGKILLed once all are written; how long after its wake time each ended on the second.</summary>
+    private static async Task<(double P50, double P99, double Max)> KilledAsync(int count)
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using (var first = await ServerProcess.StartAsync(database, Limits))
+        {
+            (await first.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
+            using var client = new HttpClient { BaseAddress = first.Address, Timeout = TimeSpan.FromMinutes(5) };
+            var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, KilledNapMillis)).ToList();
+            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count);
+            await first.KillAsync();
+            await Task.WhenAll(naps.Select(nap => nap.ContinueWith(_ => { }, TaskScheduler.Default)));
+        }
+        await using var second = await ServerProcess.StartAsync(database, Limits);
+        await WaitForAsync(database, "SELECT count(*) FROM procyon.calls WHERE status <> 'running'", n => n >= count);
+        // Each call's value is the microseconds its one nap took: from its sleep to its end on the second server.
+        var late = (await database.QueryAsync("SELECT value FROM procyon.calls"))
+            .Select(value => (JsonDocument.Parse(value).RootElement[0].GetInt64() - KilledNapMillis * 1000.0) / 1000)
+            .Order()
+            .ToList();
+        return (Measure.Percentile(late, 50), Measure.Percentile(late, 99), late[^1]);
+    }
+
+    /// <summary>One nap of <paramref name="millis"/>; returns the microseconds it took, as the module measured them.</summary>
+    private static async Task<long> NapAsync(HttpClient client, int millis)
+    {
+        using var response = await client.PostAsync("/v1/databases/faulty/call/naps", new StringContent($"[1, {millis}]"));
+        response.EnsureSuccessStatusCode();
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return body.RootElement[0].GetInt64();
+    }
+
+    private static async Task WaitForAsync(TestDatabase database, string countSql, Func<long, bool> done)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!done(await database.ScalarAsync<long>(countSql)))
+        {
+            if (waited.Elapsed > TimeSpan.FromMinutes(5))
+            {
+                throw new TimeoutException($"'{countSql}' did not get there within 5 minutes");
+            }
+            await Task.Delay(20);
+        }
+    }
+}
