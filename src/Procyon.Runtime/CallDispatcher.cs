@@ -44,7 +44,23 @@ public sealed class CallDispatcher(
         var module = registry.Find(request.Database);
         var function = module?.Description.Find(request.Function);
         var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.RunningSha256, startedAt) : null;
-        var (failure, value, error) = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, cancellationToken);
+        // A procedure that may be kept can be cancelled by request (DELETE /v1/calls/{id}) at its next suspension.
+        using var cancellable = durable is not null ? durableCalls.Track(request.CallId, cancellationToken) : null;
+        (CallFailure Failure, Utf8Json? Value, string? Error) outcome;
+        try
+        {
+            outcome = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, cancellable?.Token ?? cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellable is { Cancelled: true })
+        {
+            // Cancelled while it waited for a running slot.
+            outcome = default;
+        }
+        var (failure, value, error) = outcome;
+        if (cancellable is { Cancelled: true })
+        {
+            (failure, value, error) = (CallFailure.CancelledByRequest, null, "the call was cancelled by request (DELETE /v1/calls/{id})");
+        }
         return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
     }
 
@@ -228,6 +244,7 @@ public sealed class CallDispatcher(
             {
                 CallFailure.None => "ok",
                 CallFailure.Timeout or CallFailure.TransactionTimeout => "timeout",
+                CallFailure.CancelledByRequest => "cancelled",
                 _ => "error",
             },
             Value = value,

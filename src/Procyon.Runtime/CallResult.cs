@@ -32,7 +32,12 @@ public enum CallFailure
 
     /// <summary>The caller has too many calls in flight (<see cref="RuntimeOptions.MaxCallsPerIdentity"/>).</summary>
     TooManyCalls,
+
+    /// <summary>The server is shutting down.</summary>
     Cancelled,
+
+    /// <summary>The caller or the database's owner cancelled the call (<c>DELETE /v1/calls/{id}</c>).</summary>
+    CancelledByRequest,
 }
 
 public static class CallOrigin

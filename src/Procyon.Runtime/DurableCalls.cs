@@ -23,6 +23,9 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     /// <summary>Who holds a lease: this server process.</summary>
     private readonly string _holder = Guid.NewGuid().ToString("N");
 
+    /// <summary>The procedure calls running or sleeping here, by id, for a cancellation to reach.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, CancellableCall> _live = new();
+
     internal TimeSpan Threshold => options.Value.DurableSleepAfter;
 
     private TimeSpan Lease => options.Value.DurableLease;
@@ -93,6 +96,56 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
         return null;
     }
 
+    /// <summary>Registers a call for cancellation by request until disposed; its token also ends with <paramref name="serverToken"/>.</summary>
+    internal CancellableCall Track(Guid id, CancellationToken serverToken)
+    {
+        var call = new CancellableCall(this, id, CancellationTokenSource.CreateLinkedTokenSource(serverToken));
+        _live[id] = call;
+        return call;
+    }
+
+    internal void Forget(Guid id) => _live.TryRemove(id, out _);
+
+    /// <summary>
+    /// Cancels a kept or sleeping call by request: it ends as <c>cancelled</c> (its snapshot gone)
+    /// and the server running it, wherever it is, stops it at its next suspension. False when it had ended.
+    /// </summary>
+    public Task<bool> CancelAsync(Guid id, CancellationToken cancellationToken) =>
+        store.CancelAsync(id, nameof(CallFailure.CancelledByRequest), "the call was cancelled by request (DELETE /v1/calls/{id})", cancellationToken);
+
+    /// <summary>Hears every server's cancellations and stops the calls running here, reconnecting as Postgres comes and goes.</summary>
+    private async Task ListenForCancelsAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await store.ListenForCancelsAsync(
+                    (_, notification) =>
+                    {
+                        if (Guid.TryParse(notification.Payload, out var id) && _live.TryGetValue(id, out var call))
+                        {
+                            call.Cancel();
+                        }
+                    },
+                    stoppingToken);
+                while (true)
+                {
+                    await connection.WaitAsync(stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+            {
+                LogPostgresFailed(e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>A kept call, or null.</summary>
     public Task<StoredCall?> FindAsync(Guid id, CancellationToken cancellationToken) => store.FindAsync(id, cancellationToken);
 
@@ -114,6 +167,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var listening = ListenForCancelsAsync(stoppingToken);
         var renewed = DateTimeOffset.UtcNow;
         var forgotten = DateTimeOffset.MinValue;
         while (!stoppingToken.IsCancellationRequested)
@@ -148,6 +202,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
             }
             await Task.Delay(PollInterval, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+        await listening;
     }
 
     /// <summary>Hands every call this server holds back, for another server to wake at its time.</summary>

@@ -146,6 +146,29 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
 
     private const string ListSql = $"SELECT {SleepingColumns} WHERE s.db = @db ORDER BY s.wake_at LIMIT @limit";
 
+    /// <summary>The LISTEN/NOTIFY channel that tells every server a call was cancelled (payload: its id).</summary>
+    public const string CancelsChannel = "procyon_cancels";
+
+    /// <summary>
+    /// Cancels a kept or sleeping call that has not ended: its kept row ends as <c>cancelled</c>
+    /// (or one is written for a call asleep here only), its snapshot goes, and every server hears
+    /// of it; returns how many calls it cancelled (0 or 1).
+    /// </summary>
+    private const string CancelSql = $$"""
+        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id RETURNING id, db, fn, caller, started_at),
+        kept AS (
+            UPDATE procyon.calls SET status = 'cancelled', failure = @failure, error = @error, finished_at = now(), holder = NULL, lease_until = NULL
+            WHERE id = @id AND status = 'running'
+            RETURNING id),
+        written AS (
+            INSERT INTO procyon.calls (id, db, fn, caller, status, failure, error, started_at, finished_at)
+            SELECT id, db, fn, caller, 'cancelled', @failure, @error, started_at, now() FROM slept WHERE NOT EXISTS (SELECT 1 FROM kept)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id),
+        cancelled AS (SELECT id FROM kept UNION SELECT id FROM written)
+        SELECT count(*) FROM cancelled, LATERAL (SELECT pg_notify('{{CancelsChannel}}', cancelled.id::text)) notified
+        """;
+
     private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
 
     private const string ForgetSql = "DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention";
@@ -222,6 +245,17 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
             ("id", end.Id), ("holder", holder), ("db", end.Database), ("fn", end.Function), ("caller", end.Caller), ("started_at", end.StartedAt),
             ("status", end.Status), ("failure", (object?)end.Failure ?? DBNull.Value), ("value", (object?)end.Value ?? DBNull.Value),
             ("error", (object?)end.Error ?? DBNull.Value), ("kept", kept));
+
+    /// <summary>Cancels a call that has not ended (see <see cref="CancelSql"/>); false when there was none to cancel.</summary>
+    public async Task<bool> CancelAsync(Guid id, string failure, string error, CancellationToken cancellationToken)
+    {
+        await using var command = Command(CancelSql, [("id", id), ("failure", failure), ("error", error)]);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))! > 0;
+    }
+
+    /// <summary>A connection listening on <see cref="CancelsChannel"/>; wait on it with <c>WaitAsync</c>.</summary>
+    public Task<NpgsqlConnection> ListenForCancelsAsync(NotificationEventHandler onCancel, CancellationToken cancellationToken) =>
+        Listener.OpenAsync(dataSource, CancelsChannel, onCancel, cancellationToken);
 
     /// <summary>Ends the kept calls whose server stopped renewing them while they ran (not asleep in Postgres).</summary>
     public Task<int> ReapAsync(CancellationToken cancellationToken) => ExecuteAsync(ReapSql, cancellationToken);

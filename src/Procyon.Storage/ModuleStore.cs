@@ -242,14 +242,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         transaction.ExecuteAsync(NotifySql, cancellationToken, ("name", name));
 
     /// <summary>A connection listening on <see cref="ChangesChannel"/>; wait on it with <c>WaitAsync</c>.</summary>
-    public async Task<NpgsqlConnection> ListenAsync(NotificationEventHandler onChange, CancellationToken cancellationToken)
-    {
-        var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        connection.Notification += onChange;
-        await using var command = new NpgsqlCommand($"LISTEN {ChangesChannel}", connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-        return connection;
-    }
+    public Task<NpgsqlConnection> ListenAsync(NotificationEventHandler onChange, CancellationToken cancellationToken) =>
+        Listener.OpenAsync(dataSource, ChangesChannel, onChange, cancellationToken);
 
     /// <summary>A server-wide setting, created with <paramref name="create"/>'s value by whichever replica asks first.</summary>
     public async Task<string> SettingAsync(string key, Func<string> create, CancellationToken cancellationToken)

@@ -199,6 +199,41 @@ public sealed class DurableCallTests
         await AssertVisitedOnceEachAsync(database);
     }
 
+    [Fact]
+    public async Task A_sleeping_call_cancelled_by_its_caller_ends_at_once_and_never_does_what_follows_its_sleep()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var call = server.CallAsync("ledger", "visits_twice", "[60000, 16]");
+        var id = await SleepingCallAsync(database);
+        var (_, stranger) = await server.NewIdentityAsync();
+
+        using var refused = await CancelAsync(server, id, stranger);
+        using var cancelled = await CancelAsync(server, id, token: null);
+        using var answer = await call;
+        using var again = await CancelAsync(server, id, token: null);
+
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, cancelled.StatusCode);
+        Assert.Equal("cancelled", (await cancelled.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, answer.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal("cancelled", (await server.Http.GetFromJsonAsync<JsonElement>($"/v1/calls/{id}")).GetProperty("status").GetString());
+        Assert.Equal(["before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase"));
+        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
+    }
+
+    private static async Task<HttpResponseMessage> CancelAsync(ServerHandle server, string id, string? token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/calls/{id}");
+        if (token is not null)
+        {
+            request.Headers.Authorization = new("Bearer", token);
+        }
+        return await server.Http.SendAsync(request);
+    }
+
     private static async Task<HttpResponseMessage> KeyedCallAsync(ServerHandle server, string token, string key, string arguments)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/ledger/call/visits_twice") { Content = new StringContent(arguments) };

@@ -22,6 +22,7 @@ internal static class ProblemMapping
         CallFailure.Unavailable => (StatusCodes.Status503ServiceUnavailable, "Database unavailable"),
         CallFailure.TooManyCalls => (StatusCodes.Status429TooManyRequests, "Too many calls"),
         CallFailure.Cancelled => (StatusCodes.Status503ServiceUnavailable, "Shutting down"),
+        CallFailure.CancelledByRequest => (StatusCodes.Status409Conflict, "Cancelled"),
         _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "not a failure"),
     };
 
