@@ -191,6 +191,12 @@ public sealed class CallDispatcher(
         return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
+    /// <summary>The result a kept call ended with, for a retry that waited for it (nobody else hears of it again).</summary>
+    public static CallResult Kept(CallRequest request, string status, string? value, CallFailure failure, string? error, DateTimeOffset startedAt) =>
+        status == "ok"
+            ? Result(request, ResultAudience.Nobody, startedAt, TimeSpan.Zero, CallFailure.None, new Utf8Json(System.Text.Encoding.UTF8.GetBytes(value ?? "null")), null)
+            : Result(request, ResultAudience.Nobody, startedAt, TimeSpan.Zero, failure, null, error);
+
     /// <summary>The result of a call refused before it ran (so nobody else hears of it).</summary>
     public static CallResult Refuse(CallRequest request, CallFailure failure, string error) =>
         Result(request, ResultAudience.Nobody, DateTimeOffset.UtcNow, TimeSpan.Zero, failure, null, error);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
@@ -159,6 +160,30 @@ public sealed class DurableCallTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, otherArguments.StatusCode);
         Assert.Equal("\"32640 256\"", await strangersOwn.Content.ReadAsStringAsync());
         await AssertVisitedOnceEachAsync(database, strangers: 1);
+    }
+
+    [Fact]
+    public async Task The_hubs_CallOnce_runs_a_call_once_per_key_like_HTTP()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var (_, token) = await server.NewIdentityAsync();
+        await using var hub = await server.ConnectHubAsync(token);
+        var arguments = JsonDocument.Parse("[1500, 256]").RootElement;
+
+        var results = await Task.WhenAll(
+            hub.InvokeAsync<JsonElement>("CallOnce", "ledger", "visits_twice", arguments, "hub-1", null),
+            hub.InvokeAsync<JsonElement>("CallOnce", "ledger", "visits_twice", arguments, "hub-1", "second"));
+        using var overHttp = await KeyedCallAsync(server, token, "hub-1", "[1500, 256]");
+        var other = await hub.InvokeAsync<JsonElement>("CallOnce", "ledger", "visits_twice", JsonDocument.Parse("[0, 1]").RootElement, "hub-1", null);
+
+        Assert.All(results, result => Assert.Equal(HeapAnswer, result.GetProperty("value").GetRawText()));
+        Assert.Single(results.Select(result => result.GetProperty("callId").GetString()).Distinct());
+        Assert.Equal(HeapAnswer, await overHttp.Content.ReadAsStringAsync());
+        Assert.Equal("error", other.GetProperty("status").GetString());
+        Assert.Contains("idempotency key was used for another request", other.GetProperty("error").GetString());
+        await AssertVisitedOnceEachAsync(database);
     }
 
     [Fact]

@@ -139,7 +139,7 @@ internal static class DatabaseEndpoints
         {
             if (KeptCalls.Refusal(db, fn, key, registry) is { } refused)
             {
-                return refused;
+                return ProblemMapping.Problem(refused.Failure, refused.Detail, db, fn);
             }
             if (await kept.KeepAsync(call, key, KeptCalls.RequestSha256(fn, body), cancellationToken) is { } holding)
             {

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Procyon.Runtime;
 using Procyon.Storage;
 
@@ -23,29 +25,68 @@ internal static class KeptCalls
         request.Headers["Prefer"].Any(value => value is not null && value.Split(',').Any(preference =>
             preference.Split(';')[0].Trim().Equals("respond-async", StringComparison.OrdinalIgnoreCase)));
 
-    /// <summary>A problem to answer before anything is kept: a bad key, or a function that is not there.</summary>
-    public static IResult? Refusal(string db, string fn, string? key, ModuleRegistry registry)
+    /// <summary>Why a call cannot be kept, before anything is: a bad key, or a function that is not there.</summary>
+    public static (CallFailure Failure, string Detail)? Refusal(string db, string fn, string? key, ModuleRegistry registry)
     {
         if (key is not null && (key.Length is 0 or > MaxKeyLength || key.Any(char.IsControl)))
         {
-            return ProblemMapping.Problem(CallFailure.BadArguments, $"the {IdempotencyKeyHeader} must be 1 to {MaxKeyLength} printable characters", db, fn);
+            return (CallFailure.BadArguments, $"the idempotency key must be 1 to {MaxKeyLength} printable characters");
         }
         if (registry.Find(db) is not { } module)
         {
-            return ProblemMapping.Problem(CallFailure.UnknownDatabase, $"no database named '{db}' is published", db, fn);
+            return (CallFailure.UnknownDatabase, $"no database named '{db}' is published");
         }
-        return module.Description.Find(fn) is null
-            ? ProblemMapping.Problem(CallFailure.UnknownFunction, $"database '{db}' has no function named '{fn}'", db, fn)
-            : null;
+        return module.Description.Find(fn) is null ? (CallFailure.UnknownFunction, $"database '{db}' has no function named '{fn}'") : null;
     }
 
-    /// <summary>What an idempotency key is bound to: the function and the arguments' bytes.</summary>
+    /// <summary>The detail of a retry that asks something else than the call holding its key.</summary>
+    public static string Reused(StoredCall call) =>
+        $"the idempotency key was used for another request (another function or other arguments): call {call.Id}";
+
+    /// <summary>Waits until a kept call has ended (as long as the caller waits) and returns it so.</summary>
+    public static async Task<StoredCall> EndedAsync(StoredCall call, DurableCalls calls, CancellationToken cancellationToken)
+    {
+        while (call.InFlight)
+        {
+            await Task.Delay(PollInterval, cancellationToken);
+            call = await calls.FindAsync(call.Id, cancellationToken) ?? call with { Status = "error", Error = "the call was forgotten", Failure = nameof(CallFailure.Unavailable) };
+        }
+        return call;
+    }
+
+    /// <summary>How a kept call failed, as the runtime names it.</summary>
+    public static CallFailure FailureOf(StoredCall call) =>
+        Enum.TryParse<CallFailure>(call.Failure, out var failure) && failure != CallFailure.None ? failure : CallFailure.Trapped;
+
+    /// <summary>
+    /// What an idempotency key is bound to: the function and the arguments as compact JSON (so
+    /// whitespace, and HTTP or the hub, make no difference; the order of named arguments does).
+    /// </summary>
     public static string RequestSha256(string fn, ReadOnlyMemory<byte> body)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(Encoding.UTF8.GetBytes(fn + "\n"));
-        hash.AppendData(body.Span);
+        hash.AppendData(Compact(body).Span);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>The JSON without insignificant whitespace; bytes that are not JSON as they are (the call fails on them anyway).</summary>
+    private static ReadOnlyMemory<byte> Compact(ReadOnlyMemory<byte> body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body, Sats.ValueLimits.DocumentOptions);
+            var buffer = new ArrayBufferWriter<byte>(body.Length);
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                document.WriteTo(writer);
+            }
+            return buffer.WrittenMemory;
+        }
+        catch (JsonException)
+        {
+            return body;
+        }
     }
 
     public static IResult Accepted(Guid id, string status) =>
@@ -60,7 +101,7 @@ internal static class KeptCalls
         if (call.RequestSha256 != requestSha256)
         {
             return TypedResults.Problem(
-                $"the {IdempotencyKeyHeader} was used for another request (another function or other arguments): call {call.Id}",
+                Reused(call),
                 statusCode: StatusCodes.Status422UnprocessableEntity,
                 title: "Idempotency key reused",
                 extensions: new Dictionary<string, object?> { ["db"] = call.Database, ["fn"] = call.Function });
@@ -70,13 +111,9 @@ internal static class KeptCalls
         {
             return Accepted(call.Id, call.Status);
         }
-        while (call.InFlight)
-        {
-            await Task.Delay(PollInterval, context.RequestAborted);
-            call = await calls.FindAsync(call.Id, context.RequestAborted) ?? call with { Status = "error", Error = "the call was forgotten", Failure = nameof(CallFailure.Unavailable) };
-        }
+        call = await EndedAsync(call, calls, context.RequestAborted);
         return call.Status == "ok"
             ? new ValueResult(new Utf8Json(Encoding.UTF8.GetBytes(call.Value ?? "null")))
-            : ProblemMapping.Problem(Enum.TryParse<CallFailure>(call.Failure, out var failure) && failure != CallFailure.None ? failure : CallFailure.Trapped, call.Error, call.Database, call.Function);
+            : ProblemMapping.Problem(FailureOf(call), call.Error, call.Database, call.Function);
     }
 }

@@ -11,18 +11,58 @@ namespace Procyon.Server.Hub;
 /// covers all its functions; subscribing to one function of a database already subscribed
 /// changes nothing, so no result arrives twice.
 /// </summary>
-internal sealed class ProcyonHub(CallDispatcher dispatcher, ResultListeners listeners, IOptions<Auth.AuthOptions> auth, IOptions<HubOptions> limits, IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
+internal sealed class ProcyonHub(
+    CallDispatcher dispatcher,
+    DurableCalls kept,
+    ModuleRegistry registry,
+    ResultListeners listeners,
+    IOptions<Auth.AuthOptions> auth,
+    IOptions<HubOptions> limits,
+    IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
 {
     public const string Path = "/hubs/procyon";
 
     /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to the subscribers who may see it.</summary>
     public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
     {
-        var json = args is { ValueKind: not JsonValueKind.Undefined } value ? JsonMarshal.GetRawUtf8Value(value).ToArray() : [];
-        var request = new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId);
+        var request = Request(db, fn, args, requestId);
         return Auth.AnonymousCalls.Refused(Context.User!, auth.Value)
             ? Task.FromResult(CallDispatcher.Refuse(request, CallFailure.TokenRequired, Auth.AnonymousCalls.Detail))
             : dispatcher.CallAsync(request, lifetime.ApplicationStopping);
+    }
+
+    /// <summary>
+    /// <see cref="Call"/> run once per caller, database and <paramref name="key"/>, as HTTP's
+    /// <c>Idempotency-Key</c>: a retry waits for the call holding the key, or gets its kept result.
+    /// </summary>
+    public async Task<CallResult> CallOnce(string db, string fn, JsonElement? args, string key, string? requestId = null)
+    {
+        var request = Request(db, fn, args, requestId) with { Kept = true };
+        if (Auth.AnonymousCalls.Refused(Context.User!, auth.Value))
+        {
+            return CallDispatcher.Refuse(request, CallFailure.TokenRequired, Auth.AnonymousCalls.Detail);
+        }
+        if (Api.KeptCalls.Refusal(db, fn, key, registry) is { } refused)
+        {
+            return CallDispatcher.Refuse(request, refused.Failure, refused.Detail);
+        }
+        var asked = Api.KeptCalls.RequestSha256(fn, request.ArgumentsJson);
+        if (await kept.KeepAsync(request, key, asked, Context.ConnectionAborted) is not { } holding)
+        {
+            return await dispatcher.CallAsync(request, lifetime.ApplicationStopping);
+        }
+        if (holding.RequestSha256 != asked)
+        {
+            return CallDispatcher.Refuse(request with { CallId = holding.Id }, CallFailure.BadArguments, Api.KeptCalls.Reused(holding));
+        }
+        var ended = await Api.KeptCalls.EndedAsync(holding, kept, Context.ConnectionAborted);
+        return CallDispatcher.Kept(request with { CallId = ended.Id }, ended.Status, ended.Value, Api.KeptCalls.FailureOf(ended), ended.Error, ended.StartedAt);
+    }
+
+    private CallRequest Request(string db, string fn, JsonElement? args, string? requestId)
+    {
+        var json = args is { ValueKind: not JsonValueKind.Undefined } value ? JsonMarshal.GetRawUtf8Value(value).ToArray() : [];
+        return new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId);
     }
 
     /// <summary>The results of a database (or one of its functions) this connection may see, as a stream, from now until the client ends it.</summary>
