@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using Procyon.Sats;
 using Procyon.Storage.Tables;
 
@@ -10,7 +11,7 @@ namespace Procyon.Runtime.Scheduling;
 /// any transaction and finished after the run (at least once). Results go to subscribers as any
 /// call's, with the module's own identity as caller.
 /// </summary>
-public sealed class ScheduledRuns(CallDispatcher dispatcher, Transactions transactions, LeaseKeeper leases)
+public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transactions transactions, LeaseKeeper leases, ILogger<ScheduledRuns> logger)
 {
     /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
     private const int ReducerAttempts = 20;
@@ -179,8 +180,16 @@ public sealed class ScheduledRuns(CallDispatcher dispatcher, Transactions transa
     {
         var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
         var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, run.Outcome);
+        if (failure != CallFailure.None)
+        {
+            // Its row is finished all the same (reported once, not retried forever): say so where operators look.
+            LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, failure, error);
+        }
         dispatcher.Complete(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, failure, value, error);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Scheduled run of {Database}.{Function} (scheduled_id {ScheduledId}) failed ({Failure}): {Error}")]
+    private partial void LogRunFailed(string database, string function, long scheduledId, CallFailure failure, string? error);
 
     /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
     private sealed record ScheduledTarget(LoadedModule Module, FunctionDescription Function, Identity Caller);
