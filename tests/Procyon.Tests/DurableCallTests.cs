@@ -24,14 +24,8 @@ public sealed class DurableCallTests
     public async Task A_call_sleeping_on_a_killed_server_wakes_once_on_the_next_with_its_memory_and_its_work_done_once()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var first = await ServerProcess.StartAsync(database, Lease);
-        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var owner = await first.OwnerTokenAsync();
-        var call = first.CallAsync("ledger", "visits_twice", "[3000, 256]");
-        var id = await SleepingCallAsync(database);
+        var (id, owner) = await KilledWhileSleepingAsync(database, (first, _) => first.CallAsync("ledger", "visits_twice", "[3000, 256]"));
 
-        await first.KillAsync();
-        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
         await using var second = await ServerProcess.StartAsync(database, Lease);
 
         var ended = await EndedAsync(second, id);
@@ -95,12 +89,7 @@ public sealed class DurableCallTests
     public async Task A_damaged_snapshot_ends_its_call_with_an_error_and_the_server_serves_on()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var first = await ServerProcess.StartAsync(database, Lease);
-        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var call = first.CallAsync("ledger", "visits_twice", "[2000, 16]");
-        var id = await SleepingCallAsync(database);
-        await first.KillAsync();
-        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        var (id, _) = await KilledWhileSleepingAsync(database, (first, _) => first.CallAsync("ledger", "visits_twice", "[2000, 16]"));
         await database.ExecuteAsync("UPDATE procyon.sleeping_calls SET snapshot = '\\x78da0102'");
 
         await using var second = await ServerProcess.StartAsync(database, Lease);
@@ -115,13 +104,7 @@ public sealed class DurableCallTests
     public async Task A_sleeping_call_of_a_deleted_database_never_wakes_on_whatever_is_published_under_its_name_next()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var first = await ServerProcess.StartAsync(database, Lease);
-        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var owner = await first.OwnerTokenAsync();
-        var call = first.CallAsync("ledger", "visits_twice", "[3000, 16]");
-        var id = await SleepingCallAsync(database);
-        await first.KillAsync();
-        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        var (id, owner) = await KilledWhileSleepingAsync(database, (first, _) => first.CallAsync("ledger", "visits_twice", "[3000, 16]"));
         await using var second = await ServerProcess.StartAsync(database, Lease);
 
         Assert.Equal(HttpStatusCode.NoContent, (await second.DeleteAsync("ledger", owner)).StatusCode);
@@ -208,13 +191,8 @@ public sealed class DurableCallTests
     public async Task A_retry_with_the_same_key_after_the_server_died_mid_sleep_gets_the_one_result()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var first = await ServerProcess.StartAsync(database, Lease);
-        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var (_, token) = await first.NewIdentityAsync();
-        var call = KeyedCallAsync(first, token, "payment-7", "[3000, 256]");
-        await SleepingCallAsync(database);
-        await first.KillAsync();
-        await Assert.ThrowsAnyAsync<HttpRequestException>(() => call);
+        // A token is good on every server: they share the signing key.
+        var (_, token) = await KilledWhileSleepingAsync(database, (first, owner) => KeyedCallAsync(first, owner, "payment-7", "[3000, 256]"));
         await using var second = await ServerProcess.StartAsync(database, Lease);
 
         using var retried = await KeyedCallAsync(second, token, "payment-7", "[3000, 256]");
@@ -278,6 +256,23 @@ public sealed class DurableCallTests
                 response.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// A server that publishes the ledger module and makes <paramref name="call"/> (given the
+    /// publisher's token), SIGKILLed once the call is asleep in Postgres; returns the call's id and
+    /// the publisher's token.
+    /// </summary>
+    private static async Task<(string Id, string Owner)> KilledWhileSleepingAsync(TestDatabase database, Func<ServerProcess, string, Task<HttpResponseMessage>> call)
+    {
+        await using var first = await ServerProcess.StartAsync(database, Lease);
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var owner = await first.OwnerTokenAsync();
+        var calling = call(first, owner);
+        var id = await SleepingCallAsync(database);
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => calling);
+        return (id, owner);
     }
 
     /// <summary>The id of the one call asleep in Postgres, once it is there.</summary>
