@@ -119,13 +119,9 @@ public sealed class CallDispatcher(
                     // Refused before the rewind (the budget had not room for its memory).
                     return (CallFailure.Overloaded, null, e.Message, true);
                 }
-                // Restored ahead (the claim looks a little ahead), so waking costs only the rewind.
-                var early = call.WakeAt - DateTimeOffset.UtcNow;
-                if (early > TimeSpan.Zero)
-                {
-                    await Task.Delay(early, cancellationToken);
-                }
-                var outcome = await instance.RunAsync(snapshot.FunctionId, snapshot.Arguments, Identity.Parse(call.Caller), snapshot.TimestampMicros, new CallContext(module.Tables, transaction, durable), UnixTime.NowMicros());
+                // Restored ahead (the claim looks a little ahead), so waking costs only the rewind; never before its time.
+                var woke = await ModuleInstance.SleepAsync(UnixTime.ToMicros(call.WakeAt), cancellationToken);
+                var outcome = await instance.RunAsync(snapshot.FunctionId, snapshot.Arguments, Identity.Parse(call.Caller), snapshot.TimestampMicros, new CallContext(module.Tables, transaction, durable), woke);
                 var (failure, value, error) = Finish(module, function, outcome);
                 return (failure, value, error, false);
             }

@@ -310,7 +310,8 @@ internal sealed class ModuleInstance : IDisposable
             });
     }
 
-    private static async Task<long> SleepAsync(long targetMicros, CancellationToken cancellationToken)
+    /// <summary>Waits until <paramref name="targetMicros"/> (never less) and returns the time of waking, in Unix microseconds.</summary>
+    internal static async Task<long> SleepAsync(long targetMicros, CancellationToken cancellationToken)
     {
         // Timers may fire a little early; a call never wakes before its target.
         for (var remaining = targetMicros - UnixTime.NowMicros(); remaining > 0; remaining = targetMicros - UnixTime.NowMicros())
