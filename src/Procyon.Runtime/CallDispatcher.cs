@@ -59,7 +59,7 @@ public sealed class CallDispatcher(
         var (failure, value, error) = outcome;
         if (cancellable is { Cancelled: true })
         {
-            (failure, value, error) = (CallFailure.CancelledByRequest, null, "the call was cancelled by request (DELETE /v1/calls/{id})");
+            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledByRequestError);
         }
         return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
     }
@@ -187,6 +187,15 @@ public sealed class CallDispatcher(
         return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
+    /// <summary>The database or function a call names that is not there (404), or null when both are.</summary>
+    public static (CallFailure Failure, string Error)? Missing(string database, string functionName, LoadedModule? module, FunctionDescription? function) =>
+        module is null ? (CallFailure.UnknownDatabase, $"no database named '{database}' is published")
+        : function is null ? (CallFailure.UnknownFunction, $"database '{database}' has no function named '{functionName}'")
+        : null;
+
+    /// <summary>The error of a call cancelled by <c>DELETE /v1/calls/{id}</c>.</summary>
+    public const string CancelledByRequestError = "the call was cancelled by request (DELETE /v1/calls/{id})";
+
     /// <summary>The result a kept call ended with, for a retry that waited for it (nobody else hears of it again).</summary>
     public static CallResult Kept(CallRequest request, string status, string? value, CallFailure failure, string? error, DateTimeOffset startedAt) =>
         status == "ok"
@@ -266,13 +275,10 @@ public sealed class CallDispatcher(
         DurableCall? durable,
         CancellationToken cancellationToken)
     {
-        if (module is null)
+        if (module is null || function is null)
         {
-            return (CallFailure.UnknownDatabase, null, $"no database named '{request.Database}' is published");
-        }
-        if (function is null)
-        {
-            return (CallFailure.UnknownFunction, null, $"database '{request.Database}' has no function named '{request.Function}'");
+            var (missing, detail) = Missing(request.Database, request.Function, module, function)!.Value;
+            return (missing, null, detail);
         }
         var typespace = module.Description.Typespace;
         var arguments = new BsatnWriter();

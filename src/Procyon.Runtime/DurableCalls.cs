@@ -111,7 +111,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     /// and the server running it, wherever it is, stops it at its next suspension. False when it had ended.
     /// </summary>
     public Task<bool> CancelAsync(Guid id, CancellationToken cancellationToken) =>
-        store.CancelAsync(id, nameof(CallFailure.CancelledByRequest), "the call was cancelled by request (DELETE /v1/calls/{id})", cancellationToken);
+        store.CancelAsync(id, nameof(CallFailure.CancelledByRequest), CallDispatcher.CancelledByRequestError, cancellationToken);
 
     /// <summary>Hears every server's cancellations and stops the calls running here, reconnecting as Postgres comes and goes.</summary>
     private async Task ListenForCancelsAsync(CancellationToken stoppingToken)

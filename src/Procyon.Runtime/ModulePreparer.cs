@@ -36,7 +36,7 @@ public sealed partial class ModulePreparer(WasmEngine engine, CompiledModuleCach
             throw new ModuleRejectedException($"not a valid WebAssembly module: {error}");
         }
         // Check imports before wasm-opt, which drops the ones a module never calls.
-        RefuseUnknownImports(WasmBinary.Imports(wasm));
+        RefuseUnknownImports(WasmBinary.Imports(wasm).Select(i => (i.Module, i.Name)));
         if (rewritten is not null)
         {
             return rewritten;

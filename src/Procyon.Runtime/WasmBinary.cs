@@ -16,16 +16,17 @@ internal static class WasmBinary
     private const byte GlobalKind = 3;
     private const int HeaderLength = 8;
 
-    /// <summary>The (module, name) of every import; throws <see cref="ModuleRejectedException"/> for what it cannot read.</summary>
-    public static List<(string Module, string Name)> Imports(ReadOnlySpan<byte> wasm)
+    /// <summary>The (module, name, kind) of every import; throws <see cref="ModuleRejectedException"/> for what it cannot read.</summary>
+    public static List<(string Module, string Name, byte Kind)> Imports(ReadOnlySpan<byte> wasm)
     {
-        var imports = new List<(string, string)>();
+        var imports = new List<(string, string, byte)>();
         if (Find(wasm, ImportSection) is { } section)
         {
-            var reader = new Reader(wasm[section]);
+            var reader = new Reader(wasm[section.Contents]);
             for (var count = reader.U32(); count > 0; count--)
             {
-                imports.Add((reader.Name(), reader.Name()));
+                var (module, name) = (reader.Name(), reader.Name());
+                imports.Add((module, name, reader.Peek()));
                 SkipImportDescription(ref reader);
             }
         }
@@ -39,13 +40,13 @@ internal static class WasmBinary
     /// </summary>
     public static byte[] ExportMutableGlobals(byte[] wasm)
     {
-        var imported = CountImportedGlobals(wasm);
+        var imported = (uint)Imports(wasm).Count(i => i.Kind == GlobalKind);
         if (Find(wasm, GlobalSection) is not { } globals || Find(wasm, ExportSection) is not { } exports)
         {
             return wasm;
         }
         var mutable = new List<uint>();
-        var reader = new Reader(wasm.AsSpan(globals));
+        var reader = new Reader(wasm.AsSpan(globals.Contents));
         for (uint count = reader.U32(), index = 0; index < count; index++)
         {
             var type = reader.Byte();
@@ -61,9 +62,9 @@ internal static class WasmBinary
             }
         }
         var body = new List<byte>();
-        var existing = new Reader(wasm.AsSpan(exports));
+        var existing = new Reader(wasm.AsSpan(exports.Contents));
         WriteU32(body, existing.U32() + (uint)mutable.Count);
-        body.AddRange(wasm.AsSpan(exports)[existing.Position..]);
+        body.AddRange(wasm.AsSpan(exports.Contents)[existing.Position..]);
         foreach (var index in mutable)
         {
             var name = System.Text.Encoding.UTF8.GetBytes(GlobalExportPrefix + index);
@@ -75,38 +76,16 @@ internal static class WasmBinary
         var section = new List<byte> { ExportSection };
         WriteU32(section, (uint)body.Count);
         section.AddRange(body);
-        // The section's id and size come right before its contents.
-        var start = SectionStart(wasm, exports.Start.Value);
-        return [.. wasm.AsSpan(0, start), .. section, .. wasm.AsSpan(exports.End.Value)];
+        return [.. wasm.AsSpan(0, exports.Start), .. section, .. wasm.AsSpan(exports.Contents.End.Value)];
     }
 
-    private static uint CountImportedGlobals(ReadOnlySpan<byte> wasm)
-    {
-        if (Find(wasm, ImportSection) is not { } section)
-        {
-            return 0;
-        }
-        var reader = new Reader(wasm[section]);
-        uint globals = 0;
-        for (var count = reader.U32(); count > 0; count--)
-        {
-            reader.Name();
-            reader.Name();
-            if (reader.Peek() == GlobalKind)
-            {
-                globals++;
-            }
-            SkipImportDescription(ref reader);
-        }
-        return globals;
-    }
-
-    /// <summary>The contents of the first section with this id, or null.</summary>
-    private static Range? Find(ReadOnlySpan<byte> wasm, byte id)
+    /// <summary>The first section with this id: where it starts (its id byte) and its contents; or null.</summary>
+    private static (int Start, Range Contents)? Find(ReadOnlySpan<byte> wasm, byte id)
     {
         var reader = new Reader(wasm) { Position = HeaderLength };
         while (!reader.AtEnd)
         {
+            var start = reader.Position;
             var sectionId = reader.Byte();
             var size = reader.U32();
             if (size > wasm.Length - reader.Position)
@@ -115,28 +94,11 @@ internal static class WasmBinary
             }
             if (sectionId == id)
             {
-                return new Range(reader.Position, reader.Position + (int)size);
+                return (start, new Range(reader.Position, reader.Position + (int)size));
             }
             reader.Position += (int)size;
         }
         return null;
-    }
-
-    /// <summary>Where the section whose contents start at <paramref name="contents"/> starts (its id byte).</summary>
-    private static int SectionStart(ReadOnlySpan<byte> wasm, int contents)
-    {
-        var reader = new Reader(wasm) { Position = HeaderLength };
-        while (true)
-        {
-            var start = reader.Position;
-            reader.Byte();
-            var size = reader.U32();
-            if (reader.Position == contents)
-            {
-                return start;
-            }
-            reader.Position += (int)size;
-        }
     }
 
     private static void SkipImportDescription(ref Reader reader)

@@ -174,22 +174,10 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     private const string ForgetSql = "DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention";
 
     /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>.</summary>
-    public async Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(SaveSql);
-        command.Parameters.AddWithValue("id", call.Id);
-        command.Parameters.AddWithValue("db", call.Database);
-        command.Parameters.AddWithValue("sha256", call.Sha256);
-        command.Parameters.AddWithValue("fn", call.Function);
-        command.Parameters.AddWithValue("caller", call.Caller);
-        command.Parameters.AddWithValue("origin", call.Origin);
-        command.Parameters.AddWithValue("started_at", call.StartedAt);
-        command.Parameters.AddWithValue("wake_at", call.WakeAt);
-        command.Parameters.AddWithValue("snapshot", call.Snapshot);
-        command.Parameters.AddWithValue("holder", holder);
-        command.Parameters.AddWithValue("lease", lease);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    public Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
+        ExecuteAsync(SaveSql, cancellationToken,
+            ("id", call.Id), ("db", call.Database), ("sha256", call.Sha256), ("fn", call.Function), ("caller", call.Caller), ("origin", call.Origin),
+            ("started_at", call.StartedAt), ("wake_at", call.WakeAt), ("snapshot", call.Snapshot), ("holder", holder), ("lease", lease));
 
     /// <summary>Renews the lease of one call; false when another server took it over.</summary>
     public async Task<bool> HoldAsync(Guid id, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
@@ -210,11 +198,7 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// <summary>Leases up to <paramref name="limit"/> calls whose lease ended and that wake within <paramref name="lookahead"/>.</summary>
     public async Task<List<SleepingCall>> ClaimAsync(string holder, TimeSpan lease, TimeSpan lookahead, int limit, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(ClaimSql);
-        command.Parameters.AddWithValue("holder", holder);
-        command.Parameters.AddWithValue("lease", lease);
-        command.Parameters.AddWithValue("lookahead", lookahead);
-        command.Parameters.AddWithValue("limit", limit);
+        await using var command = Command(ClaimSql, [("holder", holder), ("lease", lease), ("lookahead", lookahead), ("limit", limit)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var calls = new List<SleepingCall>();
         while (await reader.ReadAsync(cancellationToken))

@@ -73,7 +73,7 @@ internal static class CallEndpoints
     {
         if (registry.Find(db) is not { } module)
         {
-            return TypedResults.Problem($"no database named '{db}' is published", statusCode: StatusCodes.Status404NotFound, title: "Unknown database");
+            return DatabaseEndpoints.UnknownDatabase(db);
         }
         return Ownership.Refusal(module, context.User, "calls") ?? TypedResults.Ok((await store.SleepingAsync(db, ListLimit, cancellationToken)).Select(CallView.Of).ToList());
     }

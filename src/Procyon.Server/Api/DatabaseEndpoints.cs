@@ -141,9 +141,10 @@ internal static class DatabaseEndpoints
             {
                 return ProblemMapping.Problem(refused.Failure, refused.Detail, db, fn);
             }
-            if (await kept.KeepAsync(call, key, KeptCalls.RequestSha256(fn, body), cancellationToken) is { } holding)
+            var asked = KeptCalls.RequestSha256(fn, body);
+            if (await kept.KeepAsync(call, key, asked, cancellationToken) is { } holding)
             {
-                return await KeptCalls.AnswerAsync(holding, KeptCalls.RequestSha256(fn, body), respondAsync, kept, request.HttpContext);
+                return await KeptCalls.AnswerAsync(holding, asked, respondAsync, kept, request.HttpContext);
             }
             if (respondAsync)
             {
@@ -161,6 +162,6 @@ internal static class DatabaseEndpoints
         return result.Failure == CallFailure.None ? new ValueResult(result.Value!) : ProblemMapping.Problem(result);
     }
 
-    private static IResult UnknownDatabase(string db) =>
+    internal static IResult UnknownDatabase(string db) =>
         ProblemMapping.Problem(CallFailure.UnknownDatabase, $"no database named '{db}' is published", db, null);
 }

@@ -32,11 +32,8 @@ internal static class KeptCalls
         {
             return (CallFailure.BadArguments, $"the idempotency key must be 1 to {MaxKeyLength} printable characters");
         }
-        if (registry.Find(db) is not { } module)
-        {
-            return (CallFailure.UnknownDatabase, $"no database named '{db}' is published");
-        }
-        return module.Description.Find(fn) is null ? (CallFailure.UnknownFunction, $"database '{db}' has no function named '{fn}'") : null;
+        var module = registry.Find(db);
+        return CallDispatcher.Missing(db, fn, module, module?.Description.Find(fn));
     }
 
     /// <summary>The detail of a retry that asks something else than the call holding its key.</summary>
