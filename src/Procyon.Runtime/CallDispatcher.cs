@@ -28,6 +28,7 @@ public sealed class CallDispatcher(
     CallLimits limits,
     WasmEngine engine,
     DurableCalls durableCalls,
+    EarlierVersions earlierVersions,
     IOptions<RuntimeOptions> options)
 {
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
@@ -59,7 +60,7 @@ public sealed class CallDispatcher(
         var (failure, value, error) = outcome;
         if (cancellable is { Cancelled: true })
         {
-            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledByRequestError);
+            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledError);
         }
         return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
     }
@@ -72,13 +73,38 @@ public sealed class CallDispatcher(
     internal async Task<CallResult> ResumeAsync(Storage.SleepingCall call, CancellationToken cancellationToken)
     {
         var request = new CallRequest(call.Database, call.Function, ReadOnlyMemory<byte>.Empty, Identity.Parse(call.Caller), call.Origin) { CallId = call.Id };
-        var module = registry.Find(call.Database);
+        var current = registry.Find(call.Database);
+        if (current is null || current.RunningSha256 == call.Sha256)
+        {
+            return await ResumeOnAsync(current, request, call, cancellationToken);
+        }
+        // Republished (or optimized) since it went to sleep: it wakes on the code it slept in.
+        return await earlierVersions.WithVersionAsync(current, call.Sha256, earlier => ResumeOnAsync(earlier, request, call, cancellationToken), cancellationToken);
+    }
+
+    private async Task<CallResult> ResumeOnAsync(LoadedModule? module, CallRequest request, Storage.SleepingCall call, CancellationToken cancellationToken)
+    {
         var function = module?.Description.Find(call.Function);
         var durable = new DurableCall(durableCalls, request, call.Sha256, call.StartedAt);
-        var (failure, value, error, notNow) = module is null || function is null || module.RunningSha256 != call.Sha256
-            ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, republished or its module rewritten (optimized) since the call went to sleep, so it cannot wake", false)
-            : await ResumeOnInstanceAsync(module, function, call, durable, cancellationToken);
-        if (notNow)
+        using var cancellable = durableCalls.Track(call.Id, cancellationToken);
+        (CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow) outcome;
+        try
+        {
+            outcome = module is null || function is null
+                ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, or the code the call went to sleep in is no longer kept, so it cannot wake", false)
+                : await ResumeOnInstanceAsync(module, function, call, durable, cancellable.Token);
+        }
+        catch (OperationCanceledException) when (cancellable.Cancelled)
+        {
+            // Cancelled before it woke.
+            outcome = default;
+        }
+        var (failure, value, error, notNow) = outcome;
+        if (cancellable.Cancelled)
+        {
+            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledError);
+        }
+        else if (notNow)
         {
             // Nothing of it ran here: another server, or this one shortly, wakes it.
             await durableCalls.ReleaseAsync(call.Id);
@@ -195,6 +221,9 @@ public sealed class CallDispatcher(
 
     /// <summary>The error of a call cancelled by <c>DELETE /v1/calls/{id}</c>.</summary>
     public const string CancelledByRequestError = "the call was cancelled by request (DELETE /v1/calls/{id})";
+
+    /// <summary>What the server that ran a cancelled call tells its caller: it hears that the call was cancelled, not by what.</summary>
+    private const string CancelledError = "the call was cancelled (by DELETE /v1/calls/{id}, or by a republish with ?cancelSleeping=true); GET /v1/calls/{id} says which";
 
     /// <summary>The result a kept call ended with, for a retry that waited for it (nobody else hears of it again).</summary>
     public static CallResult Kept(CallRequest request, string status, string? value, CallFailure failure, string? error, DateTimeOffset startedAt) =>

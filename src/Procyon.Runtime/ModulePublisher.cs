@@ -39,9 +39,11 @@ public sealed partial class ModulePublisher(
     /// <see cref="ModuleRejectedException"/>, <see cref="SchemaConflictException"/> (changed or removed
     /// tables without <paramref name="clear"/>), <see cref="InitReducerFailedException"/> or
     /// <see cref="OverloadedException"/> (too many publishes preparing); then nothing changed and
-    /// the previous module keeps serving.
+    /// the previous module keeps serving. Calls asleep in Postgres go on waking on the code they
+    /// went to sleep in, unless <paramref name="cancelSleeping"/> or <paramref name="clear"/> (their
+    /// data is gone) cancels them.
     /// </summary>
-    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, CancellationToken cancellationToken)
+    public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, bool cancelSleeping, CancellationToken cancellationToken)
     {
         // Refuse other owners before the expensive rewrite; the transaction below decides for good.
         if (!await store.IsClaimableByAsync(database, owner.ToString(), cancellationToken))
@@ -62,6 +64,10 @@ public sealed partial class ModulePublisher(
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);
             var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, optimized, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
+            if (clear || cancelSleeping)
+            {
+                await DurableCallStore.CancelSleepingAsync(transaction, database, nameof(CallFailure.CancelledByRequest), RepublishedError, cancellationToken);
+            }
             var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var init = tablesCreated ? await RunInitAsync(loaded, owner, transaction, cancellationToken) : null;
             await ModuleStore.NotifyChangedAsync(transaction, database, cancellationToken);
@@ -99,6 +105,9 @@ public sealed partial class ModulePublisher(
         LogDeleted(database);
         return true;
     }
+
+    /// <summary>The error of the sleeping calls a publish cancelled.</summary>
+    public const string RepublishedError = "the call was cancelled: its database was republished with ?cancelSleeping=true or ?clear=true";
 
     private async Task<CallResult?> RunInitAsync(LoadedModule module, Identity owner, DatabaseTransaction transaction, CancellationToken cancellationToken)
     {

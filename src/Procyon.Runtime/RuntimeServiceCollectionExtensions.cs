@@ -19,6 +19,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<Transactions>();
         services.AddSingleton<CallLimits>();
         services.AddSingleton<DurableCalls>();
+        services.AddSingleton<EarlierVersions>();
         services.AddSingleton<CallDispatcher>();
         services.AddSingleton<ModulePublisher>();
         // First, so the published modules are loaded before the server takes requests.

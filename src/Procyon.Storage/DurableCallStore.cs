@@ -68,7 +68,26 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         CREATE INDEX IF NOT EXISTS calls_finished ON procyon.calls (finished_at);
         CREATE INDEX IF NOT EXISTS calls_running ON procyon.calls (lease_until) WHERE status = 'running';
         CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON procyon.calls (caller, db, idem_key) WHERE idem_key IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS sleeping_calls_db ON procyon.sleeping_calls (db, wake_at);
+        CREATE INDEX IF NOT EXISTS sleeping_calls_sha256 ON procyon.sleeping_calls (sha256);
+        CREATE TABLE IF NOT EXISTS procyon.module_versions (
+            sha256      text PRIMARY KEY,
+            prepared    bytea NOT NULL,
+            retired_at  timestamptz NOT NULL DEFAULT now()
+        );
         """;
+
+    /// <summary>
+    /// Before a database's code is replaced (<c>@name</c>'s catalog row, with <c>@prepared</c>, the
+    /// code replacing it): keeps the code it ran, by its SHA-256, for the calls asleep on it to wake on.
+    /// </summary>
+    public const string RetireSql = """
+        INSERT INTO procyon.module_versions (sha256, prepared)
+        SELECT encode(sha256(prepared), 'hex'), prepared FROM procyon.databases WHERE name = @name AND prepared <> @prepared
+        ON CONFLICT (sha256) DO UPDATE SET retired_at = now();
+        """;
+
+    private const string VersionSql = "SELECT prepared FROM procyon.module_versions WHERE sha256 = @sha256";
 
     /// <summary>A kept call starting: claims its idempotency key, if any (nothing is inserted when another call holds it).</summary>
     private const string StartSql = """
@@ -150,19 +169,20 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     public const string CancelsChannel = "procyon_cancels";
 
     /// <summary>
-    /// Cancels a kept or sleeping call that has not ended: its kept row ends as <c>cancelled</c>
-    /// (or one is written for a call asleep here only), its snapshot goes, and every server hears
-    /// of it; returns how many calls it cancelled (0 or 1).
+    /// Cancels a kept or sleeping call that has not ended (<c>@id</c>), or every call of a database
+    /// asleep in Postgres (<c>@db</c>; the other is null): its kept row ends as <c>cancelled</c> (or
+    /// one is written for a call not kept otherwise), its snapshot goes, and every server hears of
+    /// it; returns how many calls it cancelled.
     /// </summary>
     private const string CancelSql = $$"""
-        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id RETURNING id, db, fn, caller, started_at),
+        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id OR db = @db RETURNING id, db, fn, caller, started_at),
         kept AS (
             UPDATE procyon.calls SET status = 'cancelled', failure = @failure, error = @error, finished_at = now(), holder = NULL, lease_until = NULL
-            WHERE id = @id AND status = 'running'
+            WHERE (id = @id OR id IN (SELECT id FROM slept)) AND status = 'running'
             RETURNING id),
         written AS (
             INSERT INTO procyon.calls (id, db, fn, caller, status, failure, error, started_at, finished_at)
-            SELECT id, db, fn, caller, 'cancelled', @failure, @error, started_at, now() FROM slept WHERE NOT EXISTS (SELECT 1 FROM kept)
+            SELECT id, db, fn, caller, 'cancelled', @failure, @error, started_at, now() FROM slept WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = slept.id)
             ON CONFLICT (id) DO NOTHING
             RETURNING id),
         cancelled AS (SELECT id FROM kept UNION SELECT id FROM written)
@@ -171,7 +191,15 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
 
     private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
 
-    private const string ForgetSql = "DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention";
+    /// <summary>
+    /// Forgets finished calls past their retention, and replaced code that no sleeping call needs
+    /// and that was replaced a day ago: time enough for any call still in memory on it to sleep.
+    /// </summary>
+    private const string ForgetSql = """
+        DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention;
+        DELETE FROM procyon.module_versions v WHERE v.retired_at < now() - interval '1 day'
+            AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.sha256 = v.sha256);
+        """;
 
     /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>.</summary>
     public Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
@@ -233,8 +261,28 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// <summary>Cancels a call that has not ended (see <see cref="CancelSql"/>); false when there was none to cancel.</summary>
     public async Task<bool> CancelAsync(Guid id, string failure, string error, CancellationToken cancellationToken)
     {
-        await using var command = Command(CancelSql, [("id", id), ("failure", failure), ("error", error)]);
+        await using var command = Command(CancelSql, CancelParameters(id, null, failure, error));
         return (long)(await command.ExecuteScalarAsync(cancellationToken))! > 0;
+    }
+
+    /// <summary>
+    /// In a publish's transaction: cancels every call of the database asleep in Postgres (see
+    /// <see cref="CancelSql"/>); the servers holding them hear of it once the publish commits.
+    /// </summary>
+    public static async Task<long> CancelSleepingAsync(Tables.DatabaseTransaction transaction, string database, string failure, string error, CancellationToken cancellationToken)
+    {
+        await using var command = transaction.CreateCommand(CancelSql, CancelParameters(null, database, failure, error));
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static (string, object)[] CancelParameters(Guid? id, string? database, string failure, string error) =>
+        [("id", (object?)id ?? DBNull.Value), ("db", (object?)database ?? DBNull.Value), ("failure", failure), ("error", error)];
+
+    /// <summary>The code of a replaced module version that calls may be asleep on, or null when it is gone.</summary>
+    public async Task<byte[]?> FindVersionAsync(string sha256, CancellationToken cancellationToken)
+    {
+        await using var command = Command(VersionSql, [("sha256", sha256)]);
+        return await command.ExecuteScalarAsync(cancellationToken) as byte[];
     }
 
     /// <summary>A connection listening on <see cref="CancelsChannel"/>; wait on it with <c>WaitAsync</c>.</summary>

@@ -62,7 +62,8 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     private const string OwnedSql = "SELECT count(*) FROM procyon.databases WHERE owner = @owner";
 
-    private const string ReplaceSql = "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, optimized = @optimized, sha256 = @sha256, updated_at = now() WHERE name = @name";
+    private const string ReplaceSql = DurableCallStore.RetireSql +
+        "UPDATE procyon.databases SET wasm = @wasm, prepared = @prepared, optimized = @optimized, sha256 = @sha256, updated_at = now() WHERE name = @name";
 
     private const string ClaimableSql = "SELECT owner IS NOT DISTINCT FROM @owner FROM procyon.databases WHERE name = @name";
 
@@ -70,9 +71,17 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     private const string RewrittenSql = "SELECT prepared, optimized FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm ORDER BY optimized DESC LIMIT 1";
 
-    /// <summary>One statement, so the rows change and their notifications go out on one commit.</summary>
+    /// <summary>
+    /// One statement, so the rows change and their notifications go out on one commit; the quick
+    /// rewrite they ran is kept for the calls asleep on it (as <see cref="DurableCallStore.RetireSql"/> does).
+    /// </summary>
     private const string OptimizedSql = $$"""
-        WITH changed AS (
+        WITH retired AS (
+            INSERT INTO procyon.module_versions (sha256, prepared)
+            SELECT DISTINCT ON (hash) hash, prepared
+            FROM (SELECT encode(sha256(prepared), 'hex') AS hash, prepared FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized) quick
+            ON CONFLICT (sha256) DO UPDATE SET retired_at = now()),
+        changed AS (
             UPDATE procyon.databases SET prepared = @prepared, optimized = true
             WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized
             RETURNING name)

@@ -227,6 +227,58 @@ public sealed class DurableCallTests
         Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
     }
 
+    [Fact]
+    public async Task Calls_asleep_across_an_optimization_and_a_republish_wake_elsewhere_on_the_code_they_slept_in()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var first = await ServerProcess.StartAsync(database, Lease, "--Procyon:Runtime:OptimizeAfterPublish=true");
+        (await first.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        // One asleep on the quick rewrite, one on the optimized rewrite that replaced it.
+        var onQuick = first.CallAsync("ledger", "visits_twice", "[7000, 256]");
+        await ScheduledTablesTests.EventuallyAsync(async () => await database.ScalarAsync<bool>("SELECT optimized FROM procyon.databases WHERE name = 'ledger'"));
+        var onOptimized = first.CallAsync("ledger", "visits_twice", "[4000, 16]");
+        await ScheduledTablesTests.EventuallyAsync(async () => await database.ScalarAsync<long>("SELECT count(DISTINCT sha256) FROM procyon.sleeping_calls") == 2);
+        var ids = await database.QueryAsync("SELECT id::text FROM procyon.sleeping_calls ORDER BY wake_at DESC");
+
+        (await first.PublishBytesAsync("ledger", SecondVersion())).EnsureSuccessStatusCode();
+        await first.KillAsync();
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => Task.WhenAll(onQuick, onOptimized));
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        Assert.Equal(HeapAnswer, (await EndedAsync(second, ids[0])).GetProperty("value").GetRawText());
+        Assert.Equal("\"8386560 4096\"", (await EndedAsync(second, ids[1])).GetProperty("value").GetRawText());
+        Assert.Equal(["after 2", "before 2"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase ORDER BY phase"));
+        Assert.Equal(HeapAnswer, await (await second.CallAsync("ledger", "visits_twice", "[0, 256]")).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_republish_with_cancelSleeping_cancels_the_calls_asleep_on_the_old_code()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var call = server.CallAsync("ledger", "visits_twice", "[60000, 16]");
+        var id = await SleepingCallAsync(database);
+
+        using var republished = await server.PublishBytesAsync("ledger", SecondVersion(), "?cancelSleeping=true");
+        using var answer = await call;
+
+        republished.EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.Conflict, answer.StatusCode);
+        var ended = await server.Http.GetFromJsonAsync<JsonElement>($"/v1/calls/{id}");
+        Assert.Equal("cancelled", ended.GetProperty("status").GetString());
+        Assert.Contains("republished with ?cancelSleeping=true", ended.GetProperty("error").GetString());
+        Assert.Equal(["before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase"));
+        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
+    }
+
+    /// <summary>The ledger module with a custom section more: other bytes, other rewrites, the same tables and behaviour.</summary>
+    private static byte[] SecondVersion()
+    {
+        byte[] body = [.. "\u000cprocyon-test"u8, .. "v2"u8];
+        return [.. File.ReadAllBytes(Modules.PathOf("ledger")), 0, (byte)body.Length, .. body];
+    }
+
     private static async Task<HttpResponseMessage> CancelAsync(ServerHandle server, string id, string? token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Delete, $"/v1/calls/{id}");

@@ -30,7 +30,7 @@ internal static class DatabaseEndpoints
         databases.MapPut("", PublishAsync)
             .RequireAuthorization()
             .WithSummary("Publish or update a module")
-            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. When the tables were created from nothing, the init reducer runs in the same transaction and its result is in `init`; if it fails, nothing is published (422).")
+            .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. Calls asleep in Postgres wake on the code they went to sleep in, unless ?cancelSleeping=true (or ?clear=true) cancels them. When the tables were created from nothing, the init reducer runs in the same transaction and its result is in `init`; if it fails, nothing is published (422).")
             .Produces<ModuleSchema>(StatusCodes.Status200OK)
             .Produces<ModuleSchema>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -81,13 +81,14 @@ internal static class DatabaseEndpoints
     private static async Task<IResult> PublishAsync(
         string db,
         [FromQuery] bool? clear,
+        [FromQuery] bool? cancelSleeping,
         HttpRequest request,
         ModulePublisher publisher,
         IOptions<RuntimeOptions> runtime,
         CancellationToken cancellationToken)
     {
         var wasm = await RequestBody.ReadAsync(request, runtime.Value.MaxModuleBytes, cancellationToken);
-        var outcome = await publisher.PublishAsync(db, wasm, Tokens.CallerOf(request.HttpContext.User), clear ?? false, cancellationToken);
+        var outcome = await publisher.PublishAsync(db, wasm, Tokens.CallerOf(request.HttpContext.User), clear ?? false, cancelSleeping ?? false, cancellationToken);
         var schema = ModuleSchema.Of(outcome.Module) with { Init = outcome.Init };
         return outcome.Created ? TypedResults.Created($"/v1/databases/{db}/schema", schema) : TypedResults.Ok(schema);
     }
