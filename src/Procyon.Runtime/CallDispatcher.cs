@@ -73,26 +73,13 @@ public sealed class CallDispatcher(
     internal async Task<CallResult> ResumeAsync(Storage.SleepingCall call, CancellationToken cancellationToken)
     {
         var request = new CallRequest(call.Database, call.Function, ReadOnlyMemory<byte>.Empty, Identity.Parse(call.Caller), call.Origin) { CallId = call.Id };
-        var current = registry.Find(call.Database);
-        if (current is null || current.RunningSha256 == call.Sha256)
-        {
-            return await ResumeOnAsync(current, request, call, cancellationToken);
-        }
-        // Republished (or optimized) since it went to sleep: it wakes on the code it slept in.
-        return await earlierVersions.WithVersionAsync(current, call.Sha256, earlier => ResumeOnAsync(earlier, request, call, cancellationToken), cancellationToken);
-    }
-
-    private async Task<CallResult> ResumeOnAsync(LoadedModule? module, CallRequest request, Storage.SleepingCall call, CancellationToken cancellationToken)
-    {
-        var function = module?.Description.Find(call.Function);
+        var module = registry.Find(call.Database);
         var durable = new DurableCall(durableCalls, request, call.Sha256, call.StartedAt);
         using var cancellable = durableCalls.Track(call.Id, cancellationToken);
         (CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow) outcome;
         try
         {
-            outcome = module is null || function is null
-                ? (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, or the code the call went to sleep in is no longer kept, so it cannot wake", false)
-                : await ResumeOnInstanceAsync(module, function, call, durable, cancellable.Token);
+            outcome = await ResumeOnVersionAsync(module, call, durable, cancellable.Token);
         }
         catch (OperationCanceledException) when (cancellable.Cancelled)
         {
@@ -110,13 +97,38 @@ public sealed class CallDispatcher(
             await durableCalls.ReleaseAsync(call.Id);
             return Refuse(request, failure, error!);
         }
-        return await CompleteAsync(request, module, function, call.StartedAt, DateTimeOffset.UtcNow - call.StartedAt, durable, failure, value, error, taken: true);
+        return await CompleteAsync(request, module, module?.Description.Find(call.Function), call.StartedAt, DateTimeOffset.UtcNow - call.StartedAt, durable, failure, value, error, taken: true);
     }
 
+    /// <summary>
+    /// Wakes a scheduled run of <paramref name="current"/>'s database from its snapshot, which its
+    /// scheduler took over with the row's lease. Throws <see cref="Storage.OverloadedException"/>
+    /// when it cannot start here for want of room: the row waits for its lease to end.
+    /// </summary>
+    internal async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> ResumeScheduledAsync(LoadedModule current, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
+    {
+        var (failure, value, error, notNow) = await ResumeOnVersionAsync(current, call, durable, cancellationToken);
+        return notNow ? throw new Storage.OverloadedException(error!) : (failure, value, error);
+    }
+
+    private Task<(CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow)> ResumeOnVersionAsync(
+        LoadedModule? current, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken) =>
+        current is null || current.RunningSha256 == call.Sha256
+            ? ResumeOnInstanceAsync(current, call, durable, cancellationToken)
+            // Republished (or optimized) since it went to sleep: it wakes on the code it slept in.
+            : earlierVersions.WithVersionAsync(current, call.Sha256, earlier => ResumeOnInstanceAsync(earlier, call, durable, cancellationToken), cancellationToken);
+
+    /// <summary>Restores a call on <paramref name="module"/> shortly before its wake time and runs it from there.</summary>
     /// <returns>How the call ended, or <c>NotNow</c> when it could not start here for want of room (nothing of it ran).</returns>
     private async Task<(CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow)> ResumeOnInstanceAsync(
-        LoadedModule module, FunctionDescription function, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
+        LoadedModule? module, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
     {
+        if (module?.Description.Find(call.Function) is not { } function)
+        {
+            return (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, or the code the call went to sleep in is no longer kept, so it cannot wake", false);
+        }
+        // A scheduled run is taken over when its row's lease ends, maybe long before it wakes: no memory is held meanwhile.
+        await ModuleInstance.SleepAsync(UnixTime.ToMicros(call.WakeAt - DurableCalls.RestoreAhead), cancellationToken);
         if (!await EnterAsync(cancellationToken))
         {
             return (CallFailure.Overloaded, null, "the server is running and queueing as many calls as it may", true);
@@ -223,7 +235,7 @@ public sealed class CallDispatcher(
     public const string CancelledByRequestError = "the call was cancelled by request (DELETE /v1/calls/{id})";
 
     /// <summary>What the server that ran a cancelled call tells its caller: it hears that the call was cancelled, not by what.</summary>
-    private const string CancelledError = "the call was cancelled (by DELETE /v1/calls/{id}, or by a republish with ?cancelSleeping=true); GET /v1/calls/{id} says which";
+    internal const string CancelledError = "the call was cancelled (by DELETE /v1/calls/{id}, or by a republish with ?cancelSleeping=true); GET /v1/calls/{id} says which";
 
     /// <summary>The result a kept call ended with, for a retry that waited for it (nobody else hears of it again).</summary>
     public static CallResult Kept(CallRequest request, string status, string? value, CallFailure failure, string? error, DateTimeOffset startedAt) =>
@@ -250,14 +262,17 @@ public sealed class CallDispatcher(
     /// <summary>The result of a call that ran (or failed to); who may see it is worked out only when someone listens.</summary>
     internal CallResult Complete(CallRequest request, LoadedModule? module, FunctionDescription? function, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error)
     {
-        var listened = Listened(request.Database);
-        var result = Result(request, listened ? ResultAudience.Of(module, function, request.Caller) : ResultAudience.Nobody, startedAt, duration, failure, value, error);
-        if (listened)
+        var result = Describe(request, module, function, startedAt, duration, failure, value, error);
+        if (result.Audience != ResultAudience.Nobody)
         {
             Announce(result);
         }
         return result;
     }
+
+    /// <summary>The result of a call, for <see cref="Announce"/> later (after a transaction that it depends on commits).</summary>
+    internal CallResult Describe(CallRequest request, LoadedModule? module, FunctionDescription? function, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
+        Result(request, Listened(request.Database) ? ResultAudience.Of(module, function, request.Caller) : ResultAudience.Nobody, startedAt, duration, failure, value, error);
 
     private bool Listened(string database)
     {

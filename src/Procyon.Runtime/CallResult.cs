@@ -62,6 +62,9 @@ public sealed record CallRequest(string Database, string Function, ReadOnlyMemor
 
     /// <summary>For a scheduled run: the row's <c>scheduled_id</c>.</summary>
     public ulong? ScheduleId { get; init; }
+
+    /// <summary>For a scheduled run: the scheduled table of its row.</summary>
+    public string? ScheduledTable { get; init; }
 }
 
 /// <summary>The outcome of a call, as HTTP returns it and as the hub pushes it to subscribers.</summary>

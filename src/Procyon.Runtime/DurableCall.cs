@@ -19,6 +19,9 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
 
     public Guid Id => request.CallId;
 
+    /// <summary>When the call started (before any sleep, on whichever server).</summary>
+    public DateTimeOffset StartedAt => startedAt;
+
     /// <summary>Whether a snapshot of the call was written (once <see cref="SettledAsync"/> is done).</summary>
     public bool Saved => _saved;
 
@@ -42,7 +45,7 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
         {
             return null;
         }
-        var call = new SleepingCall(Id, request.Database, sha256, request.Function, request.Caller.ToString(), request.Origin, startedAt, wakeAt, snapshot);
+        var call = new SleepingCall(Id, request.Database, sha256, request.Function, request.Caller.ToString(), request.Origin, startedAt, wakeAt, snapshot, request.ScheduledTable, (long?)request.ScheduleId);
         return _saving = SaveAsync(call);
     }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Procyon.Storage;
+using Procyon.Storage.Tables;
 
 namespace Procyon.Runtime;
 
@@ -17,7 +18,8 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
 {
     private const int ClaimBatch = 100;
 
-    private static readonly TimeSpan Lookahead = TimeSpan.FromSeconds(2);
+    /// <summary>How long before its wake time a call is taken over and restored, so that waking costs only the rewind.</summary>
+    internal static readonly TimeSpan RestoreAhead = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Who holds a lease: this server process.</summary>
@@ -146,6 +148,24 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
         }
     }
 
+    /// <summary>
+    /// Takes over the snapshots of scheduled runs whose rows this server's scheduler leased (a
+    /// server that ran them died or stopped), by <c>scheduled_id</c>.
+    /// </summary>
+    internal async Task<Dictionary<long, SleepingCall>> TakeScheduledAsync(TableSchema table, IReadOnlyList<ClaimedRow> rows, CancellationToken cancellationToken)
+    {
+        var taken = await store.TakeScheduledAsync(table.Database, table.Name, rows.Select(row => row.ScheduledId).ToArray(), _holder, Lease, cancellationToken);
+        return taken.ToDictionary(call => call.ScheduledId!.Value);
+    }
+
+    /// <summary>In the transaction that finishes a scheduled run's row: records how the run ended and drops its snapshot.</summary>
+    internal Task FinishScheduledAsync(DatabaseTransaction transaction, CallResult result, CancellationToken cancellationToken) =>
+        DurableCallStore.FinishAsync(transaction, EndOf(result), _holder, cancellationToken);
+
+    private static CallEnd EndOf(CallResult result) =>
+        new(result.CallId, result.Db, result.Fn, result.Caller, result.StartedAt, result.Status,
+            result.Failure == CallFailure.None ? null : result.Failure.ToString(), result.Value?.ToString(), result.Error);
+
     /// <summary>A kept call, or null.</summary>
     public Task<StoredCall?> FindAsync(Guid id, CancellationToken cancellationToken) => store.FindAsync(id, cancellationToken);
 
@@ -154,9 +174,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     {
         try
         {
-            var failure = result.Failure == CallFailure.None ? null : result.Failure.ToString();
-            var end = new CallEnd(result.CallId, result.Db, result.Fn, result.Caller, result.StartedAt, result.Status, failure, result.Value?.ToString(), result.Error);
-            await store.FinishAsync(end, _holder, kept, CancellationToken.None);
+            await store.FinishAsync(EndOf(result), _holder, kept, CancellationToken.None);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -185,7 +203,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
                     await store.ForgetAsync(options.Value.CallRetention, stoppingToken);
                     forgotten = DateTimeOffset.UtcNow;
                 }
-                var claimed = await store.ClaimAsync(_holder, Lease, Lookahead, ClaimBatch, stoppingToken);
+                var claimed = await store.ClaimAsync(_holder, Lease, RestoreAhead, ClaimBatch, stoppingToken);
                 foreach (var call in claimed)
                 {
                     _ = WakeAsync(call, stoppingToken);

@@ -5,8 +5,11 @@ namespace Procyon.Storage;
 /// <summary>A procedure call asleep in Postgres: who made it, on what, and its suspended state.</summary>
 /// <param name="Sha256">The SHA-256 of the module code it runs on (the rewrite the server runs, whose stack its snapshot holds).</param>
 /// <param name="Snapshot">The suspended instance (memory, globals, the call's arguments), as the runtime wrote it.</param>
+/// <param name="ScheduledTable">For a scheduled run: the scheduled table whose row it runs (its scheduler wakes it, not the durable calls' claims).</param>
+/// <param name="ScheduledId">For a scheduled run: the row's <c>scheduled_id</c>.</param>
 public sealed record SleepingCall(
-    Guid Id, string Database, string Sha256, string Function, string Caller, string Origin, DateTimeOffset StartedAt, DateTimeOffset WakeAt, byte[] Snapshot);
+    Guid Id, string Database, string Sha256, string Function, string Caller, string Origin, DateTimeOffset StartedAt, DateTimeOffset WakeAt, byte[] Snapshot,
+    string? ScheduledTable = null, long? ScheduledId = null);
 
 /// <summary>A kept call as <c>GET /v1/calls/{id}</c> shows it: running, asleep, or finished with its result.</summary>
 /// <param name="Status"><c>running</c>, <c>sleeping</c>, or how it ended: <c>ok</c>, <c>error</c>, <c>timeout</c>.</param>
@@ -70,6 +73,9 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON procyon.calls (caller, db, idem_key) WHERE idem_key IS NOT NULL;
         CREATE INDEX IF NOT EXISTS sleeping_calls_db ON procyon.sleeping_calls (db, wake_at);
         CREATE INDEX IF NOT EXISTS sleeping_calls_sha256 ON procyon.sleeping_calls (sha256);
+        ALTER TABLE procyon.sleeping_calls ADD COLUMN IF NOT EXISTS scheduled_table text;
+        ALTER TABLE procyon.sleeping_calls ADD COLUMN IF NOT EXISTS scheduled_id bigint;
+        CREATE INDEX IF NOT EXISTS sleeping_calls_scheduled ON procyon.sleeping_calls (db, scheduled_table, scheduled_id) WHERE scheduled_id IS NOT NULL;
         CREATE TABLE IF NOT EXISTS procyon.module_versions (
             sha256      text PRIMARY KEY,
             prepared    bytea NOT NULL,
@@ -106,8 +112,8 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         """;
 
     private const string SaveSql = """
-        INSERT INTO procyon.sleeping_calls (id, db, sha256, fn, caller, origin, started_at, wake_at, snapshot, holder, lease_until)
-        VALUES (@id, @db, @sha256, @fn, @caller, @origin, @started_at, @wake_at, @snapshot, @holder, now() + @lease)
+        INSERT INTO procyon.sleeping_calls (id, db, sha256, fn, caller, origin, started_at, wake_at, snapshot, holder, lease_until, scheduled_table, scheduled_id)
+        VALUES (@id, @db, @sha256, @fn, @caller, @origin, @started_at, @wake_at, @snapshot, @holder, now() + @lease, @scheduled_table, @scheduled_id)
         ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at, snapshot = excluded.snapshot, lease_until = excluded.lease_until
         WHERE procyon.sleeping_calls.holder = excluded.holder
         """;
@@ -121,15 +127,28 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
 
     private const string ReleaseSql = "UPDATE procyon.sleeping_calls SET holder = '', lease_until = now() + @delay WHERE id = @id AND holder = @holder";
 
-    private const string HandBackSql = "UPDATE procyon.sleeping_calls SET lease_until = '-infinity' WHERE holder = @holder";
+    /// <summary>Scheduled runs are not handed back here: their rows' leases are, and their scheduler resumes them.</summary>
+    private const string HandBackSql = "UPDATE procyon.sleeping_calls SET lease_until = '-infinity' WHERE holder = @holder AND scheduled_id IS NULL";
 
-    private const string ClaimSql = """
+    private const string ClaimSql = $$"""
         UPDATE procyon.sleeping_calls s SET holder = @holder, lease_until = greatest(s.wake_at, now()) + @lease
         FROM (SELECT id FROM procyon.sleeping_calls
-              WHERE lease_until < now() AND wake_at < now() + @lookahead
+              WHERE lease_until < now() AND wake_at < now() + @lookahead AND scheduled_id IS NULL
               ORDER BY wake_at LIMIT @limit FOR UPDATE SKIP LOCKED) due
         WHERE s.id = due.id
-        RETURNING s.id, s.db, s.sha256, s.fn, s.caller, s.origin, s.started_at, s.wake_at, s.snapshot
+        RETURNING {{SleepingCallColumns}}
+        """;
+
+    private const string SleepingCallColumns = "s.id, s.db, s.sha256, s.fn, s.caller, s.origin, s.started_at, s.wake_at, s.snapshot, s.scheduled_table, s.scheduled_id";
+
+    /// <summary>
+    /// Takes over the snapshots of scheduled runs whose rows this server's scheduler just leased:
+    /// the row's lease, not the snapshot's, says whose run it is (it ran out, so its server died or stopped).
+    /// </summary>
+    private const string TakeScheduledSql = $"""
+        UPDATE procyon.sleeping_calls s SET holder = @holder, lease_until = now() + @lease
+        WHERE s.db = @db AND s.scheduled_table = @tbl AND s.scheduled_id = ANY(@ids)
+        RETURNING {SleepingCallColumns}
         """;
 
     /// <summary>
@@ -192,11 +211,14 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
 
     /// <summary>
-    /// Forgets finished calls past their retention, and replaced code that no sleeping call needs
-    /// and that was replaced a day ago: time enough for any call still in memory on it to sleep.
+    /// Forgets finished calls past their retention; snapshots of scheduled runs that no server has
+    /// held for a day (their row was deleted while their server was down, so no scheduler resumes
+    /// them); and replaced code that no sleeping call needs and that was replaced a day ago: time
+    /// enough for any call still in memory on it to sleep.
     /// </summary>
     private const string ForgetSql = """
         DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention;
+        DELETE FROM procyon.sleeping_calls WHERE scheduled_id IS NOT NULL AND lease_until < now() - interval '1 day';
         DELETE FROM procyon.module_versions v WHERE v.retired_at < now() - interval '1 day'
             AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.sha256 = v.sha256);
         """;
@@ -205,7 +227,8 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     public Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
         ExecuteAsync(SaveSql, cancellationToken,
             ("id", call.Id), ("db", call.Database), ("sha256", call.Sha256), ("fn", call.Function), ("caller", call.Caller), ("origin", call.Origin),
-            ("started_at", call.StartedAt), ("wake_at", call.WakeAt), ("snapshot", call.Snapshot), ("holder", holder), ("lease", lease));
+            ("started_at", call.StartedAt), ("wake_at", call.WakeAt), ("snapshot", call.Snapshot), ("holder", holder), ("lease", lease),
+            ("scheduled_table", (object?)call.ScheduledTable ?? DBNull.Value), ("scheduled_id", (object?)call.ScheduledId ?? DBNull.Value));
 
     /// <summary>Renews the lease of one call; false when another server took it over.</summary>
     public async Task<bool> HoldAsync(Guid id, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
@@ -227,13 +250,26 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     public async Task<List<SleepingCall>> ClaimAsync(string holder, TimeSpan lease, TimeSpan lookahead, int limit, CancellationToken cancellationToken)
     {
         await using var command = Command(ClaimSql, [("holder", holder), ("lease", lease), ("lookahead", lookahead), ("limit", limit)]);
+        return await ReadSleepingAsync(command, cancellationToken);
+    }
+
+    /// <summary>Takes over the snapshots of these leased rows' scheduled runs (see <see cref="TakeScheduledSql"/>); rows that never slept long have none.</summary>
+    public async Task<List<SleepingCall>> TakeScheduledAsync(string database, string table, long[] ids, string holder, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var command = Command(TakeScheduledSql, [("db", database), ("tbl", table), ("ids", ids), ("holder", holder), ("lease", lease)]);
+        return await ReadSleepingAsync(command, cancellationToken);
+    }
+
+    private static async Task<List<SleepingCall>> ReadSleepingAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var calls = new List<SleepingCall>();
         while (await reader.ReadAsync(cancellationToken))
         {
             calls.Add(new SleepingCall(
                 reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
-                reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7), reader.GetFieldValue<byte[]>(8)));
+                reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7), reader.GetFieldValue<byte[]>(8),
+                reader.IsDBNull(9) ? null : reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetInt64(10)));
         }
         return calls;
     }
@@ -253,10 +289,16 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// <summary>Records how a call ended (see <see cref="FinishSql"/>).</summary>
     /// <param name="kept">Whether the call is kept whatever became of its sleeps (made asynchronously or with a key).</param>
     public Task<int> FinishAsync(CallEnd end, string holder, bool kept, CancellationToken cancellationToken) =>
-        ExecuteAsync(FinishSql, cancellationToken,
-            ("id", end.Id), ("holder", holder), ("db", end.Database), ("fn", end.Function), ("caller", end.Caller), ("started_at", end.StartedAt),
-            ("status", end.Status), ("failure", (object?)end.Failure ?? DBNull.Value), ("value", (object?)end.Value ?? DBNull.Value),
-            ("error", (object?)end.Error ?? DBNull.Value), ("kept", kept));
+        ExecuteAsync(FinishSql, cancellationToken, FinishParameters(end, holder, kept));
+
+    /// <summary>In a scheduled run's transaction, which finishes its row too: records how the run ended (see <see cref="FinishSql"/>).</summary>
+    public static Task FinishAsync(Tables.DatabaseTransaction transaction, CallEnd end, string holder, CancellationToken cancellationToken) =>
+        transaction.ExecuteAsync(FinishSql, cancellationToken, FinishParameters(end, holder, kept: false));
+
+    private static (string, object)[] FinishParameters(CallEnd end, string holder, bool kept) =>
+        [("id", end.Id), ("holder", holder), ("db", end.Database), ("fn", end.Function), ("caller", end.Caller), ("started_at", end.StartedAt),
+         ("status", end.Status), ("failure", (object?)end.Failure ?? DBNull.Value), ("value", (object?)end.Value ?? DBNull.Value),
+         ("error", (object?)end.Error ?? DBNull.Value), ("kept", kept)];
 
     /// <summary>Cancels a call that has not ended (see <see cref="CancelSql"/>); false when there was none to cancel.</summary>
     public async Task<bool> CancelAsync(Guid id, string failure, string error, CancellationToken cancellationToken)

@@ -10,8 +10,9 @@ namespace Procyon.Tests;
 /// <summary>
 /// Leases of scheduled procedure rows live as long as the server that holds them: renewed while
 /// it runs them (however long they sleep), taken over a lease after it dies, handed back at once
-/// when it stops. Two real server processes on one Postgres; the ledger module's naps write a
-/// `start`, sleep and write a `finish`.
+/// when it stops. A run that slept past <c>DurableSleepAfter</c> is woken where its row went, from
+/// its snapshot; one that had not starts again there. Two real server processes on one Postgres;
+/// the ledger module's naps write a `start`, sleep and write a `finish`.
 /// </summary>
 [Collection(TimingCollection.Name)]
 public sealed class ScheduledLeaseTests(ITestOutputHelper output)
@@ -19,6 +20,9 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(3);
 
     private static readonly string ShortLease = $"--Procyon:Scheduler:ProcedureLease={Lease}";
+
+    /// <summary>Naps stay in memory only: a run cut short starts again.</summary>
+    private const string NoDurableSleeps = "--Procyon:Runtime:DurableSleepAfter=01:00:00";
 
     [Fact]
     public Task A_procedure_row_sleeping_past_its_lease_runs_once_on_two_live_servers() =>
@@ -34,7 +38,7 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
 
     [Fact]
     public Task A_killed_servers_procedure_rows_run_elsewhere_once_their_lease_ends() =>
-        OnTwoServersAsync([ShortLease], async (database, first, second) =>
+        OnTwoServersAsync([ShortLease, NoDurableSleeps], async (database, first, second) =>
         {
             await ScheduleNapAsync(database, first, sleepMs: 60_000);
             var (holder, other) = await HolderAsync(first, second);
@@ -54,7 +58,7 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
     /// <summary>With the default lease (30 s): a row handed back runs well before it would end.</summary>
     [Fact]
     public Task A_stopped_servers_procedure_rows_run_elsewhere_at_once_and_finish_there() =>
-        OnTwoServersAsync([], async (database, first, second) =>
+        OnTwoServersAsync([NoDurableSleeps], async (database, first, second) =>
         {
             await ScheduleNapAsync(database, first, sleepMs: 5000);
             var (holder, _) = await HolderAsync(first, second);
@@ -69,6 +73,44 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
             await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.nap") == 0);
             Assert.Equal(1, await EventsAsync(database, "finish"));
         });
+
+    [Fact]
+    public Task A_procedure_row_asleep_on_a_killed_server_wakes_elsewhere_at_its_time_without_starting_again() =>
+        OnTwoServersAsync([ShortLease], async (database, first, second) =>
+        {
+            await ScheduleNapAsync(database, first, sleepMs: 6000);
+            var (holder, _) = await HolderAsync(first, second);
+            await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM procyon.sleeping_calls WHERE scheduled_table = 'nap'") == 1);
+
+            await holder.KillAsync();
+
+            await AssertNappedOnceAsync(database, TimeSpan.FromSeconds(6));
+        });
+
+    [Fact]
+    public Task A_procedure_row_asleep_on_a_stopped_server_is_handed_over_and_wakes_elsewhere_at_its_time() =>
+        OnTwoServersAsync([], async (database, first, second) =>
+        {
+            await ScheduleNapAsync(database, first, sleepMs: 5000);
+            var (holder, _) = await HolderAsync(first, second);
+            await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM procyon.sleeping_calls WHERE scheduled_table = 'nap'") == 1);
+
+            await holder.StopAsync();
+
+            await AssertNappedOnceAsync(database, TimeSpan.FromSeconds(5));
+        });
+
+    /// <summary>The nap finished once, one sleep after its one start, its row and snapshot gone and its end kept.</summary>
+    private static async Task AssertNappedOnceAsync(TestDatabase database, TimeSpan sleep)
+    {
+        await ScheduledTablesTests.EventuallyAsync(async () => await CountAsync(database, "SELECT count(*) FROM db_ledger.nap") == 0);
+        Assert.Equal(1, await EventsAsync(database, "start"));
+        Assert.Equal(1, await EventsAsync(database, "finish"));
+        var slept = TimeSpan.FromMilliseconds(await CountAsync(database, "SELECT (extract(epoch FROM max(at) - min(at)) * 1000)::bigint FROM db_ledger.nap_log"));
+        Assert.InRange(slept, sleep, sleep + TimeSpan.FromSeconds(2));
+        Assert.Equal(0, await CountAsync(database, "SELECT count(*) FROM procyon.sleeping_calls"));
+        Assert.Equal(1, await CountAsync(database, "SELECT count(*) FROM procyon.calls WHERE fn = 'run_nap' AND status = 'ok'"));
+    }
 
     /// <summary>A reducer run of about three leases: it keeps its row locked, so no other server runs it meanwhile.</summary>
     [Fact]

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Procyon.Sats;
+using Procyon.Storage;
 using Procyon.Storage.Tables;
 
 namespace Procyon.Runtime.Scheduling;
@@ -11,7 +12,7 @@ namespace Procyon.Runtime.Scheduling;
 /// any transaction and finished after the run (at least once). Results go to subscribers as any
 /// call's, with the module's own identity as caller.
 /// </summary>
-public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transactions transactions, LeaseKeeper leases, ILogger<ScheduledRuns> logger)
+public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCalls durableCalls, Transactions transactions, LeaseKeeper leases, ILogger<ScheduledRuns> logger)
 {
     /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
     private const int ReducerAttempts = 20;
@@ -39,24 +40,75 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transaction
         }
     }
 
+    /// <summary>
+    /// Runs procedure rows one by one, each outside any transaction; a run that slept past the
+    /// durable threshold was saved as a durable call, and a run whose server died or stopped while
+    /// it slept is woken from that snapshot here (its row's lease ran out and came here) rather
+    /// than started again. The row is finished, and the snapshot dropped, in one transaction.
+    /// </summary>
     private async Task RunLeasedProceduresAsync(ScheduledTarget scheduled, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
+        var snapshots = await durableCalls.TakeScheduledAsync(table, claimed, cancellationToken);
         foreach (var row in claimed)
         {
-            var run = await RunScheduledOnceAsync(scheduled, row, context: null, cancellationToken);
-            if (run.Outcome.Failure == CallFailure.Cancelled)
+            var snapshot = snapshots.GetValueOrDefault(row.ScheduledId);
+            var request = new CallRequest(table.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule)
             {
-                // Cut short by the shutdown: not finished, so its row is handed back and runs again elsewhere.
+                CallId = snapshot?.Id ?? Guid.CreateVersion7(),
+                ScheduleId = (ulong)row.ScheduledId,
+                ScheduledTable = table.Name,
+            };
+            var startedAt = snapshot?.StartedAt ?? DateTimeOffset.UtcNow;
+            var durable = new DurableCall(durableCalls, request, snapshot?.Sha256 ?? scheduled.Module.RunningSha256, startedAt);
+            var run = await RunProcedureRowAsync(scheduled, row, request, snapshot, durable, cancellationToken);
+            if (run.Failure == CallFailure.Cancelled)
+            {
+                // Cut short by the shutdown (or another server took its snapshot over): not finished,
+                // so its row is handed back, and whoever leases it next wakes it from its last snapshot.
                 throw new OperationCanceledException(cancellationToken);
             }
+            await durable.SettledAsync();
+            var result = Describe(scheduled, request, run);
             await using (var transaction = await transactions.BeginAsync(table.Database, cancellationToken))
             {
                 using var pin = await leases.PinAsync(table, [row], current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cancellationToken), cancellationToken);
+                if (snapshot is not null || durable.Saved)
+                {
+                    await durableCalls.FinishScheduledAsync(transaction, result, cancellationToken);
+                }
                 await transaction.CommitAsync(cancellationToken);
                 pin.Finished();
             }
-            CompleteScheduled(scheduled, run);
+            dispatcher.Announce(result);
         }
+    }
+
+    /// <summary>Runs a procedure row from its start, or wakes it from <paramref name="snapshot"/>; a cancellation by request reaches it either way.</summary>
+    private async Task<ScheduledRun> RunProcedureRowAsync(ScheduledTarget scheduled, ClaimedRow row, CallRequest request, SleepingCall? snapshot, DurableCall durable, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var cancellable = durableCalls.Track(request.CallId, cancellationToken);
+        (CallFailure Failure, Utf8Json? Value, string? Error) outcome;
+        try
+        {
+            outcome = snapshot is not null
+                ? await dispatcher.ResumeScheduledAsync(scheduled.Module, snapshot, durable, cancellable.Token)
+                : CallDispatcher.Finish(scheduled.Module, scheduled.Function,
+                    await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(DateTimeOffset.UtcNow), durable, cancellable.Token));
+        }
+        catch (OperationCanceledException) when (cancellable.Cancelled)
+        {
+            outcome = default;
+        }
+        if (cancellable.Cancelled)
+        {
+            outcome = (CallFailure.CancelledByRequest, null, CallDispatcher.CancelledError);
+        }
+        else if (durable.Lost)
+        {
+            outcome = (CallFailure.Cancelled, null, "another server took the run over");
+        }
+        return new ScheduledRun(row.ScheduledId, durable.StartedAt, Stopwatch.GetElapsedTime(started), outcome.Failure, outcome.Value, outcome.Error);
     }
 
     /// <summary>
@@ -101,11 +153,11 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transaction
                     {
                         await call.RunAsync(table.Name, (tx, token) => tx.SaveAsync(token));
                     }
-                    var run = await RunScheduledOnceAsync(scheduled, row, context, cancellationToken);
-                    switch (run.Outcome.Failure)
+                    var run = await RunScheduledOnceAsync(scheduled, row, context);
+                    switch (run.Failure)
                     {
                         case CallFailure.Contention:
-                            throw new SerializationFailureException(new InvalidOperationException(run.Outcome.Error));
+                            throw new SerializationFailureException(new InvalidOperationException(run.Error));
                         case CallFailure.TransactionTimeout when pending.Count > 1:
                             throw new TransactionTimeoutException(transactions.Options.TransactionTimeout);
                         case CallFailure.None:
@@ -113,7 +165,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transaction
                         default:
                             failed[row.ScheduledId] = run;
                             // A run past the deadline left the transaction unusable: finish its row in a new one.
-                            if (!careful || run.Outcome.Failure == CallFailure.TransactionTimeout)
+                            if (!careful || run.Failure == CallFailure.TransactionTimeout)
                             {
                                 again = true;
                             }
@@ -164,28 +216,31 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transaction
         }
     }
 
-    /// <summary>One run of a scheduled function for a leased row; a reducer's <paramref name="context"/> holds the batch's transaction.</summary>
-    private async Task<ScheduledRun> RunScheduledOnceAsync(ScheduledTarget scheduled, ClaimedRow row, CallContext? context, CancellationToken cancellationToken)
+    /// <summary>One run of a scheduled reducer for a leased row, in the batch's transaction that <paramref name="context"/> holds.</summary>
+    private static async Task<ScheduledRun> RunScheduledOnceAsync(ScheduledTarget scheduled, ClaimedRow row, CallContext context)
     {
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
-        var micros = UnixTime.ToMicros(startedAt);
-        var outcome = context is null
-            ? await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, durable: null, cancellationToken)
-            : await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, micros, context);
-        return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), outcome);
+        var outcome = await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(startedAt), context);
+        var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, outcome);
+        return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+    }
+
+    /// <summary>A run's result, for its subscribers and its durable call's record; a failed run says so where operators look.</summary>
+    private CallResult Describe(ScheduledTarget scheduled, CallRequest request, ScheduledRun run)
+    {
+        if (run.Failure != CallFailure.None)
+        {
+            // Its row is finished all the same (reported once, not retried forever).
+            LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, run.Failure, run.Error);
+        }
+        return dispatcher.Describe(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, run.Failure, run.Value, run.Error);
     }
 
     private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)
     {
         var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
-        var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, run.Outcome);
-        if (failure != CallFailure.None)
-        {
-            // Its row is finished all the same (reported once, not retried forever): say so where operators look.
-            LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, failure, error);
-        }
-        dispatcher.Complete(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, failure, value, error);
+        dispatcher.Announce(Describe(scheduled, request, run));
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Scheduled run of {Database}.{Function} (scheduled_id {ScheduledId}) failed ({Failure}): {Error}")]
@@ -194,5 +249,5 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, Transaction
     /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
     private sealed record ScheduledTarget(LoadedModule Module, FunctionDescription Function, Identity Caller);
 
-    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, InstanceOutcome Outcome);
+    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, CallFailure Failure, Utf8Json? Value, string? Error);
 }
