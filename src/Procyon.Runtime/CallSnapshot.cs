@@ -102,9 +102,9 @@ internal sealed class CallSnapshot
             var chunks = new List<(long, byte[])>();
             for (var offset = reader.ReadInt64(); offset != End; offset = reader.ReadInt64())
             {
-                if (offset < 0 || offset >= memoryLength)
+                if (offset < 0 || offset >= memoryLength || offset % Chunk != 0 || (chunks.Count > 0 && offset <= chunks[^1].Item1))
                 {
-                    throw new InvalidDataException("the snapshot has a chunk outside its memory");
+                    throw new InvalidDataException("the snapshot has a chunk outside its memory or out of order");
                 }
                 chunks.Add((offset, reader.ReadBytes((int)Math.Min(Chunk, memoryLength - offset))));
             }
@@ -128,13 +128,21 @@ internal sealed class CallSnapshot
         {
             memory.Grow((MemoryLength - length) / Memory.PageSize);
         }
+        // Chunks the snapshot lacks are zero there. Only those holding anything (the data
+        // segments, what the instance's preinit wrote) are cleared: writing every page of a fresh
+        // instance would make all of its memory resident, megabytes per woken call.
+        var next = 0;
         for (long offset = 0; offset < MemoryLength; offset += Chunk)
         {
-            memory.GetSpan(offset, (int)Math.Min(Chunk, MemoryLength - offset)).Clear();
-        }
-        foreach (var (offset, bytes) in Chunks)
-        {
-            bytes.CopyTo(memory.GetSpan(offset, bytes.Length));
+            if (next < Chunks.Count && Chunks[next].Offset == offset)
+            {
+                var bytes = Chunks[next++].Bytes;
+                bytes.CopyTo(memory.GetSpan(offset, bytes.Length));
+            }
+            else if (offset < length && memory.GetSpan(offset, (int)Math.Min(Chunk, MemoryLength - offset)) is var stale && stale.ContainsAnyExcept((byte)0))
+            {
+                stale.Clear();
+            }
         }
         for (var i = 0; i < globals.Count; i++)
         {

@@ -6,38 +6,43 @@ namespace Procyon.Benchmarks;
 
 /// <summary>
 /// Durable sleeps: (1) the snapshot a sleeping call writes, for the ledger module with 16 KiB and
-/// 10 MiB of heap; (2) N concurrent sleepers of 2 s written to Postgres beside the same N sleeping
-/// in memory only (a server whose <c>DurableSleepAfter</c> is a day): how late they wake, how fast
-/// the snapshots are written, the server's resident memory; (3) N durable sleepers of 5 s on a
-/// server that is then SIGKILLed, woken by a second server: how late they end beside their wake time.
-/// Each server is a process of its own.
+/// 10 MiB of heap, and the time to take it; (2) N concurrent sleepers written to Postgres beside
+/// the same N sleeping in memory only (a server whose <c>DurableSleepAfter</c> is a day): how late
+/// they wake, how fast the snapshots are written, the server's resident memory; (3) N durable
+/// sleepers on a server that is then SIGKILLed, woken by a second server: how late they end beside
+/// their wake time. The sleeps last 2 s, or 2 ms per sleeper when that is longer, so that every
+/// snapshot is written before the first wakes. Each server is a process of its own.
 /// </summary>
 internal static class DurableBenchmark
 {
-    private const int NapMillis = 2000;
-    private const int KilledNapMillis = 5000;
+    /// <summary>The killed server's sleepers sleep this much longer, for the second server to start.</summary>
+    private const int KilledExtraMillis = 3000;
 
     private static readonly string[] Limits =
     [
         "--Procyon:Runtime:MaxConcurrentCalls=20000", "--Procyon:Runtime:MaxCallsPerIdentity=20000", "--Procyon:Runtime:MaxCallsPerDatabase=20000",
         "--Procyon:Runtime:MaxIdleInstances=20000", $"--Procyon:Runtime:MaxTotalMemoryBytes={64L << 30}", $"--Procyon:Runtime:MaxIdleMemoryBytes={64L << 30}",
-        "--Procyon:Runtime:DurableLease=00:00:02",
     ];
+
+    /// <summary>For the killed server's calls: a short lease, so that they are taken over before they wake.</summary>
+    private static readonly string[] ShortLease = [.. Limits, "--Procyon:Runtime:DurableLease=00:00:02"];
 
     public static async Task<int> RunAsync(int sleepers)
     {
+        var napMillis = Math.Max(2000, 2 * sleepers);
         await SnapshotSizesAsync();
         Console.WriteLine();
-        var durable = await SleepersAsync(sleepers, durable: true);
-        var inMemory = await SleepersAsync(sleepers, durable: false);
-        Console.WriteLine($"{"sleepers of 2 s",-18} | {"count",6} | {"p50 late ms",11} | {"p99 late ms",11} | {"snapshots/s",11} | {"RSS MiB",7}");
+        var durable = await SleepersAsync(sleepers, napMillis, durable: true);
+        var inMemory = await SleepersAsync(sleepers, napMillis, durable: false);
+        Console.WriteLine($"{$"sleepers of {napMillis / 1000.0:0.#} s",-18} | {"count",6} | {"p50 late ms",11} | {"p99 late ms",11} | {"snapshots/s",11} | {"RSS MiB",7}");
         Print("durable", sleepers, durable);
         Print("in memory", sleepers, inMemory);
         Console.WriteLine();
-        var (resumedP50, resumedP99, resumedMax) = await KilledAsync(sleepers);
-        Console.WriteLine($"{sleepers} durable sleepers of 5 s on a SIGKILLed server, woken by another: end after wake time p50 / p99 / max {resumedP50:0} / {resumedP99:0} / {resumedMax:0} ms");
-        Summary.Write($"durable sleepers, {sleepers:N0} for 2 s", "p99 ms late", durable.P99, "in memory", inMemory.P99);
-        Summary.Write($"durable sleepers, {sleepers:N0} for 2 s", "p50 ms late", durable.P50, "in memory", inMemory.P50);
+        var killedMillis = napMillis + KilledExtraMillis;
+        var (resumedP50, resumedP99, resumedMax) = await KilledAsync(sleepers, killedMillis);
+        Console.WriteLine($"{sleepers} durable sleepers of {killedMillis / 1000.0:0.#} s on a SIGKILLed server, woken by another: end after wake time p50 / p99 / max {resumedP50:0} / {resumedP99:0} / {resumedMax:0} ms");
+        Summary.Write($"durable sleepers, {sleepers:N0} for {napMillis / 1000.0:0.#} s", "p99 ms late", durable.P99, "in memory", inMemory.P99);
+        Summary.Write($"durable sleepers, {sleepers:N0} for {napMillis / 1000.0:0.#} s", "p50 ms late", durable.P50, "in memory", inMemory.P50);
         Summary.Write($"durable sleepers, {sleepers:N0} on a killed server", "p99 ms late, woken elsewhere", resumedP99, "in memory, alive", inMemory.P99);
         return 0;
     }
@@ -64,7 +69,7 @@ internal static class DurableBenchmark
         }
     }
 
-    private static async Task<(double P50, double P99, double Rate, double RssMiB)> SleepersAsync(int count, bool durable)
+    private static async Task<(double P50, double P99, double Rate, double RssMiB)> SleepersAsync(int count, int napMillis, bool durable)
     {
         await using var database = await TestDatabase.CreateAsync();
         string[] settings = durable ? Limits : [.. Limits, "--Procyon:Runtime:DurableSleepAfter=1.00:00:00"];
@@ -74,7 +79,7 @@ internal static class DurableBenchmark
         // Warm-up: the JIT, the instance pool, the connection pool.
         await Task.WhenAll(Enumerable.Range(0, count).Select(_ => NapAsync(client, 10)));
         var started = Stopwatch.StartNew();
-        var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, NapMillis)).ToList();
+        var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, napMillis)).ToList();
         var rate = 0.0;
         if (durable)
         {
@@ -82,28 +87,28 @@ internal static class DurableBenchmark
             rate = count / started.Elapsed.TotalSeconds;
         }
         var rss = server.ResidentBytes / (1024.0 * 1024);
-        var late = (await Task.WhenAll(naps)).Select(micros => (micros - NapMillis * 1000.0) / 1000).Order().ToList();
+        var late = (await Task.WhenAll(naps)).Select(micros => (micros - napMillis * 1000.0) / 1000).Order().ToList();
         return (Measure.Percentile(late, 50), Measure.Percentile(late, 99), rate, rss);
     }
 
-    /// <summary>Sleepers of 5 s on a server SIGKILLed once all are written; how long after its wake time each ended on the second.</summary>
-    private static async Task<(double P50, double P99, double Max)> KilledAsync(int count)
+    /// <summary>Sleepers on a server SIGKILLed once all are written; how long after its wake time each ended on the second.</summary>
+    private static async Task<(double P50, double P99, double Max)> KilledAsync(int count, int napMillis)
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using (var first = await ServerProcess.StartAsync(database, Limits))
+        await using (var first = await ServerProcess.StartAsync(database, ShortLease))
         {
             (await first.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
             using var client = new HttpClient { BaseAddress = first.Address, Timeout = TimeSpan.FromMinutes(5) };
-            var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, KilledNapMillis)).ToList();
+            var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, napMillis)).ToList();
             await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count);
             await first.KillAsync();
             await Task.WhenAll(naps.Select(nap => nap.ContinueWith(_ => { }, TaskScheduler.Default)));
         }
-        await using var second = await ServerProcess.StartAsync(database, Limits);
+        await using var second = await ServerProcess.StartAsync(database, ShortLease);
         await WaitForAsync(database, "SELECT count(*) FROM procyon.calls WHERE status <> 'running'", n => n >= count);
         // Each call's value is the microseconds its one nap took: from its sleep to its end on the second server.
         var late = (await database.QueryAsync("SELECT value FROM procyon.calls"))
-            .Select(value => (JsonDocument.Parse(value).RootElement[0].GetInt64() - KilledNapMillis * 1000.0) / 1000)
+            .Select(value => (JsonDocument.Parse(value).RootElement[0].GetInt64() - napMillis * 1000.0) / 1000)
             .Order()
             .ToList();
         return (Measure.Percentile(late, 50), Measure.Percentile(late, 99), late[^1]);
