@@ -25,6 +25,19 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     /// <summary>Who holds a lease: this server process.</summary>
     private readonly string _holder = Guid.NewGuid().ToString("N");
 
+    private GroupedWrites<Guid, bool>? _holds;
+    private GroupedWrites<(CallEnd End, bool Kept), bool>? _ends;
+
+    /// <summary>The lease renewals of calls waking here, many in one statement when many wake at once.</summary>
+    private GroupedWrites<Guid, bool> Holds => LazyInitializer.EnsureInitialized(ref _holds, () => new(ids => store.HoldAsync(ids, _holder, Lease, CancellationToken.None)));
+
+    /// <summary>The ends of durable and kept calls, many in one statement when many end at once.</summary>
+    private GroupedWrites<(CallEnd End, bool Kept), bool> Ends => LazyInitializer.EnsureInitialized(ref _ends, () => new(async ends =>
+    {
+        await store.FinishAsync(ends, _holder, CancellationToken.None);
+        return ends.Select(_ => true).ToList();
+    }));
+
     /// <summary>The procedure calls running or sleeping here, by id, for a cancellation to reach.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, CancellableCall> _live = new();
 
@@ -67,7 +80,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     {
         try
         {
-            return await store.HoldAsync(id, _holder, Lease, CancellationToken.None);
+            return await Holds.WriteAsync(id);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -174,7 +187,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     {
         try
         {
-            await store.FinishAsync(EndOf(result), _holder, kept, CancellationToken.None);
+            await Ends.WriteAsync((EndOf(result), kept));
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -260,7 +273,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
             // Whatever failed, the call must not stay asleep, held and renewed, for ever.
             LogWakeFailed(call.Database, call.Function, call.Id, e);
             var end = new CallEnd(call.Id, call.Database, call.Function, call.Caller, call.StartedAt, "error", nameof(CallFailure.Trapped), null, $"the call could not be woken: {e.Message}");
-            await ((Task)store.FinishAsync(end, _holder, kept: false, CancellationToken.None)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await ((Task)Ends.WriteAsync((end, false))).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 

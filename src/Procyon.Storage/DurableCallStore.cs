@@ -118,7 +118,7 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         WHERE procyon.sleeping_calls.holder = excluded.holder
         """;
 
-    private const string HoldSql = "UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE id = @id AND holder = @holder";
+    private const string HoldSql = "UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE id = ANY(@ids) AND holder = @holder RETURNING id";
 
     private const string RenewSql = """
         UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE holder = @holder;
@@ -156,14 +156,18 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// completes) its row in <c>procyon.calls</c> when it was asleep here or is kept anyway.
     /// </summary>
     private const string FinishSql = """
-        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id AND holder = @holder RETURNING id)
+        WITH ends AS (
+            SELECT * FROM unnest(@ids, @dbs, @fns, @callers, @started_ats, @statuses, @failures, @values, @errors, @kept)
+                AS e(id, db, fn, caller, started_at, status, failure, value, error, kept)),
+        slept AS (DELETE FROM procyon.sleeping_calls s USING ends WHERE s.id = ends.id AND s.holder = @holder RETURNING s.id)
         INSERT INTO procyon.calls (id, db, fn, caller, status, failure, value, error, started_at, finished_at)
-        SELECT @id, @db, @fn, @caller, @status, @failure, @value, @error, @started_at, now()
-        WHERE @kept OR EXISTS (SELECT 1 FROM slept)
+        SELECT id, db, fn, caller, status, failure, value, error, started_at, now() FROM ends
+        WHERE kept OR EXISTS (SELECT 1 FROM slept WHERE slept.id = ends.id)
         ON CONFLICT (id) DO UPDATE SET status = excluded.status, failure = excluded.failure, value = excluded.value,
             error = excluded.error, finished_at = excluded.finished_at, holder = NULL, lease_until = NULL
         WHERE procyon.calls.status = 'running'
         """;
+
 
     private const string CallColumns = """
         c.id, c.db, c.fn, c.caller, CASE WHEN s.id IS NULL THEN c.status ELSE 'sleeping' END, c.value, c.error, c.started_at, c.finished_at, s.wake_at, c.failure, c.request_sha256
@@ -231,8 +235,17 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
             ("scheduled_table", (object?)call.ScheduledTable ?? DBNull.Value), ("scheduled_id", (object?)call.ScheduledId ?? DBNull.Value));
 
     /// <summary>Renews the lease of one call; false when another server took it over.</summary>
-    public async Task<bool> HoldAsync(Guid id, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
-        await ExecuteAsync(HoldSql, cancellationToken, ("id", id), ("holder", holder), ("lease", lease)) == 1;
+    public async Task<IReadOnlyList<bool>> HoldAsync(IReadOnlyList<Guid> ids, string holder, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var command = Command(HoldSql, [("ids", ids.ToArray()), ("holder", holder), ("lease", lease)]);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var held = new HashSet<Guid>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            held.Add(reader.GetGuid(0));
+        }
+        return ids.Select(held.Contains).ToList();
+    }
 
     /// <summary>Renews the lease of every call <paramref name="holder"/> holds.</summary>
     public Task<int> RenewAsync(string holder, TimeSpan lease, CancellationToken cancellationToken) =>
@@ -286,19 +299,24 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         return await command.ExecuteScalarAsync(cancellationToken) is Guid;
     }
 
-    /// <summary>Records how a call ended (see <see cref="FinishSql"/>).</summary>
-    /// <param name="kept">Whether the call is kept whatever became of its sleeps (made asynchronously or with a key).</param>
-    public Task<int> FinishAsync(CallEnd end, string holder, bool kept, CancellationToken cancellationToken) =>
-        ExecuteAsync(FinishSql, cancellationToken, FinishParameters(end, holder, kept));
+    /// <summary>Records how calls ended (see <see cref="FinishSql"/>), many in one statement.</summary>
+    /// <param name="ends">Each call's end, and whether it is kept whatever became of its sleeps (made asynchronously or with a key).</param>
+    public async Task FinishAsync(IReadOnlyList<(CallEnd End, bool Kept)> ends, string holder, CancellationToken cancellationToken)
+    {
+        await using var command = Command(FinishSql, FinishParameters(ends, holder));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     /// <summary>In a scheduled run's transaction, which finishes its row too: records how the run ended (see <see cref="FinishSql"/>).</summary>
     public static Task FinishAsync(Tables.DatabaseTransaction transaction, CallEnd end, string holder, CancellationToken cancellationToken) =>
-        transaction.ExecuteAsync(FinishSql, cancellationToken, FinishParameters(end, holder, kept: false));
+        transaction.ExecuteAsync(FinishSql, cancellationToken, FinishParameters([(end, false)], holder));
 
-    private static (string, object)[] FinishParameters(CallEnd end, string holder, bool kept) =>
-        [("id", end.Id), ("holder", holder), ("db", end.Database), ("fn", end.Function), ("caller", end.Caller), ("started_at", end.StartedAt),
-         ("status", end.Status), ("failure", (object?)end.Failure ?? DBNull.Value), ("value", (object?)end.Value ?? DBNull.Value),
-         ("error", (object?)end.Error ?? DBNull.Value), ("kept", kept)];
+    private static (string, object)[] FinishParameters(IReadOnlyList<(CallEnd End, bool Kept)> ends, string holder) =>
+        [("holder", holder), ("ids", ends.Select(e => e.End.Id).ToArray()), ("dbs", ends.Select(e => e.End.Database).ToArray()),
+         ("fns", ends.Select(e => e.End.Function).ToArray()), ("callers", ends.Select(e => e.End.Caller).ToArray()),
+         ("started_ats", ends.Select(e => e.End.StartedAt).ToArray()), ("statuses", ends.Select(e => e.End.Status).ToArray()),
+         ("failures", ends.Select(e => e.End.Failure).ToArray()), ("values", ends.Select(e => e.End.Value).ToArray()),
+         ("errors", ends.Select(e => e.End.Error).ToArray()), ("kept", ends.Select(e => e.Kept).ToArray())];
 
     /// <summary>Cancels a call that has not ended (see <see cref="CancelSql"/>); false when there was none to cancel.</summary>
     public async Task<bool> CancelAsync(Guid id, string failure, string error, CancellationToken cancellationToken)
