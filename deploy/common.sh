@@ -66,7 +66,7 @@ build_modules() {
 
 # The benchmarks at the sizes of the README's figures, and at the tiny sizes CI runs so that a
 # benchmark that no longer runs fails there (the abuse benchmark compares nothing: CI only).
-BENCHMARKS=("codec" "http-add 16 10" "sleepers 1000 5000 10000" "inserts 5000 16" "hub 1000 100" "scheduler 10000 20000" "scheduler 10000 20000 1000" "startup 50" "databases 1000 10" "publish 10 200" "durable 1000")
+BENCHMARKS=("codec" "http-add 16 10" "sleepers 1000 5000 10000" "inserts 5000 16" "hub 1000 100" "scheduler 10000 20000" "scheduler 10000 20000 1000" "startup 50" "databases 1000 10" "publish 10 200" "durable 10000")
 TINY_BENCHMARKS=("codec 100" "http-add 2 1" "sleepers 20" "startup 2" "inserts 20 2" "hub 5 3" "scheduler 20 20" "scheduler 20 20 5" "databases 3 1" "publish 1 5" "durable 5" "abuse 4")
 
 # run_benchmarks CONFIGURATION ROUNDS BENCHMARK...: each benchmark once per round, in turn, so a

@@ -118,17 +118,26 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         WHERE procyon.sleeping_calls.holder = excluded.holder
         """;
 
-    private const string HoldSql = "UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE id = ANY(@ids) AND holder = @holder RETURNING id";
+    /// <summary>
+    /// Every statement that changes many rows of one table locks them in the order of their ids
+    /// (<c>ORDER BY id FOR UPDATE</c>), so that two of them, grouped ends and a renewal say, never
+    /// wait for each other's rows: Postgres would end one of them as a deadlock.
+    /// </summary>
+    private static string InIdOrder(string table, string condition) => $"(SELECT id FROM {table} WHERE {condition} ORDER BY id FOR UPDATE) AS mine";
 
-    private const string RenewSql = """
-        UPDATE procyon.sleeping_calls SET lease_until = now() + @lease WHERE holder = @holder;
-        UPDATE procyon.calls SET lease_until = now() + @lease WHERE holder = @holder AND status = 'running';
+    private static readonly string HoldSql =
+        $"UPDATE procyon.sleeping_calls s SET lease_until = now() + @lease FROM {InIdOrder("procyon.sleeping_calls", "id = ANY(@ids) AND holder = @holder")} WHERE s.id = mine.id RETURNING s.id";
+
+    private static readonly string RenewSql = $"""
+        UPDATE procyon.sleeping_calls s SET lease_until = now() + @lease FROM {InIdOrder("procyon.sleeping_calls", "holder = @holder")} WHERE s.id = mine.id;
+        UPDATE procyon.calls c SET lease_until = now() + @lease FROM {InIdOrder("procyon.calls", "holder = @holder AND status = 'running'")} WHERE c.id = mine.id;
         """;
 
     private const string ReleaseSql = "UPDATE procyon.sleeping_calls SET holder = '', lease_until = now() + @delay WHERE id = @id AND holder = @holder";
 
     /// <summary>Scheduled runs are not handed back here: their rows' leases are, and their scheduler resumes them.</summary>
-    private const string HandBackSql = "UPDATE procyon.sleeping_calls SET lease_until = '-infinity' WHERE holder = @holder AND scheduled_id IS NULL";
+    private static readonly string HandBackSql =
+        $"UPDATE procyon.sleeping_calls s SET lease_until = '-infinity' FROM {InIdOrder("procyon.sleeping_calls", "holder = @holder AND scheduled_id IS NULL")} WHERE s.id = mine.id";
 
     private const string ClaimSql = $$"""
         UPDATE procyon.sleeping_calls s SET holder = @holder, lease_until = greatest(s.wake_at, now()) + @lease
@@ -159,10 +168,12 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         WITH ends AS (
             SELECT * FROM unnest(@ids, @dbs, @fns, @callers, @started_ats, @statuses, @failures, @values, @errors, @kept)
                 AS e(id, db, fn, caller, started_at, status, failure, value, error, kept)),
-        slept AS (DELETE FROM procyon.sleeping_calls s USING ends WHERE s.id = ends.id AND s.holder = @holder RETURNING s.id)
+        mine AS (SELECT s.id FROM procyon.sleeping_calls s JOIN ends ON s.id = ends.id WHERE s.holder = @holder ORDER BY s.id FOR UPDATE OF s),
+        slept AS (DELETE FROM procyon.sleeping_calls s USING mine WHERE s.id = mine.id RETURNING s.id)
         INSERT INTO procyon.calls (id, db, fn, caller, status, failure, value, error, started_at, finished_at)
         SELECT id, db, fn, caller, status, failure, value, error, started_at, now() FROM ends
         WHERE kept OR EXISTS (SELECT 1 FROM slept WHERE slept.id = ends.id)
+        ORDER BY id
         ON CONFLICT (id) DO UPDATE SET status = excluded.status, failure = excluded.failure, value = excluded.value,
             error = excluded.error, finished_at = excluded.finished_at, holder = NULL, lease_until = NULL
         WHERE procyon.calls.status = 'running'
@@ -198,7 +209,8 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     /// it; returns how many calls it cancelled.
     /// </summary>
     private const string CancelSql = $$"""
-        WITH slept AS (DELETE FROM procyon.sleeping_calls WHERE id = @id OR db = @db RETURNING id, db, fn, caller, started_at),
+        WITH mine AS (SELECT id FROM procyon.sleeping_calls WHERE id = @id OR db = @db ORDER BY id FOR UPDATE),
+        slept AS (DELETE FROM procyon.sleeping_calls s USING mine WHERE s.id = mine.id RETURNING s.id, s.db, s.fn, s.caller, s.started_at),
         kept AS (
             UPDATE procyon.calls SET status = 'cancelled', failure = @failure, error = @error, finished_at = now(), holder = NULL, lease_until = NULL
             WHERE (id = @id OR id IN (SELECT id FROM slept)) AND status = 'running'
