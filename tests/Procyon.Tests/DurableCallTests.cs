@@ -207,9 +207,7 @@ public sealed class DurableCallTests
     {
         await using var database = await TestDatabase.CreateAsync();
         await using var server = await TestServer.StartAsync(database, Lease);
-        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var call = server.CallAsync("ledger", "visits_twice", "[60000, 16]");
-        var id = await SleepingCallAsync(database);
+        var (call, id) = await SleepingAMinuteAsync(database, server);
         var (_, stranger) = await server.NewIdentityAsync();
 
         using var refused = await CancelAsync(server, id, stranger);
@@ -223,8 +221,7 @@ public sealed class DurableCallTests
         Assert.Equal(HttpStatusCode.Conflict, answer.StatusCode);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
         Assert.Equal("cancelled", (await server.Http.GetFromJsonAsync<JsonElement>($"/v1/calls/{id}")).GetProperty("status").GetString());
-        Assert.Equal(["before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase"));
-        Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
+        await AssertCutAtItsSleepAsync(database);
     }
 
     [Fact]
@@ -256,9 +253,7 @@ public sealed class DurableCallTests
     {
         await using var database = await TestDatabase.CreateAsync();
         await using var server = await TestServer.StartAsync(database, Lease);
-        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        var call = server.CallAsync("ledger", "visits_twice", "[60000, 16]");
-        var id = await SleepingCallAsync(database);
+        var (call, id) = await SleepingAMinuteAsync(database, server);
 
         using var republished = await server.PublishBytesAsync("ledger", SecondVersion(), "?cancelSleeping=true");
         using var answer = await call;
@@ -268,6 +263,20 @@ public sealed class DurableCallTests
         var ended = await server.Http.GetFromJsonAsync<JsonElement>($"/v1/calls/{id}");
         Assert.Equal("cancelled", ended.GetProperty("status").GetString());
         Assert.Contains("republished with ?cancelSleeping=true", ended.GetProperty("error").GetString());
+        await AssertCutAtItsSleepAsync(database);
+    }
+
+    /// <summary>Publishes the ledger module and makes a call that sleeps a minute; returns it and its id once it is asleep in Postgres.</summary>
+    private static async Task<(Task<HttpResponseMessage> Call, string Id)> SleepingAMinuteAsync(TestDatabase database, ServerHandle server)
+    {
+        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
+        var call = server.CallAsync("ledger", "visits_twice", "[60000, 16]");
+        return (call, await SleepingCallAsync(database));
+    }
+
+    /// <summary>A cancelled call did what came before its sleep, nothing after, and left no snapshot.</summary>
+    private static async Task AssertCutAtItsSleepAsync(TestDatabase database)
+    {
         Assert.Equal(["before 1"], await database.QueryAsync("SELECT phase || ' ' || count(*) FROM db_ledger.visit GROUP BY phase"));
         Assert.Equal(0, await database.ScalarAsync<long>("SELECT count(*) FROM procyon.sleeping_calls"));
     }
