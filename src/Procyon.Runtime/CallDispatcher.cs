@@ -44,7 +44,7 @@ public sealed class CallDispatcher(
         var started = Stopwatch.GetTimestamp();
         var module = registry.Find(request.Database);
         var function = module?.Description.Find(request.Function);
-        var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.RunningSha256, startedAt) : null;
+        var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.RunningSha256, module.Owner, startedAt) : null;
         // A procedure that may be kept can be cancelled by request (DELETE /v1/calls/{id}) at its next suspension.
         using var cancellable = durable is not null ? durableCalls.Track(request.CallId, cancellationToken) : null;
         (CallFailure Failure, Utf8Json? Value, string? Error) outcome;
@@ -74,7 +74,7 @@ public sealed class CallDispatcher(
     {
         var request = new CallRequest(call.Database, call.Function, ReadOnlyMemory<byte>.Empty, Identity.Parse(call.Caller), call.Origin) { CallId = call.Id };
         var module = registry.Find(call.Database);
-        var durable = new DurableCall(durableCalls, request, call.Sha256, call.StartedAt);
+        var durable = new DurableCall(durableCalls, request, call.Sha256, module?.Owner, call.StartedAt);
         using var cancellable = durableCalls.Track(call.Id, cancellationToken);
         (CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow) outcome;
         try
@@ -107,8 +107,16 @@ public sealed class CallDispatcher(
     /// </summary>
     internal async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> ResumeScheduledAsync(LoadedModule current, Storage.SleepingCall call, DurableCall durable, CancellationToken cancellationToken)
     {
-        var (failure, value, error, notNow) = await ResumeOnVersionAsync(current, call, durable, cancellationToken);
-        return notNow ? throw new Storage.OverloadedException(error!) : (failure, value, error);
+        try
+        {
+            var (failure, value, error, notNow) = await ResumeOnVersionAsync(current, call, durable, cancellationToken);
+            return notNow ? throw new Storage.OverloadedException(error!) : (failure, value, error);
+        }
+        catch (ModuleRejectedException e)
+        {
+            // The code it slept in no longer loads: the run ends, rather than its row coming back for ever.
+            return (CallFailure.Trapped, null, $"the call could not be woken: {e.Message}");
+        }
     }
 
     private Task<(CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow)> ResumeOnVersionAsync(

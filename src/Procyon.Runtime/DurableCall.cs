@@ -8,7 +8,8 @@ namespace Procyon.Runtime;
 /// the call is this server's only while it holds the lease, and it ends by moving its result to
 /// <c>procyon.calls</c>.
 /// </summary>
-internal sealed class DurableCall(DurableCalls calls, CallRequest request, string sha256, DateTimeOffset startedAt)
+/// <param name="owner">The owner of the database the call runs on.</param>
+internal sealed class DurableCall(DurableCalls calls, CallRequest request, string sha256, Identity? owner, DateTimeOffset startedAt)
 {
     private Task<bool>? _saving;
 
@@ -51,7 +52,7 @@ internal sealed class DurableCall(DurableCalls calls, CallRequest request, strin
 
     private async Task<bool> SaveAsync(SleepingCall call)
     {
-        var saved = await calls.SaveAsync(call);
+        var saved = await calls.SaveAsync(call, owner);
         _saved |= saved;
         return saved;
     }

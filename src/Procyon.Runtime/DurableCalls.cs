@@ -45,12 +45,12 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
 
     private TimeSpan Lease => options.Value.DurableLease;
 
-    internal async Task<bool> SaveAsync(SleepingCall call)
+    /// <param name="owner">The owner of the database the call runs on: a call whose database was deleted (or claimed by another) since is not saved.</param>
+    internal async Task<bool> SaveAsync(SleepingCall call, Identity? owner)
     {
         try
         {
-            await store.SaveAsync(call, _holder, Lease, CancellationToken.None);
-            return true;
+            return await store.SaveAsync(call, owner?.ToString(), _holder, Lease, CancellationToken.None);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -172,12 +172,13 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     }
 
     /// <summary>In the transaction that finishes a scheduled run's row: records how the run ended and drops its snapshot.</summary>
-    internal Task FinishScheduledAsync(DatabaseTransaction transaction, CallResult result, CancellationToken cancellationToken) =>
-        DurableCallStore.FinishAsync(transaction, EndOf(result), _holder, cancellationToken);
+    internal Task FinishScheduledAsync(DatabaseTransaction transaction, CallResult result, TableSchema table, long scheduledId, CancellationToken cancellationToken) =>
+        DurableCallStore.FinishScheduledAsync(transaction, EndOf(result), table.Name, scheduledId, _holder, cancellationToken);
 
+    /// <summary>A call's end as Postgres keeps it; a module's error text may hold zero bytes, which a text column refuses.</summary>
     private static CallEnd EndOf(CallResult result) =>
         new(result.CallId, result.Db, result.Fn, result.Caller, result.StartedAt, result.Status,
-            result.Failure == CallFailure.None ? null : result.Failure.ToString(), result.Value?.ToString(), result.Error);
+            result.Failure == CallFailure.None ? null : result.Failure.ToString(), result.Value?.ToString(), result.Error?.Replace('\0', '\uFFFD'));
 
     /// <summary>A kept call, or null.</summary>
     public Task<StoredCall?> FindAsync(Guid id, CancellationToken cancellationToken) => store.FindAsync(id, cancellationToken);

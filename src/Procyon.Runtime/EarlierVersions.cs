@@ -26,14 +26,15 @@ public sealed class EarlierVersions(DurableCallStore store, ModulePreparer prepa
         {
             if (!_loaded.TryGetValue(key, out loading!))
             {
-                loading = new Loading(LoadAsync(current, runningSha256, cancellationToken));
+                // Not the first waker's token: its cancellation must not fail the others waiting on the load.
+                loading = new Loading(LoadAsync(current, runningSha256));
                 _loaded[key] = loading;
             }
             loading.Users++;
         }
         try
         {
-            return await run(await loading.Module);
+            return await run(await loading.Module.WaitAsync(cancellationToken));
         }
         finally
         {
@@ -51,9 +52,9 @@ public sealed class EarlierVersions(DurableCallStore store, ModulePreparer prepa
         }
     }
 
-    private async Task<LoadedModule?> LoadAsync(LoadedModule current, string runningSha256, CancellationToken cancellationToken)
+    private async Task<LoadedModule?> LoadAsync(LoadedModule current, string runningSha256)
     {
-        var prepared = await store.FindVersionAsync(runningSha256, cancellationToken);
+        var prepared = await store.FindVersionAsync(current.Database, runningSha256, current.Owner?.ToString(), CancellationToken.None);
         if (prepared is null || Convert.ToHexStringLower(SHA256.HashData(prepared)) != runningSha256)
         {
             return null;

@@ -7,9 +7,11 @@ namespace Procyon.Runtime;
 /// first caller's write starts at once; whatever arrives while it runs goes in the next, as one
 /// statement (up to <paramref name="maxBatch"/>). One caller alone waits no longer than before;
 /// a thousand waking together cost a few statements, not a thousand round trips and commits.
+/// A batch that fails is written again item by item, so that one bad item (or one too large for
+/// a statement with the rest) fails alone, not every caller grouped with it.
 /// </summary>
 /// <param name="write">Writes a batch and returns each item's result, in order; an exception fails the whole batch.</param>
-internal sealed class GroupedWrites<TItem, TResult>(Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> write, int maxBatch = 1000)
+internal sealed class GroupedWrites<TItem, TResult>(Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> write, int maxBatch = 500)
 {
     private readonly ConcurrentQueue<(TItem Item, TaskCompletionSource<TResult> Done)> _queue = new();
     private int _writing;
@@ -37,29 +39,43 @@ internal sealed class GroupedWrites<TItem, TResult>(Func<IReadOnlyList<TItem>, T
             }
             if (batch.Count == 0)
             {
-                Volatile.Write(ref _writing, 0);
-                // An item queued after the last look but before the flag dropped must not wait for the next caller.
+                // A full fence: an item queued after the last look must see the flag down, or this see the item.
+                Interlocked.Exchange(ref _writing, 0);
                 if (_queue.IsEmpty || Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
                 {
                     return;
                 }
                 continue;
             }
-            try
+            if (!await TryWriteAsync(batch) && batch.Count > 1)
             {
-                var results = await write(batch.ConvertAll(queued => queued.Item));
-                for (var i = 0; i < batch.Count; i++)
+                foreach (var one in batch)
                 {
-                    batch[i].Done.SetResult(results[i]);
+                    await TryWriteAsync([one]);
                 }
             }
-            catch (Exception e)
+        }
+    }
+
+    /// <summary>Writes items and completes them; false (with each failed, unless written again) when the write failed.</summary>
+    private async Task<bool> TryWriteAsync(List<(TItem Item, TaskCompletionSource<TResult> Done)> batch)
+    {
+        try
+        {
+            var results = await write(batch.ConvertAll(queued => queued.Item));
+            for (var i = 0; i < batch.Count; i++)
             {
-                foreach (var (_, done) in batch)
-                {
-                    done.SetException(e);
-                }
+                batch[i].Done.TrySetResult(results[i]);
             }
+            return true;
+        }
+        catch (Exception e)
+        {
+            if (batch.Count == 1)
+            {
+                batch[0].Done.TrySetException(e);
+            }
+            return false;
         }
     }
 }

@@ -64,12 +64,13 @@ public sealed partial class ModulePublisher(
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);
             var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, optimized, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
-            if (clear || cancelSleeping)
-            {
-                await DurableCallStore.CancelSleepingAsync(transaction, database, nameof(CallFailure.CancelledByRequest), RepublishedError, cancellationToken);
-            }
             var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
             var init = tablesCreated ? await RunInitAsync(loaded, owner, transaction, cancellationToken) : null;
+            if (clear || cancelSleeping)
+            {
+                // Last, just before the commit: it locks those calls' rows, which servers renew and finish.
+                await DurableCallStore.CancelSleepingAsync(transaction, database, nameof(CallFailure.CancelledByRequest), RepublishedError, cancellationToken);
+            }
             await ModuleStore.NotifyChangedAsync(transaction, database, cancellationToken);
             await registry.CommitAsync(transaction, database, loaded);
             if (init is not null)

@@ -75,25 +75,54 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         CREATE INDEX IF NOT EXISTS sleeping_calls_sha256 ON procyon.sleeping_calls (sha256);
         ALTER TABLE procyon.sleeping_calls ADD COLUMN IF NOT EXISTS scheduled_table text;
         ALTER TABLE procyon.sleeping_calls ADD COLUMN IF NOT EXISTS scheduled_id bigint;
-        CREATE INDEX IF NOT EXISTS sleeping_calls_scheduled ON procyon.sleeping_calls (db, scheduled_table, scheduled_id) WHERE scheduled_id IS NOT NULL;
-        CREATE TABLE IF NOT EXISTS procyon.module_versions (
+        CREATE UNIQUE INDEX IF NOT EXISTS sleeping_calls_scheduled_row ON procyon.sleeping_calls (db, scheduled_table, scheduled_id) WHERE scheduled_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS procyon.kept_code (
             sha256      text PRIMARY KEY,
-            prepared    bytea NOT NULL,
-            retired_at  timestamptz NOT NULL DEFAULT now()
+            prepared    bytea NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS procyon.kept_versions (
+            db          text NOT NULL,
+            sha256      text NOT NULL,
+            owner       text,
+            replaced_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (db, sha256)
         );
         """;
 
     /// <summary>
-    /// Before a database's code is replaced (<c>@name</c>'s catalog row, with <c>@prepared</c>, the
-    /// code replacing it): keeps the code it ran, by its SHA-256, for the calls asleep on it to wake on.
+    /// Keeps the code of the databases in <c>old(name, owner, prepared, hash)</c>, which is being
+    /// replaced: once by its SHA-256 (many databases may run the same), and as a version of each
+    /// database and its owner, for the calls asleep on it to wake on.
     /// </summary>
-    public const string RetireSql = """
-        INSERT INTO procyon.module_versions (sha256, prepared)
-        SELECT encode(sha256(prepared), 'hex'), prepared FROM procyon.databases WHERE name = @name AND prepared <> @prepared
-        ON CONFLICT (sha256) DO UPDATE SET retired_at = now();
+    private const string KeepOld = """
+        code AS (INSERT INTO procyon.kept_code (sha256, prepared) SELECT DISTINCT ON (hash) hash, prepared FROM old ON CONFLICT (sha256) DO NOTHING),
+        kept AS (
+            INSERT INTO procyon.kept_versions (db, sha256, owner) SELECT name, hash, owner FROM old
+            ON CONFLICT (db, sha256) DO UPDATE SET owner = excluded.owner, replaced_at = now())
         """;
 
-    private const string VersionSql = "SELECT prepared FROM procyon.module_versions WHERE sha256 = @sha256";
+    /// <summary>Before the code of database <c>@name</c> is replaced with <c>@prepared</c>: keeps the code it ran (see <see cref="KeepOld"/>).</summary>
+    public const string RetireSql = $"""
+        WITH old AS (
+            SELECT name, owner, prepared, encode(sha256(prepared), 'hex') AS hash
+            FROM procyon.databases WHERE name = @name AND prepared <> @prepared),
+        {KeepOld}
+        SELECT;
+        """;
+
+    /// <summary>The quick rewrite of <c>@wasm</c> (hashed <c>@sha256</c>) being replaced by the optimized one: keeps it (see <see cref="KeepOld"/>); a CTE.</summary>
+    public const string RetireQuickCte = $"""
+        old AS (
+            SELECT name, owner, prepared, encode(sha256(prepared), 'hex') AS hash
+            FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized),
+        {KeepOld}
+        """;
+
+    /// <summary>A version's code, only for the database and owner that ran it.</summary>
+    private const string VersionSql = """
+        SELECT c.prepared FROM procyon.kept_versions v JOIN procyon.kept_code c ON c.sha256 = v.sha256
+        WHERE v.db = @db AND v.sha256 = @sha256 AND v.owner IS NOT DISTINCT FROM @owner
+        """;
 
     /// <summary>A kept call starting: claims its idempotency key, if any (nothing is inserted when another call holds it).</summary>
     private const string StartSql = """
@@ -111,12 +140,20 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
           AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.id = c.id)
         """;
 
+    /// <summary>
+    /// Written only while the database is still the one the call runs on (same name, same owner):
+    /// a call that first sleeps after its database was deleted, maybe claimed by someone else since,
+    /// must never be woken there.
+    /// </summary>
     private const string SaveSql = """
         INSERT INTO procyon.sleeping_calls (id, db, sha256, fn, caller, origin, started_at, wake_at, snapshot, holder, lease_until, scheduled_table, scheduled_id)
-        VALUES (@id, @db, @sha256, @fn, @caller, @origin, @started_at, @wake_at, @snapshot, @holder, now() + @lease, @scheduled_table, @scheduled_id)
+        SELECT @id::uuid, @db::text, @sha256::text, @fn::text, @caller::text, @origin::text, @started_at::timestamptz, @wake_at::timestamptz, @snapshot::bytea,
+            @holder::text, now() + @lease::interval, @scheduled_table::text, @scheduled_id::bigint
+        WHERE EXISTS (SELECT 1 FROM procyon.databases d WHERE d.name = @db::text AND d.owner IS NOT DISTINCT FROM @owner::text)
         ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at, snapshot = excluded.snapshot, lease_until = excluded.lease_until
         WHERE procyon.sleeping_calls.holder = excluded.holder
         """;
+
 
     /// <summary>
     /// Every statement that changes many rows of one table locks them in the order of their ids
@@ -224,27 +261,36 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         SELECT count(*) FROM cancelled, LATERAL (SELECT pg_notify('{{CancelsChannel}}', cancelled.id::text)) notified
         """;
 
-    private const string DropSql = "DELETE FROM procyon.sleeping_calls WHERE db = @db; DELETE FROM procyon.calls WHERE db = @db";
+    private const string DropSql = """
+        DELETE FROM procyon.sleeping_calls WHERE db = @db;
+        DELETE FROM procyon.calls WHERE db = @db;
+        DELETE FROM procyon.kept_versions WHERE db = @db;
+        """;
 
     /// <summary>
     /// Forgets finished calls past their retention; snapshots of scheduled runs that no server has
     /// held for a day (their row was deleted while their server was down, so no scheduler resumes
-    /// them); and replaced code that no sleeping call needs and that was replaced a day ago: time
-    /// enough for any call still in memory on it to sleep.
+    /// them); replaced versions that no sleeping call needs, once replaced a day ago (time enough
+    /// for any call still in memory on one to sleep) or when the database has eight newer ones
+    /// (a database republished in a loop keeps no more); and code no version needs.
     /// </summary>
     private const string ForgetSql = """
         DELETE FROM procyon.calls WHERE status <> 'running' AND finished_at < now() - @retention;
         DELETE FROM procyon.sleeping_calls WHERE scheduled_id IS NOT NULL AND lease_until < now() - interval '1 day';
-        DELETE FROM procyon.module_versions v WHERE v.retired_at < now() - interval '1 day'
-            AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.sha256 = v.sha256);
+        DELETE FROM procyon.kept_versions v
+        WHERE NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.db = v.db AND s.sha256 = v.sha256)
+          AND (v.replaced_at < now() - interval '1 day'
+               OR (SELECT count(*) FROM procyon.kept_versions w WHERE w.db = v.db AND w.replaced_at > v.replaced_at) >= 8);
+        DELETE FROM procyon.kept_code c WHERE NOT EXISTS (SELECT 1 FROM procyon.kept_versions v WHERE v.sha256 = c.sha256);
         """;
 
-    /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>.</summary>
-    public Task SaveAsync(SleepingCall call, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
-        ExecuteAsync(SaveSql, cancellationToken,
+    /// <summary>Writes (or rewrites, for a later sleep of the same call) a sleeping call held by <paramref name="holder"/>; false when its database is gone or another owner's.</summary>
+    /// <param name="owner">The owner of the database the call runs on.</param>
+    public async Task<bool> SaveAsync(SleepingCall call, string? owner, string holder, TimeSpan lease, CancellationToken cancellationToken) =>
+        await ExecuteAsync(SaveSql, cancellationToken, ("owner", (object?)owner ?? DBNull.Value),
             ("id", call.Id), ("db", call.Database), ("sha256", call.Sha256), ("fn", call.Function), ("caller", call.Caller), ("origin", call.Origin),
             ("started_at", call.StartedAt), ("wake_at", call.WakeAt), ("snapshot", call.Snapshot), ("holder", holder), ("lease", lease),
-            ("scheduled_table", (object?)call.ScheduledTable ?? DBNull.Value), ("scheduled_id", (object?)call.ScheduledId ?? DBNull.Value));
+            ("scheduled_table", (object?)call.ScheduledTable ?? DBNull.Value), ("scheduled_id", (object?)call.ScheduledId ?? DBNull.Value)) == 1;
 
     /// <summary>Renews the lease of one call; false when another server took it over.</summary>
     public async Task<IReadOnlyList<bool>> HoldAsync(IReadOnlyList<Guid> ids, string holder, TimeSpan lease, CancellationToken cancellationToken)
@@ -319,9 +365,16 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>In a scheduled run's transaction, which finishes its row too: records how the run ended (see <see cref="FinishSql"/>).</summary>
-    public static Task FinishAsync(Tables.DatabaseTransaction transaction, CallEnd end, string holder, CancellationToken cancellationToken) =>
-        transaction.ExecuteAsync(FinishSql, cancellationToken, FinishParameters([(end, false)], holder));
+    /// <summary>
+    /// In a scheduled run's transaction, which finishes its row too: records how the run ended
+    /// (see <see cref="FinishSql"/>) and drops whatever snapshot of the row is left (one whose save
+    /// seemed to fail, say), so that no later run of the row wakes from it.
+    /// </summary>
+    public static Task FinishScheduledAsync(Tables.DatabaseTransaction transaction, CallEnd end, string table, long scheduledId, string holder, CancellationToken cancellationToken) =>
+        transaction.ExecuteAsync(
+            FinishSql + ";\nDELETE FROM procyon.sleeping_calls WHERE db = @db AND scheduled_table = @tbl AND scheduled_id = @sid",
+            cancellationToken,
+            [.. FinishParameters([(end, false)], holder), ("db", end.Database), ("tbl", table), ("sid", scheduledId)]);
 
     private static (string, object)[] FinishParameters(IReadOnlyList<(CallEnd End, bool Kept)> ends, string holder) =>
         [("holder", holder), ("ids", ends.Select(e => e.End.Id).ToArray()), ("dbs", ends.Select(e => e.End.Database).ToArray()),
@@ -350,10 +403,10 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
     private static (string, object)[] CancelParameters(Guid? id, string? database, string failure, string error) =>
         [("id", (object?)id ?? DBNull.Value), ("db", (object?)database ?? DBNull.Value), ("failure", failure), ("error", error)];
 
-    /// <summary>The code of a replaced module version that calls may be asleep on, or null when it is gone.</summary>
-    public async Task<byte[]?> FindVersionAsync(string sha256, CancellationToken cancellationToken)
+    /// <summary>The code of a replaced version of a database that calls may be asleep on, or null when it is gone (or was another owner's).</summary>
+    public async Task<byte[]?> FindVersionAsync(string database, string sha256, string? owner, CancellationToken cancellationToken)
     {
-        await using var command = Command(VersionSql, [("sha256", sha256)]);
+        await using var command = Command(VersionSql, [("db", database), ("sha256", sha256), ("owner", (object?)owner ?? DBNull.Value)]);
         return await command.ExecuteScalarAsync(cancellationToken) as byte[];
     }
 

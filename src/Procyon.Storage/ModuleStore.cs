@@ -73,14 +73,10 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// One statement, so the rows change and their notifications go out on one commit; the quick
-    /// rewrite they ran is kept for the calls asleep on it (as <see cref="DurableCallStore.RetireSql"/> does).
+    /// rewrite they ran is kept for the calls asleep on it (<see cref="DurableCallStore.RetireQuickCte"/>).
     /// </summary>
     private const string OptimizedSql = $$"""
-        WITH retired AS (
-            INSERT INTO procyon.module_versions (sha256, prepared)
-            SELECT DISTINCT ON (hash) hash, prepared
-            FROM (SELECT encode(sha256(prepared), 'hex') AS hash, prepared FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized) quick
-            ON CONFLICT (sha256) DO UPDATE SET retired_at = now()),
+        WITH {{DurableCallStore.RetireQuickCte}},
         changed AS (
             UPDATE procyon.databases SET prepared = @prepared, optimized = true
             WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized

@@ -187,6 +187,23 @@ public sealed class DurableCallTests
         Assert.Equal(HeapAnswer, ended.GetProperty("value").GetRawText());
     }
 
+    /// <summary>A module's error text with a zero byte, which a Postgres text column refuses, is kept all the same.</summary>
+    [Fact]
+    public async Task A_kept_call_whose_error_holds_a_zero_byte_ends_like_any_other()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database, Lease);
+        (await server.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/faulty/call/panics") { Content = new StringContent("[\"zero\\u0000byte\"]") };
+        request.Headers.Add("Prefer", "respond-async");
+
+        using var accepted = await server.Http.SendAsync(request);
+        var ended = await EndedAsync(server, accepted.Headers.Location!.ToString()["/v1/calls/".Length..]);
+
+        Assert.Equal("error", ended.GetProperty("status").GetString());
+        Assert.Contains("zero\uFFFDbyte", ended.GetProperty("error").GetString());
+    }
+
     [Fact]
     public async Task A_retry_with_the_same_key_after_the_server_died_mid_sleep_gets_the_one_result()
     {

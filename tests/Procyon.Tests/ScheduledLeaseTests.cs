@@ -163,9 +163,20 @@ public sealed class ScheduledLeaseTests(ITestOutputHelper output)
     }
 
     /// <summary>How long after the holder went (<paramref name="since"/>) the nap started again elsewhere.</summary>
+    /// <remarks>When it does not start again, says where the row and the due index stood, for whoever reads the failure.</remarks>
     private static async Task<TimeSpan> TimeUntilStartedAgainAsync(TestDatabase database, Stopwatch since)
     {
-        await ScheduledTablesTests.EventuallyAsync(async () => await EventsAsync(database, "start") == 2);
+        try
+        {
+            await ScheduledTablesTests.EventuallyAsync(async () => await EventsAsync(database, "start") == 2);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var state = await database.QueryAsync(
+                "SELECT 'row due ' || __procyon_due || ', now ' || clock_timestamp() FROM db_ledger.nap " +
+                "UNION ALL SELECT 'index next_due ' || coalesce(next_due::text, 'null') FROM procyon.due WHERE db = 'ledger' AND tbl = 'nap'");
+            throw new Xunit.Sdk.XunitException($"the nap did not start again within 15 s of the kill ({since.Elapsed.TotalSeconds:0.0} s): {string.Join("; ", state)}");
+        }
         return since.Elapsed;
     }
 

@@ -59,7 +59,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
                 ScheduledTable = table.Name,
             };
             var startedAt = snapshot?.StartedAt ?? DateTimeOffset.UtcNow;
-            var durable = new DurableCall(durableCalls, request, snapshot?.Sha256 ?? scheduled.Module.RunningSha256, startedAt);
+            var durable = new DurableCall(durableCalls, request, snapshot?.Sha256 ?? scheduled.Module.RunningSha256, scheduled.Module.Owner, startedAt);
             var run = await RunProcedureRowAsync(scheduled, row, request, snapshot, durable, cancellationToken);
             if (run.Failure == CallFailure.Cancelled)
             {
@@ -69,17 +69,36 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             }
             await durable.SettledAsync();
             var result = Describe(scheduled, request, run);
-            await using (var transaction = await transactions.BeginAsync(table.Database, cancellationToken))
+            await FinishProcedureRowAsync(table, row, result, cancellationToken);
+            dispatcher.Announce(result);
+        }
+    }
+
+    /// <summary>
+    /// Finishes a procedure row and, in the same transaction, its durable call (its end kept, its
+    /// snapshot dropped), unless the row's lease was lost. Its transaction reads the server-wide
+    /// durable-call tables, so it may fail to serialize against another database's: it runs again.
+    /// </summary>
+    private async Task FinishProcedureRowAsync(TableSchema table, ClaimedRow row, CallResult result, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
             {
+                await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
                 using var pin = await leases.PinAsync(table, [row], current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cancellationToken), cancellationToken);
-                if (snapshot is not null || durable.Saved)
+                if (pin.Rows.Count > 0)
                 {
-                    await durableCalls.FinishScheduledAsync(transaction, result, cancellationToken);
+                    await durableCalls.FinishScheduledAsync(transaction, result, table, row.ScheduledId, cancellationToken);
                 }
                 await transaction.CommitAsync(cancellationToken);
                 pin.Finished();
+                return;
             }
-            dispatcher.Announce(result);
+            catch (SerializationFailureException) when (attempt < ReducerAttempts)
+            {
+                await Transactions.BackoffAsync(attempt, cancellationToken);
+            }
         }
     }
 
