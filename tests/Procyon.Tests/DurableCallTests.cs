@@ -174,11 +174,7 @@ public sealed class DurableCallTests
     {
         await using var database = await TestDatabase.CreateAsync();
         await using var server = await TestServer.StartAsync(database, Lease);
-        (await server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/ledger/call/visits_twice") { Content = new StringContent("[500, 256]") };
-        request.Headers.Add("Prefer", "respond-async, wait=0");
-
-        using var accepted = await server.Http.SendAsync(request);
+        using var accepted = await PublishAndCallAsyncAsync(server, "ledger", "visits_twice", "[500, 256]");
 
         Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
         var location = accepted.Headers.Location!.ToString();
@@ -193,11 +189,7 @@ public sealed class DurableCallTests
     {
         await using var database = await TestDatabase.CreateAsync();
         await using var server = await TestServer.StartAsync(database, Lease);
-        (await server.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/faulty/call/panics") { Content = new StringContent("[\"zero\\u0000byte\"]") };
-        request.Headers.Add("Prefer", "respond-async");
-
-        using var accepted = await server.Http.SendAsync(request);
+        using var accepted = await PublishAndCallAsyncAsync(server, "faulty", "panics", "[\"zero\\u0000byte\"]");
         var ended = await EndedAsync(server, accepted.Headers.Location!.ToString()["/v1/calls/".Length..]);
 
         Assert.Equal("error", ended.GetProperty("status").GetString());
@@ -281,6 +273,15 @@ public sealed class DurableCallTests
         Assert.Equal("cancelled", ended.GetProperty("status").GetString());
         Assert.Contains("republished with ?cancelSleeping=true", ended.GetProperty("error").GetString());
         await AssertCutAtItsSleepAsync(database);
+    }
+
+    /// <summary>Publishes a test module and calls one of its functions with <c>Prefer: respond-async</c>.</summary>
+    private static async Task<HttpResponseMessage> PublishAndCallAsyncAsync(ServerHandle server, string module, string function, string arguments)
+    {
+        (await server.PublishAsync(module, module)).EnsureSuccessStatusCode();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/databases/{module}/call/{function}") { Content = new StringContent(arguments) };
+        request.Headers.Add("Prefer", "respond-async, wait=0");
+        return await server.Http.SendAsync(request);
     }
 
     /// <summary>Publishes the ledger module and makes a call that sleeps a minute; returns it and its id once it is asleep in Postgres.</summary>
