@@ -194,15 +194,21 @@ internal sealed class ModuleInstance : IDisposable
         var frame = _frame = new CallFrame(arguments, caller, context) { Resumed = resumeWith };
         try
         {
-            _store.SetEpochDeadline(_engine.DeadlineTicks);
             if (resumeWith is not null)
             {
                 _startRewind(_asyncifyData);
             }
-            while (true)
+            for (var first = resumeWith is null; ; first = false)
             {
                 // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
-                await _running.WaitAsync(context.CancellationToken);
+                // A call that has not started yet is refused when the wait is too long: nothing of it ran.
+                if (!await _running.WaitAsync(first ? _engine.Options.MaxTurnWait : Timeout.InfiniteTimeSpan, context.CancellationToken))
+                {
+                    return InstanceOutcome.Failed(CallFailure.Overloaded,
+                        $"the database's calls had no turn to run within {_engine.Options.MaxTurnWait.TotalSeconds:0.#} s (Procyon:Runtime:MaxTurnWait): it is busy; try again shortly");
+                }
+                // The deadline counts from the turn: neither waiting for it nor sleeping counts against the CPU deadline.
+                _store.SetEpochDeadline(_engine.DeadlineTicks);
                 var grant = GrantMemory();
                 int status;
                 try
@@ -244,8 +250,6 @@ internal sealed class ModuleInstance : IDisposable
                     var failed = CallTransaction.Outcome(e, context.Transaction?.IsReducer ?? false);
                     return Poison(failed?.Failure ?? CallFailure.Trapped, failed?.Error ?? (e is GuestFaultException ? e.Message : $"a host operation failed: {e.Message}"));
                 }
-                // Time spent waiting does not count against the CPU deadline.
-                _store.SetEpochDeadline(_engine.DeadlineTicks);
                 _startRewind(_asyncifyData);
             }
         }

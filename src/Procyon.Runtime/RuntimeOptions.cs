@@ -116,6 +116,12 @@ public sealed class RuntimeOptions
     [Range(1, 1024)]
     public int MaxRunningCallsPerDatabase { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// How long a call may wait for its first turn to run (<see cref="MaxRunningCallsPerDatabase"/>)
+    /// before it is refused with 503, having done nothing. The CPU deadline counts from the turn.
+    /// </summary>
+    public TimeSpan MaxTurnWait { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Databases one identity may own; publishing another is refused (403).</summary>
     [Range(1, 1_000_000)]
     public int MaxDatabasesPerIdentity { get; set; } = 32;

@@ -83,7 +83,7 @@ internal static class DurableBenchmark
         var rate = 0.0;
         if (durable)
         {
-            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count);
+            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count, naps);
             rate = count / started.Elapsed.TotalSeconds;
         }
         var rss = server.ResidentBytes / (1024.0 * 1024);
@@ -100,7 +100,7 @@ internal static class DurableBenchmark
             (await first.PublishAsync("faulty", "faulty")).EnsureSuccessStatusCode();
             using var client = new HttpClient { BaseAddress = first.Address, Timeout = TimeSpan.FromMinutes(5) };
             var naps = Enumerable.Range(0, count).Select(_ => NapAsync(client, napMillis)).ToList();
-            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count);
+            await WaitForAsync(database, "SELECT count(*) FROM procyon.sleeping_calls", n => n >= count, naps);
             await first.KillAsync();
             await Task.WhenAll(naps.Select(nap => nap.ContinueWith(_ => { }, TaskScheduler.Default)));
         }
@@ -123,14 +123,20 @@ internal static class DurableBenchmark
         return body.RootElement[0].GetInt64();
     }
 
-    private static async Task WaitForAsync(TestDatabase database, string countSql, Func<long, bool> done)
+    /// <param name="calls">Calls under way: one that failed ends the wait with its failure.</param>
+    private static async Task WaitForAsync(TestDatabase database, string countSql, Func<long, bool> done, IReadOnlyList<Task>? calls = null)
     {
         var waited = Stopwatch.StartNew();
-        while (!done(await database.ScalarAsync<long>(countSql)))
+        long last;
+        while (!done(last = await database.ScalarAsync<long>(countSql)))
         {
+            if (calls?.FirstOrDefault(call => call.IsFaulted) is { } failed)
+            {
+                await failed;
+            }
             if (waited.Elapsed > TimeSpan.FromMinutes(5))
             {
-                throw new TimeoutException($"'{countSql}' did not get there within 5 minutes");
+                throw new TimeoutException($"'{countSql}' did not get there within 5 minutes: it stayed at {last}");
             }
             await Task.Delay(20);
         }
