@@ -192,13 +192,10 @@ internal sealed class ModuleInstance : IDisposable
     public async Task<InstanceOutcome> RunAsync(uint functionId, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context, long? resumeWith = null)
     {
         var frame = _frame = new CallFrame(arguments, caller, context) { Resumed = resumeWith };
+        var turn = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            if (resumeWith is not null)
-            {
-                _startRewind(_asyncifyData);
-            }
-            for (var first = resumeWith is null; ; first = false)
+            for (bool first = resumeWith is null, rewind = !first; ; first = false, rewind = true)
             {
                 // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
                 // A call that has not started yet is refused when the wait is too long: nothing of it ran.
@@ -209,10 +206,16 @@ internal sealed class ModuleInstance : IDisposable
                 }
                 // The deadline counts from the turn: neither waiting for it nor sleeping counts against the CPU deadline.
                 _store.SetEpochDeadline(_engine.DeadlineTicks);
+                turn = System.Diagnostics.Stopwatch.GetTimestamp();
                 var grant = GrantMemory();
                 int status;
                 try
                 {
+                    if (rewind)
+                    {
+                        // Wasm too (Asyncify's export): it runs in the turn, under the deadline just set.
+                        _startRewind(_asyncifyData);
+                    }
                     status = _call((int)functionId, timestampMicros, arguments.Length);
                 }
                 finally
@@ -250,12 +253,12 @@ internal sealed class ModuleInstance : IDisposable
                     var failed = CallTransaction.Outcome(e, context.Transaction?.IsReducer ?? false);
                     return Poison(failed?.Failure ?? CallFailure.Trapped, failed?.Error ?? (e is GuestFaultException ? e.Message : $"a host operation failed: {e.Message}"));
                 }
-                _startRewind(_asyncifyData);
             }
         }
         catch (TrapException e) when (e.Type == TrapCode.Interrupt)
         {
-            return Poison(CallFailure.Timeout, $"the call ran longer than its CPU deadline of {_engine.Options.CallTimeout.TotalMilliseconds:0} ms");
+            return Poison(CallFailure.Timeout,
+                $"the call ran longer than its CPU deadline of {_engine.Options.CallTimeout.TotalMilliseconds:0} ms (its last turn: {System.Diagnostics.Stopwatch.GetElapsedTime(turn).TotalMilliseconds:0} ms)");
         }
         catch (TrapException e) when (_budgetShort && (frame.Panic?.StartsWith(ModuleAbi.OutOfMemory, StringComparison.Ordinal) ?? e.Type == TrapCode.Unreachable))
         {

@@ -118,7 +118,10 @@ internal static class DurableBenchmark
     private static async Task<long> NapAsync(HttpClient client, int millis)
     {
         using var response = await client.PostAsync("/v1/databases/faulty/call/naps", new StringContent($"[1, {millis}]"));
-        response.EnsureSuccessStatusCode();
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"a nap failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
         using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return body.RootElement[0].GetInt64();
     }

@@ -57,8 +57,11 @@ public sealed class BudgetTests() : OwnServerTest(
         await using var server = await TestServer.StartAsync(Database, "--Procyon:Runtime:MaxRunningCallsPerDatabase=1", "--Procyon:Runtime:CallTimeout=00:00:00.300");
 
         var answers = await Task.WhenAll(Enumerable.Range(0, 24).Select(_ => server.CallAsync("faulty", "crunches", "[60000]")));
+        // Nor does sleeping: a nap three times the deadline wakes (and rewinds its stack) under a fresh one.
+        using var nap = await server.CallAsync("faulty", "naps", "[1, 900]");
 
         Assert.All(answers, answer => Assert.Equal(HttpStatusCode.OK, answer.StatusCode));
+        Assert.Equal(HttpStatusCode.OK, nap.StatusCode);
     }
 
     [Fact]
