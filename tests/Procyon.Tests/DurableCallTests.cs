@@ -24,17 +24,22 @@ public sealed class DurableCallTests
     public async Task A_call_sleeping_on_a_killed_server_wakes_once_on_the_next_with_its_memory_and_its_work_done_once()
     {
         await using var database = await TestDatabase.CreateAsync();
-        var (id, owner) = await KilledWhileSleepingAsync(database, (first, _) => first.CallAsync("ledger", "visits_twice", "[3000, 256]"));
-
+        var (id, owner) = await KilledWhileSleepingAsync(database, (first, _) => first.CallAsync("ledger", "visits_twice", "[6000, 256]"));
         await using var second = await ServerProcess.StartAsync(database, Lease);
+        // The owner hears of the anonymous call's end, from the server that woke it.
+        await using var hub = await second.ConnectHubAsync(owner);
+        var pushed = new TaskCompletionSource<JsonElement>(TaskCreationOptions.RunContinuationsAsynchronously);
+        hub.On<JsonElement>("Result", result => _ = result.GetProperty("callId").GetString() == id && pushed.TrySetResult(result));
+        await hub.InvokeAsync("Subscribe", "ledger", "visits_twice");
 
         var ended = await EndedAsync(second, id);
         Assert.Equal("ok", ended.GetProperty("status").GetString());
         Assert.Equal(HeapAnswer, ended.GetProperty("value").GetRawText());
+        Assert.Equal(HeapAnswer, (await pushed.Task.WaitAsync(TimeSpan.FromSeconds(10))).GetProperty("value").GetRawText());
         await AssertVisitedOnceEachAsync(database);
-        // One sleep of three seconds, woken by the second server.
+        // One sleep of six seconds, woken by the second server.
         var slept = SleptMicros(await second.LogsAsync("ledger", owner));
-        Assert.InRange(slept, 3_000_000, 9_000_000);
+        Assert.InRange(slept, 6_000_000, 12_000_000);
     }
 
     [Fact]
