@@ -133,11 +133,11 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         """;
 
     /// <summary>Kept calls still running on a server that stopped renewing them, and not asleep in Postgres, ended for good.</summary>
-    private const string ReapSql = """
+    private static readonly string ReapSql = $"""
         UPDATE procyon.calls c SET status = 'error', failure = 'Unavailable', finished_at = now(), holder = NULL, lease_until = NULL,
             error = 'the server running the call stopped before the call ended (it may have done part of its work)'
-        WHERE c.status = 'running' AND c.lease_until < now()
-          AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.id = c.id)
+        FROM {InIdOrder("procyon.calls", "status = 'running' AND lease_until < now() AND NOT EXISTS (SELECT 1 FROM procyon.sleeping_calls s WHERE s.id = calls.id)")}
+        WHERE c.id = mine.id
         """;
 
     /// <summary>
@@ -249,21 +249,23 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         WITH mine AS (SELECT id FROM procyon.sleeping_calls WHERE id = @id OR db = @db ORDER BY id FOR UPDATE),
         slept AS (DELETE FROM procyon.sleeping_calls s USING mine WHERE s.id = mine.id RETURNING s.id, s.db, s.fn, s.caller, s.started_at),
         kept AS (
-            UPDATE procyon.calls SET status = 'cancelled', failure = @failure, error = @error, finished_at = now(), holder = NULL, lease_until = NULL
-            WHERE (id = @id OR id IN (SELECT id FROM slept)) AND status = 'running'
-            RETURNING id),
+            UPDATE procyon.calls c SET status = 'cancelled', failure = @failure, error = @error, finished_at = now(), holder = NULL, lease_until = NULL
+            FROM (SELECT id FROM procyon.calls WHERE (id = @id OR id IN (SELECT id FROM slept)) AND status = 'running' ORDER BY id FOR UPDATE) k
+            WHERE c.id = k.id
+            RETURNING c.id),
         written AS (
             INSERT INTO procyon.calls (id, db, fn, caller, status, failure, error, started_at, finished_at)
             SELECT id, db, fn, caller, 'cancelled', @failure, @error, started_at, now() FROM slept WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = slept.id)
+            ORDER BY id
             ON CONFLICT (id) DO NOTHING
             RETURNING id),
         cancelled AS (SELECT id FROM kept UNION SELECT id FROM written)
         SELECT count(*) FROM cancelled, LATERAL (SELECT pg_notify('{{CancelsChannel}}', cancelled.id::text)) notified
         """;
 
-    private const string DropSql = """
-        DELETE FROM procyon.sleeping_calls WHERE db = @db;
-        DELETE FROM procyon.calls WHERE db = @db;
+    private static readonly string DropSql = $"""
+        DELETE FROM procyon.sleeping_calls s USING {InIdOrder("procyon.sleeping_calls", "db = @db")} WHERE s.id = mine.id;
+        DELETE FROM procyon.calls c USING {InIdOrder("procyon.calls", "db = @db")} WHERE c.id = mine.id;
         DELETE FROM procyon.kept_versions WHERE db = @db;
         """;
 

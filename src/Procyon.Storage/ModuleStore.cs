@@ -19,13 +19,23 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
     /// lock: any session may take any advisory lock (a SQL reader's too, holding it as long as its
     /// query runs), while locking this table takes privileges only the server's role has.
     /// </summary>
-    private const string CreateCatalogSql = """
+    private const string LockCatalogSql = """
         CREATE SCHEMA IF NOT EXISTS procyon;
         CREATE TABLE IF NOT EXISTS procyon.settings (
             key         text PRIMARY KEY,
             value       text NOT NULL
         );
         LOCK TABLE procyon.settings IN SHARE ROW EXCLUSIVE MODE;
+        SELECT value FROM procyon.settings WHERE key = 'catalog';
+        """;
+
+    /// <summary>
+    /// The catalog's tables, idempotent. It runs only when the catalog was made by another version
+    /// of it (<see cref="CatalogVersion"/>): its ALTERs take exclusive locks, which would make
+    /// every start of a replica wait for (or deadlock with) the durable calls other replicas are
+    /// renewing and finishing.
+    /// </summary>
+    private const string CreateCatalogSql = """
         CREATE TABLE IF NOT EXISTS procyon.databases (
             name        text PRIMARY KEY,
             wasm        bytea NOT NULL,
@@ -49,6 +59,11 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS optimized boolean NOT NULL DEFAULT true;
         CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
         """ + ScheduleStore.CreateIndexSql + DurableCallStore.CreateSql;
+
+    private const string CatalogMadeSql = "INSERT INTO procyon.settings (key, value) VALUES ('catalog', @version) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+    /// <summary>What made the catalog: a hash of <see cref="CreateCatalogSql"/>, kept in <c>procyon.settings</c>.</summary>
+    private static readonly string CatalogVersion = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(CreateCatalogSql)));
 
     private const string ClaimSql = """
         INSERT INTO procyon.databases (name, wasm, prepared, optimized, sha256, owner)
@@ -108,9 +123,18 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             {
                 await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                await using (var command = new NpgsqlCommand(CreateCatalogSql, connection, transaction))
+                await using (var locking = new NpgsqlCommand(LockCatalogSql, connection, transaction))
                 {
-                    await command.ExecuteNonQueryAsync(cancellationToken);
+                    if (await locking.ExecuteScalarAsync(cancellationToken) as string != CatalogVersion)
+                    {
+                        await using (var create = new NpgsqlCommand(CreateCatalogSql, connection, transaction))
+                        {
+                            await create.ExecuteNonQueryAsync(cancellationToken);
+                        }
+                        await using var made = new NpgsqlCommand(CatalogMadeSql, connection, transaction);
+                        made.Parameters.AddWithValue("version", CatalogVersion);
+                        await made.ExecuteNonQueryAsync(cancellationToken);
+                    }
                 }
                 await transaction.CommitAsync(cancellationToken);
                 return;
@@ -119,6 +143,10 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
             {
                 // Another replica created the schema or the lock's table at the same moment, before
                 // either could lock: both exist now, so the next attempt gets as far as the lock.
+            }
+            catch (PostgresException e) when (attempt < 3 && e.SqlState == PostgresErrorCodes.DeadlockDetected)
+            {
+                // A new catalog's exclusive locks met a running replica's statements: rolled back, it tries again.
             }
         }
     }

@@ -188,6 +188,26 @@ public sealed class DurableCallTests
         Assert.Equal(HeapAnswer, ended.GetProperty("value").GetRawText());
     }
 
+    [Fact]
+    public async Task A_kept_call_whose_server_died_while_it_ran_ends_with_an_error_once_its_lease_has_passed()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        string id;
+        // Its nap stays in memory: the call is running, not asleep in Postgres, when its server dies.
+        await using (var first = await ServerProcess.StartAsync(database, Lease, "--Procyon:Runtime:DurableSleepAfter=01:00:00"))
+        {
+            using var accepted = await PublishAndCallAsyncAsync(first, "faulty", "naps", "[1, 60000]");
+            id = accepted.Headers.Location!.ToString()["/v1/calls/".Length..];
+            await first.KillAsync();
+        }
+
+        await using var second = await ServerProcess.StartAsync(database, Lease);
+
+        var ended = await EndedAsync(second, id);
+        Assert.Equal("error", ended.GetProperty("status").GetString());
+        Assert.Contains("stopped before the call ended", ended.GetProperty("error").GetString());
+    }
+
     /// <summary>A module's error text with a zero byte, which a Postgres text column refuses, is kept all the same.</summary>
     [Fact]
     public async Task A_kept_call_whose_error_holds_a_zero_byte_ends_like_any_other()
