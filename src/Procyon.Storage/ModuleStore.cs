@@ -136,6 +136,10 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
                         await made.ExecuteNonQueryAsync(cancellationToken);
                     }
                 }
+                await using (var fill = new NpgsqlCommand(ScheduleStore.FillIndexSql, connection, transaction))
+                {
+                    await fill.ExecuteNonQueryAsync(cancellationToken);
+                }
                 await transaction.CommitAsync(cancellationToken);
                 return;
             }

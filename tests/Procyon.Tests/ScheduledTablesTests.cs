@@ -170,7 +170,8 @@ public sealed class ScheduledRestartTests
     {
         await using var database = await TestDatabase.CreateAsync();
         var owner = await PublishExampleAsync(database, _ => Task.CompletedTask);
-        await database.ExecuteAsync("DROP TABLE procyon.due");
+        // A catalog an older server made: no due index, and that server's catalog version.
+        await database.ExecuteAsync("DROP TABLE procyon.due; UPDATE procyon.settings SET value = 'older' WHERE key = 'catalog'");
         await database.ExecuteAsync("""INSERT INTO db_example.reminder (scheduled_at, text) VALUES (jsonb_build_object('Time', (now() + interval '1 second')::text), 'from before')""");
 
         await using var second = await TestServer.StartAsync(database);

@@ -36,11 +36,8 @@ public sealed record DueTable(string Database, string Table, DateTimeOffset Due)
 /// </summary>
 public sealed class ScheduleStore(NpgsqlDataSource dataSource)
 {
-    /// <summary>
-    /// Creates the index and fills it for scheduled tables published before it existed (those
-    /// with the host's due column); part of the catalog's idempotent setup at every start.
-    /// </summary>
-    internal const string CreateIndexSql = $"""
+    /// <summary>Creates the index; part of the catalog's idempotent setup.</summary>
+    internal const string CreateIndexSql = """
         CREATE TABLE IF NOT EXISTS procyon.due (
             db          text NOT NULL,
             tbl         text NOT NULL,
@@ -49,6 +46,13 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
             FOREIGN KEY (db, tbl) REFERENCES procyon.tables (db, name) ON DELETE CASCADE
         );
         CREATE INDEX IF NOT EXISTS due_next_due ON procyon.due (next_due);
+        """;
+
+    /// <summary>
+    /// Fills the index for scheduled tables it lacks (those with the host's due column): published
+    /// before it existed, or written into the catalog by hand. At every start; it takes no DDL lock.
+    /// </summary>
+    internal const string FillIndexSql = $"""
         INSERT INTO procyon.due (db, tbl, next_due)
         SELECT t.db, t.name, '-infinity' FROM procyon.tables AS t
         JOIN pg_namespace AS n ON n.nspname = 'db_' || t.db
