@@ -47,21 +47,9 @@ public sealed class CallDispatcher(
         var durable = module is not null && function?.Kind == FunctionKind.Procedure ? new DurableCall(durableCalls, request, module.RunningSha256, module.Owner, startedAt) : null;
         // A procedure that may be kept can be cancelled by request (DELETE /v1/calls/{id}) at its next suspension.
         using var cancellable = durable is not null ? durableCalls.Track(request.CallId, cancellationToken) : null;
-        (CallFailure Failure, Utf8Json? Value, string? Error) outcome;
-        try
-        {
-            outcome = await RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, cancellable?.Token ?? cancellationToken);
-        }
-        catch (OperationCanceledException) when (cancellable is { Cancelled: true })
-        {
-            // Cancelled while it waited for a running slot.
-            outcome = default;
-        }
-        var (failure, value, error) = outcome;
-        if (cancellable is { Cancelled: true })
-        {
-            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledError);
-        }
+        Func<CancellationToken, Task<(CallFailure Failure, Utf8Json? Value, string? Error)>> run =
+            token => RunAsync(request, module, function, UnixTime.ToMicros(startedAt), durable, token);
+        var (failure, value, error) = cancellable is null ? await run(cancellationToken) : await cancellable.RunAsync(run, CancelledOutcome);
         return await CompleteAsync(request, module, function, startedAt, Stopwatch.GetElapsedTime(started), durable, failure, value, error);
     }
 
@@ -76,22 +64,9 @@ public sealed class CallDispatcher(
         var module = registry.Find(call.Database);
         var durable = new DurableCall(durableCalls, request, call.Sha256, module?.Owner, call.StartedAt);
         using var cancellable = durableCalls.Track(call.Id, cancellationToken);
-        (CallFailure Failure, Utf8Json? Value, string? Error, bool NotNow) outcome;
-        try
-        {
-            outcome = await ResumeOnVersionAsync(module, call, durable, cancellable.Token);
-        }
-        catch (OperationCanceledException) when (cancellable.Cancelled)
-        {
-            // Cancelled before it woke.
-            outcome = default;
-        }
-        var (failure, value, error, notNow) = outcome;
-        if (cancellable.Cancelled)
-        {
-            (failure, value, error) = (CallFailure.CancelledByRequest, null, CancelledError);
-        }
-        else if (notNow)
+        var (failure, value, error, notNow) = await cancellable.RunAsync(
+            token => ResumeOnVersionAsync(module, call, durable, token), (CancelledOutcome.Failure, CancelledOutcome.Value, CancelledOutcome.Error, false));
+        if (notNow)
         {
             // Nothing of it ran here: another server, or this one shortly, wakes it.
             await durableCalls.ReleaseAsync(call.Id);
@@ -242,8 +217,9 @@ public sealed class CallDispatcher(
     /// <summary>The error of a call cancelled by <c>DELETE /v1/calls/{id}</c>.</summary>
     public const string CancelledByRequestError = "the call was cancelled by request (DELETE /v1/calls/{id})";
 
-    /// <summary>What the server that ran a cancelled call tells its caller: it hears that the call was cancelled, not by what.</summary>
-    internal const string CancelledError = "the call was cancelled (by DELETE /v1/calls/{id}, or by a republish with ?cancelSleeping=true); GET /v1/calls/{id} says which";
+    /// <summary>How a call cancelled by request ends where it ran: that server hears that the call was cancelled, not by what.</summary>
+    internal static readonly (CallFailure Failure, Utf8Json? Value, string? Error) CancelledOutcome =
+        (CallFailure.CancelledByRequest, null, "the call was cancelled (by DELETE /v1/calls/{id}, or by a republish with ?cancelSleeping=true); GET /v1/calls/{id} says which");
 
     /// <summary>The result a kept call ended with, for a retry that waited for it (nobody else hears of it again).</summary>
     public static CallResult Kept(CallRequest request, string status, string? value, CallFailure failure, string? error, DateTimeOffset startedAt) =>

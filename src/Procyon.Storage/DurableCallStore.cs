@@ -101,20 +101,19 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
             ON CONFLICT (db, sha256) DO UPDATE SET owner = excluded.owner, replaced_at = now())
         """;
 
+    /// <summary>The catalog rows <see cref="KeepOld"/> keeps the code of, as <c>old</c>, once a condition on them follows.</summary>
+    private const string OldWhere = "SELECT name, owner, prepared, encode(sha256(prepared), 'hex') AS hash FROM procyon.databases WHERE";
+
     /// <summary>Before the code of database <c>@name</c> is replaced with <c>@prepared</c>: keeps the code it ran (see <see cref="KeepOld"/>).</summary>
     public const string RetireSql = $"""
-        WITH old AS (
-            SELECT name, owner, prepared, encode(sha256(prepared), 'hex') AS hash
-            FROM procyon.databases WHERE name = @name AND prepared <> @prepared),
+        WITH old AS ({OldWhere} name = @name AND prepared <> @prepared),
         {KeepOld}
         SELECT;
         """;
 
     /// <summary>The quick rewrite of <c>@wasm</c> (hashed <c>@sha256</c>) being replaced by the optimized one: keeps it (see <see cref="KeepOld"/>); a CTE.</summary>
     public const string RetireQuickCte = $"""
-        old AS (
-            SELECT name, owner, prepared, encode(sha256(prepared), 'hex') AS hash
-            FROM procyon.databases WHERE sha256 = @sha256 AND wasm = @wasm AND NOT optimized),
+        old AS ({OldWhere} sha256 = @sha256 AND wasm = @wasm AND NOT optimized),
         {KeepOld}
         """;
 
@@ -153,7 +152,6 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
         ON CONFLICT (id) DO UPDATE SET wake_at = excluded.wake_at, snapshot = excluded.snapshot, lease_until = excluded.lease_until
         WHERE procyon.sleeping_calls.holder = excluded.holder
         """;
-
 
     /// <summary>
     /// Every statement that changes many rows of one table locks them in the order of their ids
@@ -215,7 +213,6 @@ public sealed class DurableCallStore(NpgsqlDataSource dataSource)
             error = excluded.error, finished_at = excluded.finished_at, holder = NULL, lease_until = NULL
         WHERE procyon.calls.status = 'running'
         """;
-
 
     private const string CallColumns = """
         c.id, c.db, c.fn, c.caller, CASE WHEN s.id IS NULL THEN c.status ELSE 'sleeping' END, c.value, c.error, c.started_at, c.finished_at, s.wake_at, c.failure, c.request_sha256

@@ -107,23 +107,13 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     {
         var started = Stopwatch.GetTimestamp();
         using var cancellable = durableCalls.Track(request.CallId, cancellationToken);
-        (CallFailure Failure, Utf8Json? Value, string? Error) outcome;
-        try
-        {
-            outcome = snapshot is not null
-                ? await dispatcher.ResumeScheduledAsync(scheduled.Module, snapshot, durable, cancellable.Token)
+        var outcome = await cancellable.RunAsync(
+            async token => snapshot is not null
+                ? await dispatcher.ResumeScheduledAsync(scheduled.Module, snapshot, durable, token)
                 : CallDispatcher.Finish(scheduled.Module, scheduled.Function,
-                    await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(DateTimeOffset.UtcNow), durable, cancellable.Token));
-        }
-        catch (OperationCanceledException) when (cancellable.Cancelled)
-        {
-            outcome = default;
-        }
-        if (cancellable.Cancelled)
-        {
-            outcome = (CallFailure.CancelledByRequest, null, CallDispatcher.CancelledError);
-        }
-        else if (durable.Lost)
+                    await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(DateTimeOffset.UtcNow), durable, token)),
+            CallDispatcher.CancelledOutcome);
+        if (!cancellable.Cancelled && durable.Lost)
         {
             outcome = (CallFailure.Cancelled, null, "another server took the run over");
         }
