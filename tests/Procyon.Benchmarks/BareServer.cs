@@ -9,7 +9,8 @@ namespace Procyon.Benchmarks;
 /// <summary>The baseline: minimal-API endpoints doing what the module does, with no module behind them.</summary>
 internal static class BareServer
 {
-    public static async Task<WebApplication> StartAsync(params string[] args)
+    /// <param name="map">Maps further endpoints, for a benchmark of its own.</param>
+    public static async Task<WebApplication> StartAsync(Action<WebApplication>? map = null, params string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -27,6 +28,7 @@ internal static class BareServer
             var numbers = await request.ReadFromJsonAsync<int[]>();
             return Results.Json(numbers![0] + numbers[1]);
         });
+        map?.Invoke(app);
         await app.StartAsync();
         return app;
     }

@@ -20,10 +20,13 @@ internal static class HttpAddBenchmark
         var procyon = new Uri(server.Address, "/v1/databases/example/call/add");
         var baseline = new Uri(bare.Urls.First() + "/add");
 
-        await LoadAsync(client, procyon, concurrency, duration / 4);
-        await LoadAsync(client, baseline, concurrency, duration / 4);
+        var warmUp = await Measure.WarmUntilJitSettlesAsync(async () =>
+        {
+            await LoadAsync(client, procyon, concurrency, duration / 8);
+            await LoadAsync(client, baseline, concurrency, duration / 8);
+        });
         // In alternating halves, so that neither server's window alone holds a slow spell of the
-        // machine or the last of the JIT's background work.
+        // machine.
         var ourHalves = new List<(List<double> Micros, TimeSpan Elapsed)>();
         var theirHalves = new List<(List<double> Micros, TimeSpan Elapsed)>();
         for (var half = 0; half < 2; half++)
@@ -37,6 +40,7 @@ internal static class HttpAddBenchmark
         Console.WriteLine($"{"server",-8} | {"concurrency",11} | {"requests/s",10} | {"p50 µs",7} | {"p99 µs",7}");
         Console.WriteLine($"{"procyon",-8} | {concurrency,11} | {ours.Rate,10:0} | {ours.P50,7:0} | {ours.P99,7:0}");
         Console.WriteLine($"{"bare",-8} | {concurrency,11} | {theirs.Rate,10:0} | {theirs.P50,7:0} | {theirs.P99,7:0}");
+        Console.WriteLine($"(after {warmUp} warm-up rounds of {(duration / 4).TotalSeconds:0.##} s each)");
         Console.WriteLine($"Procyon / bare requests/s: {ours.Rate / theirs.Rate:0.00}×; p50 added latency per call: {ours.P50 - theirs.P50:0} µs");
         Summary.Write($"http-add, {concurrency} loops", "requests/s", ours.Rate, "minimal API", theirs.Rate);
         Summary.Write($"http-add, {concurrency} loops", "p50 µs", ours.P50, "minimal API", theirs.P50);

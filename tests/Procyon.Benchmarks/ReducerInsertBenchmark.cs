@@ -1,6 +1,8 @@
 using System.Data;
 using System.Diagnostics;
 using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Npgsql;
 using Procyon.Testing;
 
@@ -8,12 +10,15 @@ namespace Procyon.Benchmarks;
 
 /// <summary>
 /// Rows inserted per second by the example module's <c>add_person</c> reducer over HTTP (one
-/// serializable transaction per call), beside the same inserts from a plain Npgsql loop (one
-/// serializable transaction per row) into an identical table, with the same concurrency: both
-/// warmed up, then in alternating halves.
+/// serializable transaction per call), beside the same inserts into an identical table by a
+/// minimal-API endpoint over HTTP and by a plain Npgsql loop (one serializable transaction per
+/// row each), with the same concurrency: all warmed up, then measured in alternating turns. The
+/// process's CPU time per row is printed too: client, servers and all share this process.
 /// </summary>
 internal static class ReducerInsertBenchmark
 {
+    private const string PlainInsert = "INSERT INTO plain_person (name, age) VALUES (@name, @age) RETURNING id, name, age";
+
     public static async Task<int> RunAsync(int rows, int concurrency)
     {
         await using var database = await TestDatabase.CreateAsync();
@@ -24,52 +29,80 @@ internal static class ReducerInsertBenchmark
         {
             await create.ExecuteNonQueryAsync();
         }
+        await using var bare = await BareServer.StartAsync(app => app.MapPost("/insert", async (Person person) =>
+        {
+            await InsertPlainAsync(dataSource, person.Name, person.Age);
+            return Results.Json(person.Name);
+        }));
         using var client = new HttpClient { BaseAddress = server.Address };
+        using var bareClient = new HttpClient { BaseAddress = new Uri(bare.Urls.First()) };
 
-        Func<int, Task> procyonInsert = async i =>
+        (string Name, Func<int, Task> Insert)[] inserters =
+        [
+            ("Procyon add_person over HTTP", i => PostAsync(client, "/v1/databases/example/call/add_person", $"[\"person {i}\", {i % 100}]")),
+            ("minimal API + Npgsql over HTTP", i => PostAsync(bareClient, "/insert", $"{{\"name\": \"person {i}\", \"age\": {i % 100}}}")),
+            ("plain Npgsql loop", i => InsertPlainAsync(dataSource, $"person {i}", (short)(i % 100))),
+        ];
+        // All warmed up alike (the JIT, the pools), then in alternating turns, so that none
+        // alone pays the process's warm-up or a slow spell of the machine.
+        var warmUp = await Measure.WarmUntilJitSettlesAsync(async () =>
         {
-            using var response = await client.PostAsync("/v1/databases/example/call/add_person", new StringContent($"[\"person {i}\", {i % 100}]", Encoding.UTF8, "application/json"));
-            response.EnsureSuccessStatusCode();
-        };
-        Func<int, Task> plainInsert = async i =>
-        {
-            await using var connection = await dataSource.OpenConnectionAsync();
-            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.Serializable);
-            await using var command = new NpgsqlCommand("INSERT INTO plain_person (name, age) VALUES (@name, @age) RETURNING id, name, age", connection, transaction);
-            command.Parameters.AddWithValue("name", $"person {i}");
-            command.Parameters.AddWithValue("age", (short)(i % 100));
-            await using (var reader = await command.ExecuteReaderAsync())
+            foreach (var inserter in inserters)
             {
-                await reader.ReadAsync();
+                await InsertAsync(Math.Max(rows / 5, concurrency), concurrency, inserter.Insert);
             }
-            await transaction.CommitAsync();
-        };
-        // Both warmed up alike (the JIT, the pools), then in alternating halves, so that neither
-        // side alone pays the process's warm-up or a slow spell of the machine.
-        await InsertAsync(Math.Max(rows / 5, concurrency), concurrency, procyonInsert);
-        await InsertAsync(Math.Max(rows / 5, concurrency), concurrency, plainInsert);
-        List<double> procyonHalves = [], plainHalves = [];
-        for (var half = 0; half < 2; half++)
+        });
+        var seconds = new double[inserters.Length];
+        var cpu = new TimeSpan[inserters.Length];
+        for (var turn = 0; turn < 2; turn++)
         {
-            procyonHalves.Add(await InsertAsync(rows / 2, concurrency, procyonInsert));
-            plainHalves.Add(await InsertAsync(rows / 2, concurrency, plainInsert));
+            for (var i = 0; i < inserters.Length; i++)
+            {
+                var (elapsed, used) = await InsertAsync(rows / 2, concurrency, inserters[i].Insert);
+                seconds[i] += elapsed;
+                cpu[i] += used;
+            }
         }
         var measured = 2 * (rows / 2);
-        var procyon = measured / procyonHalves.Sum();
-        var plain = measured / plainHalves.Sum();
+        var rates = seconds.Select(s => measured / s).ToArray();
 
-        Console.WriteLine($"{"inserter",-28} | {"rows",6} | {"concurrency",11} | {"rows/s",8}");
-        Console.WriteLine($"{"Procyon add_person over HTTP",-28} | {rows,6} | {concurrency,11} | {procyon,8:0}");
-        Console.WriteLine($"{"plain Npgsql loop",-28} | {rows,6} | {concurrency,11} | {plain,8:0}");
-        Console.WriteLine($"Procyon / plain Npgsql: {procyon / plain:0.00}×");
-        Summary.Write($"inserts, {concurrency} workers", "rows/s", procyon, "plain Npgsql loop", plain);
+        Console.WriteLine($"{"inserter",-30} | {"rows",6} | {"concurrency",11} | {"rows/s",8} | {"CPU µs/row",10}");
+        for (var i = 0; i < inserters.Length; i++)
+        {
+            Console.WriteLine($"{inserters[i].Name,-30} | {rows,6} | {concurrency,11} | {rates[i],8:0} | {cpu[i].TotalMicroseconds / measured,10:0}");
+        }
+        Console.WriteLine($"(after {warmUp} warm-up rounds of {Math.Max(rows / 5, concurrency)} rows each)");
+        Console.WriteLine($"Procyon / minimal API + Npgsql: {rates[0] / rates[1]:0.00}×, Procyon / plain Npgsql: {rates[0] / rates[2]:0.00}×");
+        Summary.Write($"inserts, {concurrency} workers", "rows/s", rates[0], "minimal API + Npgsql", rates[1]);
+        Summary.Write($"inserts, {concurrency} workers", "rows/s", rates[0], "plain Npgsql loop", rates[2]);
         return 0;
     }
 
-    /// <returns>The seconds <paramref name="rows"/> inserts took.</returns>
-    private static async Task<double> InsertAsync(int rows, int concurrency, Func<int, Task> insert)
+    private static async Task PostAsync(HttpClient client, string path, string body)
+    {
+        using var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        response.EnsureSuccessStatusCode();
+    }
+
+    private static async Task InsertPlainAsync(NpgsqlDataSource dataSource, string name, short age)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.Serializable);
+        await using var command = new NpgsqlCommand(PlainInsert, connection, transaction);
+        command.Parameters.AddWithValue("name", name);
+        command.Parameters.AddWithValue("age", age);
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+        }
+        await transaction.CommitAsync();
+    }
+
+    /// <returns>The time <paramref name="rows"/> inserts took, and the process's CPU time meanwhile.</returns>
+    private static async Task<(double Seconds, TimeSpan Cpu)> InsertAsync(int rows, int concurrency, Func<int, Task> insert)
     {
         var next = -1;
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var stopwatch = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
         {
@@ -78,6 +111,8 @@ internal static class ReducerInsertBenchmark
                 await insert(i);
             }
         }));
-        return stopwatch.Elapsed.TotalSeconds;
+        return (stopwatch.Elapsed.TotalSeconds, Process.GetCurrentProcess().TotalProcessorTime - cpu);
     }
+
+    private sealed record Person(string Name, short Age);
 }

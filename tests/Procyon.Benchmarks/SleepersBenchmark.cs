@@ -32,7 +32,7 @@ internal static class SleepersBenchmark
             // Sleeps in memory, which this benchmark measures: a one-second nap would otherwise be written to Postgres.
             "--Procyon:Runtime:DurableSleepAfter=1.00:00:00",
             $"--Procyon:Runtime:MaxTotalMemoryBytes={64L << 30}", $"--Procyon:Runtime:MaxIdleMemoryBytes={64L << 30}");
-        await using var bare = await BareServer.StartAsync(Http2);
+        await using var bare = await BareServer.StartAsync(args: Http2);
         using var client = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = true, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
         {
             Timeout = TimeSpan.FromMinutes(5),
