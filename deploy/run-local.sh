@@ -10,8 +10,9 @@ install_prerequisites
 start_postgres procyon
 build_modules
 
-log "Building the server"
+log "Building the server and the command line"
 dotnet build --nologo -v quiet -c Release "$REPO/src/Procyon.Server/Procyon.Server.csproj" >/dev/null
+dotnet build --nologo -v quiet -c Release "$REPO/src/Procyon.Cli/Procyon.Cli.csproj" >/dev/null
 
 export ConnectionStrings__Postgres="${ConnectionStrings__Postgres:-Host=localhost;Username=procyon;Password=procyon;Database=procyon;SSL Mode=Disable}"
 dotnet run --no-build -c Release --project "$REPO/src/Procyon.Server" -- --urls "$URL" &
@@ -39,6 +40,9 @@ cat <<INFO
   Procyon is running.
   Console:     $URL/
   Swagger UI:  $URL/swagger
+  CLI:         alias procyon='dotnet $REPO/src/Procyon.Cli/bin/Release/net10.0/procyon.dll'; export PROCYON_SERVER=$URL
+               procyon login --token "\$(cat $TOKEN_FILE)"   # as the identity that owns 'example'
+               procyon call example add 2 3
   Try:         curl -X POST $URL/v1/databases/example/call/add -d '[2,3]'
                curl -X POST $URL/v1/databases/example/call/sleep_one_second -d '[]'
                curl $URL/v1/databases/example/logs -H "Authorization: Bearer \$TOKEN"

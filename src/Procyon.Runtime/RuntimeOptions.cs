@@ -88,6 +88,14 @@ public sealed class RuntimeOptions
     [Range(4096, 1L << 30)]
     public long LogBytesPerDatabase { get; set; } = 1 << 20;
 
+    /// <summary>Readers following a database's log lines at once (<c>GET /logs?follow=true</c>); more are refused with 503.</summary>
+    [Range(1, 10_000)]
+    public int LogFollowersPerDatabase { get; set; } = 16;
+
+    /// <summary>Lines a follower of the logs may fall behind before it loses the oldest.</summary>
+    [Range(16, 1_000_000)]
+    public int LogFollowerBacklog { get; set; } = 1024;
+
     /// <summary>
     /// Linear memory all instances may hold together, running, sleeping and idle (a new call is
     /// refused with 503 beyond it). Counted by what each instance may touch, not what is resident.

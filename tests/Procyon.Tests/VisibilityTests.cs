@@ -49,6 +49,8 @@ public sealed class VisibilityTests : OwnServerTest
         await AssertProblemAsync(await Server.Http.GetAsync("/v1/databases/ledger/logs"), HttpStatusCode.Unauthorized);
         await AssertProblemAsync(await GetAsync("/v1/databases/ledger/logs", stranger), HttpStatusCode.Forbidden);
         Assert.Equal(HttpStatusCode.OK, (await GetAsync("/v1/databases/ledger/logs", _owner)).StatusCode);
+        await AssertProblemAsync(await Server.Http.GetAsync("/v1/databases/ledger/logs?follow=true"), HttpStatusCode.Unauthorized);
+        await AssertProblemAsync(await GetAsync("/v1/databases/ledger/logs?follow=true", stranger), HttpStatusCode.Forbidden);
     }
 
     [Fact]

@@ -51,6 +51,7 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapGet("/logs", GetLogs)
             .WithSummary("Recent log lines the module wrote on this server (owner only)")
+            .WithDescription("`limit` (1-10,000, default 100) recent lines, oldest first. With `follow=true`: a `text/event-stream` of `log` events, the recent lines and then each new line as the module writes it on this server, until the client disconnects or the database is deleted.")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
@@ -99,10 +100,75 @@ internal static class DatabaseEndpoints
     private static IResult GetSchema(string db, ModuleRegistry registry) =>
         registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);
 
-    private static IResult GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, [FromQuery] int? limit) =>
-        registry.Find(db) is not { } module
-            ? UnknownDatabase(db)
-            : Ownership.Refusal(module, context.User, "logs") ?? TypedResults.Ok(logs.Recent(db, Math.Clamp(limit ?? 100, 1, 10_000)));
+    private static async Task<IResult> GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, IHostApplicationLifetime lifetime, [FromQuery] int? limit, [FromQuery] bool? follow)
+    {
+        if (registry.Find(db) is not { } module)
+        {
+            return UnknownDatabase(db);
+        }
+        if (Ownership.Refusal(module, context.User, "logs") is { } refusal)
+        {
+            return refusal;
+        }
+        var count = Math.Clamp(limit ?? 100, 1, 10_000);
+        if (follow != true)
+        {
+            return TypedResults.Ok(logs.Recent(db, count));
+        }
+        using var follower = logs.Follow(db, count);
+        if (follower is null)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem($"too many readers follow the logs of '{db}' (Procyon:Runtime:LogFollowersPerDatabase)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Too many log followers");
+        }
+        // The headers go at once, so the client knows it follows before any line comes; the
+        // stream ends when the client goes, the server stops or the database is deleted.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+        try
+        {
+            await context.Response.StartAsync(ending.Token);
+            await context.Response.Body.FlushAsync(ending.Token);
+            await System.Net.ServerSentEvents.SseFormatter.WriteAsync(FollowAsync(follower, ending.Token), context.Response.Body, ending.Token);
+        }
+        catch (OperationCanceledException) when (ending.IsCancellationRequested)
+        {
+            // The client went or the server stops: the stream just ends.
+        }
+        return Results.Empty;
+    }
+
+    private static async IAsyncEnumerable<System.Net.ServerSentEvents.SseItem<string>> FollowAsync(LogFollower follower, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var record in follower.Recent)
+        {
+            yield return LogEvent(record);
+        }
+        while (await WaitToReadAsync(follower.Next, cancellationToken))
+        {
+            while (follower.Next.TryRead(out var record))
+            {
+                yield return LogEvent(record);
+            }
+        }
+    }
+
+    private static System.Net.ServerSentEvents.SseItem<string> LogEvent(ModuleLogRecord record) =>
+        new(System.Text.Json.JsonSerializer.Serialize(record, System.Text.Json.JsonSerializerOptions.Web), "log");
+
+    private static async Task<bool> WaitToReadAsync(System.Threading.Channels.ChannelReader<ModuleLogRecord> reader, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.WaitToReadAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
 
     private static async Task<IResult> QueryAsync(string db, HttpRequest request, ModuleRegistry registry, ReadOnlyQueries queries, IOptions<ApiOptions> options, CancellationToken cancellationToken)
     {
