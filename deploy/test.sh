@@ -9,8 +9,10 @@ install_prerequisites chromium
 start_postgres procyon
 build_modules
 
-log "Installing the browser tests' packages (playwright-core drives Debian's Chromium)"
-(cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+log "Installing the browser tests' packages (playwright-core drives Debian's Chromium) and the client tests' (TypeScript, @microsoft/signalr)"
+for packages in browser clients; do
+  (cd "$REPO/tests/$packages" && npm ci --no-audit --no-fund --loglevel=error)
+done
 
 log "Testing the Rust SDK on the build machine (codec golden vectors)"
 (cd "$REPO/src/rust" && cargo test --quiet --workspace)

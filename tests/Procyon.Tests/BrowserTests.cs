@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
 
@@ -31,19 +30,8 @@ public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
         var browser = Path.Combine(Modules.RepositoryRoot(), "tests", "browser");
         Assert.True(Directory.Exists(Path.Combine(browser, "node_modules")), "run `npm ci` in tests/browser first (./deploy/test.sh does)");
         var screenshot = Path.Combine(Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName, screenshotName);
-        var start = new ProcessStartInfo("node", [script, Server.Address.ToString(), screenshot])
-        {
-            WorkingDirectory = browser,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var node = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        var output = node.StandardOutput.ReadToEndAsync(timeout.Token);
-        var errors = node.StandardError.ReadToEndAsync(timeout.Token);
-        await node.WaitForExitAsync(timeout.Token);
-        Assert.True(node.ExitCode == 0, $"node {script} failed: {await errors}");
+        var lines = await ToolProcess.RunAsync("node", [script, Server.Address.ToString(), screenshot], browser);
         Assert.True(new FileInfo(screenshot).Length > 0);
-        return (await output).Split('\n', StringSplitOptions.TrimEntries);
+        return lines;
     }
 }

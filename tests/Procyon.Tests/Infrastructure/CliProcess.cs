@@ -21,14 +21,11 @@ public sealed class CliProcess : IAsyncDisposable
     /// The CLI's own build output, of the tests' configuration: its dependencies (the SignalR
     /// client) are beside it there, not in the tests' output, which takes them from ASP.NET Core.
     /// </summary>
-    private static string Executable
-    {
-        get
-        {
-            var framework = new DirectoryInfo(AppContext.BaseDirectory);
-            return Path.Combine(Modules.RepositoryRoot(), "src", "Procyon.Cli", "bin", framework.Parent!.Name, framework.Name, "procyon.dll");
-        }
-    }
+    private static string Executable =>
+        Path.Combine(Modules.RepositoryRoot(), "src", "Procyon.Cli", "bin", Configuration, new DirectoryInfo(AppContext.BaseDirectory).Name, "procyon.dll");
+
+    /// <summary>The build configuration of the tests (Debug or Release).</summary>
+    public static string Configuration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
 
     /// <summary>Starts <c>procyon <paramref name="arguments"/></c>; its standard input is empty (no terminal).</summary>
     public static CliProcess Start(Uri server, string configHome, params string[] arguments)
