@@ -17,11 +17,7 @@ public sealed class AuthTests() : OwnServerTest($"--Procyon:Auth:SigningKey={Con
 {
     private static readonly byte[] SigningKey = Encoding.UTF8.GetBytes("procyon test signing key, 32+ bytes long");
 
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-    }
+    protected override IEnumerable<(string Database, string Module)> Published => [("example", "example")];
 
     [Fact]
     public async Task A_new_identity_comes_with_a_token_that_makes_the_caller_that_identity()

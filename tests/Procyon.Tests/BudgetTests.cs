@@ -22,14 +22,7 @@ public sealed class BudgetTests() : OwnServerTest(
     "--Procyon:Runtime:LogBytesPerDatabase=65536",
     "--Procyon:Auth:IdentitiesPerMinute=20")
 {
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        foreach (var module in (string[])["faulty", "example"])
-        {
-            (await Server.PublishAsync(module, module)).EnsureSuccessStatusCode();
-        }
-    }
+    protected override IEnumerable<(string Database, string Module)> Published => [("faulty", "faulty"), ("example", "example")];
 
     [Fact]
     public async Task Calls_in_flight_are_capped_per_identity_with_429_and_per_database_with_503()

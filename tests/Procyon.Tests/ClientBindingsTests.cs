@@ -15,11 +15,7 @@ public sealed class ClientBindingsTests : OwnServerTest, IDisposable
 
     public void Dispose() => Directory.Delete(_home, recursive: true);
 
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-    }
+    protected override IEnumerable<(string Database, string Module)> Published => [("example", "example")];
 
     [Fact]
     public async Task The_TypeScript_client_compiles_strictly_and_calls_subscribes_and_fails_as_typed()

@@ -34,11 +34,7 @@ public sealed class SlowSubscriberTests(ITestOutputHelper output) : OwnServerTes
     /// <summary>greet's arguments for a result of about 900 KB.</summary>
     private static readonly string LargeGreeting = JsonSerializer.Serialize<object[]>([new string('x', 1000), 900]);
 
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
-    }
+    protected override IEnumerable<(string Database, string Module)> Published => [("example", "example")];
 
     [Theory]
     [InlineData("Subscribe")]

@@ -102,11 +102,11 @@ public sealed class SqlSessionTests(ITestOutputHelper output) : OwnServerTest(
 
     private string _owner = "";
 
+    protected override IEnumerable<(string Database, string Module)> Published => [("alpha", "ledger"), ("beta", "ledger")];
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        (await Server.PublishAsync("alpha", "ledger")).EnsureSuccessStatusCode();
-        (await Server.PublishAsync("beta", "ledger")).EnsureSuccessStatusCode();
         _owner = await Server.OwnerTokenAsync();
     }
 

@@ -16,11 +16,7 @@ public sealed class TransactionLimitsTests() : OwnServerTest("--Procyon:Runtime:
     private const string HeldSessions =
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT count(*) FROM \"db_ledger\".\"counter\"%' AND state LIKE 'idle in transaction%'";
 
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        (await Server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-    }
+    protected override IEnumerable<(string Database, string Module)> Published => [("ledger", "ledger")];
 
     [Fact]
     public async Task Table_calls_in_a_loop_inside_with_tx_are_rolled_back_at_the_transaction_deadline_with_504()

@@ -18,11 +18,11 @@ public sealed class VisibilityTests : OwnServerTest
 {
     private string _owner = "";
 
+    protected override IEnumerable<(string Database, string Module)> Published => [("ledger", "ledger"), ("example", "example")];
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        (await Server.PublishAsync("ledger", "ledger")).EnsureSuccessStatusCode();
-        (await Server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
         _owner = await Server.OwnerTokenAsync();
     }
 

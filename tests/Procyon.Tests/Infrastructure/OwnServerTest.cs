@@ -12,10 +12,17 @@ public abstract class OwnServerTest(params string[] settings) : IAsyncLifetime
 
     protected TestDatabase Database => _database ?? throw new InvalidOperationException("not started");
 
+    /// <summary>The databases (and the test module each runs) published once the server is up.</summary>
+    protected virtual IEnumerable<(string Database, string Module)> Published => [];
+
     public virtual async Task InitializeAsync()
     {
         _database = await TestDatabase.CreateAsync();
         _server = await TestServer.StartAsync(_database, settings);
+        foreach (var (database, module) in Published)
+        {
+            (await _server.PublishAsync(database, module)).EnsureSuccessStatusCode();
+        }
     }
 
     public async Task DisposeAsync()

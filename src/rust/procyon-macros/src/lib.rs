@@ -22,7 +22,7 @@ pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Exports `fn f(ctx: &ReducerContext, args..)` (returning `()` or `Result<(), String>`) as a
+/// Exports `fn f(ctx: &ReducerContext, args..)` (returning `()` or `Result<(), E>` for any `E: Display`) as a
 /// reducer: it runs in one transaction. `#[reducer(init)]` runs once, in the transaction that
 /// creates the database's tables; `#[reducer(public)]` sends its results to every subscriber.
 #[proc_macro_attribute]
@@ -204,7 +204,7 @@ fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn:
     ))
 }
 
-/// Arguments of `#[table(name = person, public)]`.
+/// Arguments of `#[table(accessor = person, public)]` (or `name = person`).
 struct TableArgs {
     name: syn::Ident,
     public: bool,
@@ -219,7 +219,8 @@ impl syn::parse::Parse for TableArgs {
         while !input.is_empty() {
             let key: syn::Ident = input.parse()?;
             match key.to_string().as_str() {
-                "name" => {
+                // `accessor` is SpacetimeDB 2.x's spelling; `name` its earlier one.
+                "name" | "accessor" => {
                     input.parse::<syn::Token![=]>()?;
                     name = Some(input.parse::<syn::Ident>()?);
                 }
@@ -229,13 +230,13 @@ impl syn::parse::Parse for TableArgs {
                     syn::parenthesized!(content in input);
                     scheduled = Some(content.parse::<syn::Ident>()?);
                 }
-                _ => return Err(syn::Error::new(key.span(), "expected `name = ...`, `public` or `scheduled(function)`")),
+                _ => return Err(syn::Error::new(key.span(), "expected `accessor = ...` (or `name = ...`), `public` or `scheduled(function)`")),
             }
             if !input.is_empty() {
                 input.parse::<syn::Token![,]>()?;
             }
         }
-        let name = name.ok_or_else(|| input.error("#[table] needs `name = ...`"))?;
+        let name = name.ok_or_else(|| input.error("#[table] needs `accessor = ...` (or `name = ...`)"))?;
         Ok(TableArgs { name, public, scheduled })
     }
 }
@@ -244,7 +245,7 @@ impl syn::parse::Parse for TableArgs {
 const COLUMN_ATTRIBUTES: [(&str, &str); 4] =
     [("primary_key", "COLUMN_PRIMARY_KEY"), ("auto_inc", "COLUMN_AUTO_INC"), ("unique", "COLUMN_UNIQUE"), ("index", "COLUMN_INDEXED")];
 
-/// Stores a struct as a Postgres table: `#[table(name = person, public)]` on a struct with named
+/// Stores a struct as a Postgres table: `#[table(accessor = person, public)]` (or `name = person`) on a struct with named
 /// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]` or `#[index(btree)]`.
 /// Generates `ctx.db.person()` (with `insert`, `iter`, `count`, `delete` from `procyon::Table`)
 /// and, for each unique column, `ctx.db.person().<column>()` with `find`, `update`, `delete`.
@@ -352,4 +353,40 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
             #(#unique_impls)*
         }
     })
+}
+
+/// A `TimeDuration` written with a unit, checked at compile time: `duration!("1500ms")`,
+/// `duration!(2s)`. Units: `us`, `ms`, `s`, `m` (minutes), `h`, `d`; the number is a whole one.
+#[proc_macro]
+pub fn duration(input: TokenStream) -> TokenStream {
+    match parse_duration(input.into()) {
+        Ok(micros) => quote!(::procyon::TimeDuration::from_micros(#micros)).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn parse_duration(input: proc_macro2::TokenStream) -> syn::Result<i64> {
+    let literal: syn::Lit = syn::parse2(input)?;
+    let (text, span) = match &literal {
+        syn::Lit::Str(text) => (text.value(), text.span()),
+        syn::Lit::Int(int) => (format!("{}{}", int.base10_digits(), int.suffix()), int.span()),
+        other => return Err(syn::Error::new(other.span(), "expected a duration such as \"1500ms\" or 2s")),
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let per_unit: i64 = match unit.trim() {
+        "us" | "µs" => 1,
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" | "min" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        other => return Err(syn::Error::new(span, format!("unknown unit `{}`: use us, ms, s, m, h or d", other))),
+    };
+    number
+        .replace('_', "")
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(|| syn::Error::new(span, format!("`{}` is not a whole number of {} that fits in 64 bits of microseconds", number, unit)))
 }

@@ -12,7 +12,7 @@ pub trait ProcedureFn<Args>: 'static {
     fn invoke(&self, ctx: &mut ProcedureContext, args: &mut &[u8]) -> Result<Outcome, DecodeError>;
 }
 
-/// `fn(&ReducerContext, A, B, ..)` returning `()` or `Result<(), String>`.
+/// `fn(&ReducerContext, A, B, ..)` returning `()` or `Result<(), E>` for any `E: Display`.
 pub trait ReducerFn<Args>: 'static {
     fn param_types(typespace: &mut Typespace) -> Vec<AlgebraicType>;
     fn invoke(&self, ctx: &ReducerContext, args: &mut &[u8]) -> Result<Outcome, DecodeError>;
@@ -29,9 +29,10 @@ impl ReducerResult for () {
     }
 }
 
-impl ReducerResult for Result<(), String> {
+/// A reducer may fail with any error that can be shown: its text is the error callers get.
+impl<E: std::fmt::Display> ReducerResult for Result<(), E> {
     fn into_result(self) -> Result<(), String> {
-        self
+        self.map_err(|error| error.to_string())
     }
 }
 

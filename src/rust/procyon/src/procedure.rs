@@ -1,4 +1,4 @@
-use crate::reducer::ReducerContext;
+use crate::reducer::TxContext;
 use crate::rt::{sys, TX_RETRY};
 use crate::{Identity, Timestamp};
 
@@ -17,6 +17,11 @@ impl ProcedureContext {
         ProcedureContext { timestamp, sender, _private: () }
     }
 
+    /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
+    pub fn sender(&self) -> Identity {
+        self.sender
+    }
+
     /// Suspends this procedure until `target` without holding a host thread. A target in the
     /// past returns at once. Afterwards `self.timestamp` is the time it woke.
     pub fn sleep_until(&mut self, target: Timestamp) {
@@ -27,7 +32,7 @@ impl ProcedureContext {
     /// Runs `body` in a serializable transaction and commits it. If Postgres cannot serialize
     /// the transaction, it is rolled back and `body` runs again (up to 5 times), so `body`
     /// should only touch the database.
-    pub fn with_tx<R>(&mut self, body: impl Fn(&ReducerContext) -> R) -> R {
+    pub fn with_tx<R>(&mut self, body: impl Fn(&TxContext) -> R) -> R {
         match self.try_with_tx(|tx| Ok::<R, std::convert::Infallible>(body(tx))) {
             Ok(value) => value,
             Err(never) => match never {},
@@ -35,10 +40,10 @@ impl ProcedureContext {
     }
 
     /// Like `with_tx`, but an `Err` from `body` rolls the transaction back and is returned.
-    pub fn try_with_tx<T, E>(&mut self, body: impl Fn(&ReducerContext) -> Result<T, E>) -> Result<T, E> {
+    pub fn try_with_tx<T, E>(&mut self, body: impl Fn(&TxContext) -> Result<T, E>) -> Result<T, E> {
         for _ in 0..TX_ATTEMPTS {
             unsafe { sys::tx_begin() };
-            let tx = ReducerContext::new(self.timestamp, self.sender);
+            let tx = TxContext::new(self.timestamp, self.sender);
             match body(&tx) {
                 Ok(value) => {
                     if unsafe { sys::tx_commit() } != TX_RETRY {

@@ -9,8 +9,16 @@ pub struct ReducerContext {
     pub db: Db,
 }
 
+/// What a procedure's `with_tx` closure gets (SpacetimeDB's name for it): a reducer's context.
+pub type TxContext = ReducerContext;
+
 impl ReducerContext {
     pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
         ReducerContext { timestamp, sender, db: Db::new() }
+    }
+
+    /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
+    pub fn sender(&self) -> Identity {
+        self.sender
     }
 }

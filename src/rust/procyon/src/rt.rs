@@ -240,7 +240,8 @@ fn register(
 
 #[export_name = "__procyon_preinit__00_sdk"]
 extern "C" fn preinit_sdk() {
-    std::panic::set_hook(Box::new(report_panic));
+    // A closure, so its argument's type goes unnamed: `PanicInfo` here, `PanicHookInfo` since Rust 1.81.
+    std::panic::set_hook(Box::new(|info| report_panic(info.payload(), info.location())));
     // Fails only if a logger is already set, which is then the one we set before.
     let _ = log::set_logger(&HostLogger);
     log::set_max_level(log::LevelFilter::Trace);
@@ -348,14 +349,13 @@ fn write_result(bytes: &[u8]) {
     unsafe { sys::result_write(bytes.as_ptr(), bytes.len()) }
 }
 
-fn report_panic(info: &std::panic::PanicInfo<'_>) {
-    let payload = info.payload();
+fn report_panic(payload: &(dyn std::any::Any + Send), location: Option<&std::panic::Location<'_>>) {
     let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
         (Some(s), _) => s,
         (_, Some(s)) => s.as_str(),
         _ => "panic with a non-string payload",
     };
-    let (file, line) = info.location().map(|l| (l.file(), l.line())).unwrap_or(("", 0));
+    let (file, line) = location.map(|l| (l.file(), l.line())).unwrap_or(("", 0));
     unsafe { sys::panic(message.as_ptr(), message.len(), file.as_ptr(), file.len(), line) }
 }
 

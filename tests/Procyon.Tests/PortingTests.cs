@@ -1,0 +1,64 @@
+using System.Net;
+using System.Text.Json;
+using Procyon.Tests.Infrastructure;
+
+namespace Procyon.Tests;
+
+/// <summary>
+/// tests/modules/ported, written as for SpacetimeDB's current Rust bindings with the crate
+/// renamed: <c>#[table(accessor = …)]</c>, <c>ctx.sender()</c>, <c>with_tx</c> over
+/// <c>&amp;TxContext</c>, <c>duration!</c> into a <c>ScheduleAt</c>, a reducer's own error type and a
+/// table without a primary key, all over HTTP.
+/// </summary>
+public sealed class PortingTests : OwnServerTest
+{
+    protected override IEnumerable<(string Database, string Module)> Published => [("ported", "ported")];
+
+    [Fact]
+    public async Task A_ported_modules_reducers_procedures_and_errors_work_over_HTTP()
+    {
+        var (identity, token) = await Server.NewIdentityAsync();
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync("join", """["ada"]""", token)).StatusCode);
+        var taken = await CallAsync("join", """["ada"]""", token);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, taken.StatusCode);
+        Assert.Equal("ada is taken", await DetailAsync(taken));
+        Assert.Equal("a name is needed", await DetailAsync(await CallAsync("join", """[""]""", token)));
+
+        Assert.Equal("""[{"name":"ada","score":0}]""", await (await CallAsync("standings", "[]", token)).Content.ReadAsStringAsync());
+        Assert.Equal($"\"{identity}\"", await (await CallAsync("whoami", "[]", token)).Content.ReadAsStringAsync());
+        Assert.Equal("[1500000,2000000,3600000000,250]", await (await CallAsync("durations", "[]", token)).Content.ReadAsStringAsync());
+        Assert.Equal($"""["{identity} joined as ada"]""", await (await CallAsync("events", "[]", token)).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_duration_scheduled_row_runs_and_a_table_without_a_primary_key_deletes_by_value()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync("start_ticking", "[]")).StatusCode);
+        for (var waited = 0; !(await (await CallAsync("events", "[]")).Content.ReadAsStringAsync()).Contains("tick 1", StringComparison.Ordinal); waited += 50)
+        {
+            Assert.True(waited < 10_000, "the tick never ran");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync("forget_first_event", "[]")).StatusCode);
+        Assert.Equal("[]", await (await CallAsync("events", "[]")).Content.ReadAsStringAsync());
+        Assert.Equal("no events", await DetailAsync(await CallAsync("forget_first_event", "[]")));
+    }
+
+    private async Task<HttpResponseMessage> CallAsync(string function, string body, string? token = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/databases/ported/call/{function}") { Content = new StringContent(body) };
+        if (token is not null)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+        return await Server.Http.SendAsync(request);
+    }
+
+    private static async Task<string?> DetailAsync(HttpResponseMessage response)
+    {
+        using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return problem.RootElement.GetProperty("detail").GetString();
+    }
+}

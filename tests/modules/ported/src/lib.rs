@@ -1,0 +1,104 @@
+//! A module written as for SpacetimeDB's current Rust bindings, with the crate renamed from
+//! `spacetimedb` to `procyon` (and `SpacetimeType` to `ProcyonType`): what a port needs to build
+//! and run unchanged. PortingTests call it over HTTP.
+
+use procyon::{duration, procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TxContext};
+use std::fmt;
+
+#[table(accessor = player, public)]
+pub struct Player {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    name: String,
+    score: u32,
+}
+
+/// A table without a primary key: its rows are whole values.
+#[table(accessor = event)]
+pub struct Event {
+    text: String,
+    at: Timestamp,
+}
+
+#[table(accessor = tick, scheduled(on_tick))]
+pub struct Tick {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+/// A reducer's own error type: any `Display` does.
+#[derive(Debug)]
+pub enum JoinError {
+    Empty,
+    Taken(String),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Empty => write!(f, "a name is needed"),
+            JoinError::Taken(name) => write!(f, "{} is taken", name),
+        }
+    }
+}
+
+#[derive(ProcyonType)]
+pub struct Standing {
+    name: String,
+    score: u32,
+}
+
+#[reducer]
+fn join(ctx: &ReducerContext, name: String) -> Result<(), JoinError> {
+    if name.is_empty() {
+        return Err(JoinError::Empty);
+    }
+    if ctx.db.player().iter().any(|p| p.name == name) {
+        return Err(JoinError::Taken(name));
+    }
+    ctx.db.event().insert(Event { text: format!("{} joined as {}", ctx.sender(), name), at: ctx.timestamp });
+    ctx.db.player().insert(Player { id: 0, name, score: 0 });
+    Ok(())
+}
+
+#[procedure]
+fn standings(ctx: &mut ProcedureContext) -> Vec<Standing> {
+    ctx.with_tx(|tx: &TxContext| tx.db.player().iter().map(|p| Standing { name: p.name, score: p.score }).collect())
+}
+
+#[procedure]
+fn whoami(ctx: &mut ProcedureContext) -> Identity {
+    ctx.sender()
+}
+
+#[procedure]
+fn durations(_ctx: &mut ProcedureContext) -> Vec<i64> {
+    vec![duration!("1500ms").to_micros(), duration!(2s).to_micros(), duration!("1h").to_micros(), duration!(250us).to_micros()]
+}
+
+/// Runs `on_tick` once, 50 ms from now.
+#[reducer]
+fn start_ticking(ctx: &ReducerContext) {
+    let at = ctx.timestamp + duration!("50ms");
+    ctx.db.tick().insert(Tick { scheduled_id: 0, scheduled_at: at.into() });
+}
+
+#[reducer]
+fn on_tick(ctx: &ReducerContext, tick: Tick) {
+    ctx.db.event().insert(Event { text: format!("tick {}", tick.scheduled_id), at: ctx.timestamp });
+}
+
+#[procedure]
+fn events(ctx: &mut ProcedureContext) -> Vec<String> {
+    ctx.with_tx(|tx| tx.db.event().iter().map(|e| e.text).collect())
+}
+
+/// Deletes the first event by value (a table without a primary key).
+#[reducer]
+fn forget_first_event(ctx: &ReducerContext) -> Result<(), String> {
+    let first = ctx.db.event().iter().next().ok_or_else(|| "no events".to_string())?;
+    ctx.db.event().delete(first).then(|| ()).ok_or_else(|| "the event was not deleted".into())
+}
