@@ -7,8 +7,9 @@ namespace Procyon.Tests;
 /// <summary>
 /// tests/modules/ported, written as for SpacetimeDB's current Rust bindings with the crate
 /// renamed: <c>#[table(accessor = …)]</c>, <c>ctx.sender()</c>, <c>with_tx</c> over
-/// <c>&amp;TxContext</c>, <c>duration!</c> into a <c>ScheduleAt</c>, a reducer's own error type and a
-/// table without a primary key, all over HTTP.
+/// <c>&amp;TxContext</c>, <c>duration!</c> into a <c>ScheduleAt</c>, a reducer's own error type, a
+/// table without a primary key and a scheduled reducer guarded by <c>ctx.database_identity()</c>,
+/// all over HTTP.
 /// </summary>
 public sealed class PortingTests : OwnServerTest
 {
@@ -29,6 +30,13 @@ public sealed class PortingTests : OwnServerTest
         Assert.Equal($"\"{identity}\"", await (await CallAsync("whoami", "[]", token)).Content.ReadAsStringAsync());
         Assert.Equal("[1500000,2000000,3600000000,250]", await (await CallAsync("durations", "[]", token)).Content.ReadAsStringAsync());
         Assert.Equal($"""["{identity} joined as ada"]""", await (await CallAsync("events", "[]", token)).Content.ReadAsStringAsync());
+
+        // The database's own identity is the caller of its scheduled runs, so a scheduled
+        // reducer can refuse anyone else.
+        var database = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("procyon module ported"u8));
+        Assert.Equal($"\"{database}\"", await (await CallAsync("database", "[]", token)).Content.ReadAsStringAsync());
+        var refused = await CallAsync("on_tick", """[{"scheduled_id": 9, "scheduled_at": {"Interval": 1000}}]""", token);
+        Assert.Equal($"on_tick is the schedule's, not {identity}'s", await DetailAsync(refused));
     }
 
     [Fact]

@@ -22,6 +22,17 @@ impl ProcedureContext {
         self.sender
     }
 
+    /// The database's own identity, the `sender` of its scheduled runs: a scheduled function
+    /// that only the schedule may run checks `ctx.sender() == ctx.database_identity()`.
+    pub fn database_identity(&self) -> Identity {
+        crate::rt::database_identity()
+    }
+
+    #[deprecated(note = "use `database_identity()`, as SpacetimeDB's current bindings do")]
+    pub fn identity(&self) -> Identity {
+        self.database_identity()
+    }
+
     /// Suspends this procedure until `target` without holding a host thread. A target in the
     /// past returns at once. Afterwards `self.timestamp` is the time it woke.
     pub fn sleep_until(&mut self, target: Timestamp) {

@@ -21,4 +21,15 @@ impl ReducerContext {
     pub fn sender(&self) -> Identity {
         self.sender
     }
+
+    /// The database's own identity, the `sender` of its scheduled runs: a scheduled function
+    /// that only the schedule may run checks `ctx.sender() == ctx.database_identity()`.
+    pub fn database_identity(&self) -> Identity {
+        crate::rt::database_identity()
+    }
+
+    #[deprecated(note = "use `database_identity()`, as SpacetimeDB's current bindings do")]
+    pub fn identity(&self) -> Identity {
+        self.database_identity()
+    }
 }

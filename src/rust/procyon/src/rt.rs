@@ -31,6 +31,7 @@ pub(crate) mod sys {
         pub fn args_read(dst: *mut u8);
         pub fn result_write(src: *const u8, len: usize);
         pub fn caller_identity(dst: *mut u8);
+        pub fn database_identity(dst: *mut u8);
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.
         pub fn sleep_until(target_micros: i64) -> i64;
@@ -75,6 +76,9 @@ pub(crate) mod sys {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn caller_identity(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn database_identity(_: *mut u8) {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn sleep_until(_: i64) -> i64 {
@@ -343,6 +347,13 @@ extern "C" fn asyncify_data() -> u32 {
         (*data).end = stack + ASYNCIFY_STACK_BYTES as u32;
         data as u32
     }
+}
+
+/// The database's own identity: the caller of its scheduled runs.
+pub fn database_identity() -> Identity {
+    let mut bytes = [0u8; 32];
+    unsafe { sys::database_identity(bytes.as_mut_ptr()) };
+    Identity::from_bytes(bytes)
 }
 
 fn write_result(bytes: &[u8]) {

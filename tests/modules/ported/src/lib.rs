@@ -86,9 +86,19 @@ fn start_ticking(ctx: &ReducerContext) {
     ctx.db.tick().insert(Tick { scheduled_id: 0, scheduled_at: at.into() });
 }
 
+/// Run only by the schedule, as SpacetimeDB modules guard their scheduled reducers.
 #[reducer]
-fn on_tick(ctx: &ReducerContext, tick: Tick) {
+fn on_tick(ctx: &ReducerContext, tick: Tick) -> Result<(), String> {
+    if ctx.sender() != ctx.database_identity() {
+        return Err(format!("on_tick is the schedule's, not {}'s", ctx.sender()));
+    }
     ctx.db.event().insert(Event { text: format!("tick {}", tick.scheduled_id), at: ctx.timestamp });
+    Ok(())
+}
+
+#[procedure]
+fn database(ctx: &mut ProcedureContext) -> Identity {
+    ctx.database_identity()
 }
 
 #[procedure]
