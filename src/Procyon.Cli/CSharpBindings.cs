@@ -20,8 +20,8 @@ internal sealed class CSharpBindings
 
     private readonly BindingsModel _model;
 
-    /// <summary>Sum types written inline in a schema (a <c>ScheduleAt</c> field), by their schema's text, with the name given to each.</summary>
-    private readonly Dictionary<string, string> _inlineSums = [];
+    /// <summary>Types written inline in a schema (a <c>ScheduleAt</c> field, a variant's fields), by their schema's text, with the name given to each.</summary>
+    private readonly Dictionary<string, string> _inline = [];
     private readonly StringBuilder _types = new();
 
     private CSharpBindings(BindingsModel model) => _model = model;
@@ -222,7 +222,7 @@ public sealed class {{client}}(HttpClient http, Uri server, string? token = null
         _types.AppendLine(sum.ToString());
     }
 
-    /// <summary>The C# type of a value of <paramref name="schema"/>; an inline sum type becomes a record named <paramref name="hint"/> (or <c>ScheduleAt</c>).</summary>
+    /// <summary>The C# type of a value of <paramref name="schema"/>; an inline sum or product type becomes a record named <paramref name="hint"/> (or <c>ScheduleAt</c>).</summary>
     private string Type(JsonElement schema, string hint)
     {
         if (schema.TryGetProperty("$ref", out _))
@@ -233,13 +233,14 @@ public sealed class {{client}}(HttpClient http, Uri server, string? token = null
         {
             return Type(some, hint) + "?";
         }
-        if (BindingsModel.Variants(schema) is { } variants)
+        var variants = BindingsModel.Variants(schema);
+        if (variants is not null || schema.TryGetProperty("properties", out _))
         {
-            if (!_inlineSums.TryGetValue(schema.GetRawText(), out var named))
+            if (!_inline.TryGetValue(schema.GetRawText(), out var named))
             {
-                named = variants.Select(v => v.Name).SequenceEqual(["Interval", "Time"]) ? "ScheduleAt" : hint;
-                _inlineSums[schema.GetRawText()] = named;
-                WriteSum(named, variants);
+                named = variants?.Select(v => v.Name).SequenceEqual(["Interval", "Time"]) == true ? "ScheduleAt" : hint;
+                _inline[schema.GetRawText()] = named;
+                WriteType(named, schema);
             }
             return named;
         }

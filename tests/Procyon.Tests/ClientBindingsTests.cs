@@ -6,7 +6,8 @@ namespace Procyon.Tests;
 /// <summary>
 /// <c>procyon generate</c>: the TypeScript bindings for the example module compile with
 /// <c>tsc --strict</c> and the C# ones with the repository's rules, and small programs using them
-/// (tests/clients) call <c>add</c> and <c>echo_order</c>, subscribe, and get a reducer's error.
+/// (tests/clients) call <c>add</c> and <c>echo_order</c>, subscribe, and get a reducer's error;
+/// the ported module's bindings (anonymous products in variants) compile beside them.
 /// </summary>
 public sealed class ClientBindingsTests : OwnServerTest, IDisposable
 {
@@ -15,7 +16,8 @@ public sealed class ClientBindingsTests : OwnServerTest, IDisposable
 
     public void Dispose() => Directory.Delete(_home, recursive: true);
 
-    protected override IEnumerable<(string Database, string Module)> Published => [("example", "example")];
+    // ported: enum variants with named fields and several values, schedules, a table without a key.
+    protected override IEnumerable<(string Database, string Module)> Published => [("example", "example"), ("ported", "ported")];
 
     [Fact]
     public async Task The_TypeScript_client_compiles_strictly_and_calls_subscribes_and_fails_as_typed()
@@ -49,10 +51,14 @@ public sealed class ClientBindingsTests : OwnServerTest, IDisposable
         Assert.Contains("add_person: 422 name must not be empty", lines);
     }
 
+    /// <summary>Writes the example's bindings, used by the program, and the ported module's, which must compile beside them.</summary>
     private async Task GenerateAsync(string language, string directory)
     {
-        var (exitCode, output, errors) = await CliProcess.RunAsync(Server.Address, _home, "generate", "--lang", language, "--db", "example", "--out", directory);
-        Assert.True(exitCode == 0, errors);
-        Assert.Contains("16 functions, 7 types", output, StringComparison.Ordinal);
+        foreach (var (database, counts) in ((string, string)[])[("example", "16 functions, 7 types"), ("ported", "functions, ")])
+        {
+            var (exitCode, output, errors) = await CliProcess.RunAsync(Server.Address, _home, "generate", "--lang", language, "--db", database, "--out", directory);
+            Assert.True(exitCode == 0, errors);
+            Assert.Contains(counts, output, StringComparison.Ordinal);
+        }
     }
 }

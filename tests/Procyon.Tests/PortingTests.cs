@@ -40,6 +40,20 @@ public sealed class PortingTests : OwnServerTest
     }
 
     [Fact]
+    public async Task Enum_variants_with_named_fields_or_several_values_are_anonymous_products_in_JSON()
+    {
+        Assert.Equal("12", await (await CallAsync("area", """[{"Rect": {"w": 3, "h": 4}}]""")).Content.ReadAsStringAsync());
+        Assert.Equal("6", await (await CallAsync("area", """[{"Segment": [-1, 5]}]""")).Content.ReadAsStringAsync());
+        Assert.Equal("6", await (await CallAsync("area", """[{"Segment": {"_0": -1, "_1": 5}}]""")).Content.ReadAsStringAsync());
+        Assert.Equal(
+            """[{"Circle":2},{"Rect":{"w":3,"h":4}},{"Segment":{"_0":-1,"_1":5}},{"Empty":null}]""",
+            await (await CallAsync("shapes", "[]")).Content.ReadAsStringAsync());
+        var missing = await CallAsync("area", """[{"Rect": {"w": 3}}]""");
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("h", await DetailAsync(missing), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_duration_scheduled_row_runs_and_a_table_without_a_primary_key_deletes_by_value()
     {
         Assert.Equal(HttpStatusCode.OK, (await CallAsync("start_ticking", "[]")).StatusCode);

@@ -93,9 +93,11 @@ fn param_name(arg: &FnArg) -> syn::Result<String> {
     Err(syn::Error::new(arg.span(), "parameters of exported functions must be plain names"))
 }
 
-/// Gives a struct with named fields (a product) or an enum whose variants carry nothing or one
-/// value (a sum) an algebraic type and a BSATN encoding, so it can be an argument, a return
-/// value or a column. The type is named in the module's typespace after the Rust type.
+/// Gives a struct with named fields (a product) or an enum (a sum) an algebraic type and a BSATN
+/// encoding, so it can be an argument, a return value or a column. A variant carries nothing, one
+/// value, named fields (`Rect { w: u16, h: u16 }`) or several values (`Pair(u8, u8)`, fields
+/// `_0`, `_1`): the last two as an anonymous product. The type is named in the module's
+/// typespace after the Rust type.
 #[proc_macro_derive(ProcyonType)]
 pub fn derive_procyon_type(item: TokenStream) -> TokenStream {
     let input = parse_macro_input!(item as syn::DeriveInput);
@@ -183,11 +185,32 @@ fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn:
                 encodes.push(quote!(#name::#ident(value) => { out.push(#tag); ::procyon::ProcyonType::encode(value, out); }));
                 decodes.push(quote!(#tag => ::std::result::Result::Ok(#name::#ident(<#ty as ::procyon::ProcyonType>::decode(input)?))));
             }
-            other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    "a variant carries nothing or exactly one value; wrap several in a struct that derives ProcyonType",
-                ))
+            // Named fields, or several unnamed ones (named `_0`, `_1`, ..): an anonymous product.
+            syn::Fields::Named(_) | syn::Fields::Unnamed(_) => {
+                let named = matches!(variant.fields, syn::Fields::Named(_));
+                let binds: Vec<syn::Ident> = variant
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| f.ident.clone().unwrap_or_else(|| syn::Ident::new(&format!("field{}", i), Span::call_site())))
+                    .collect();
+                let names: Vec<String> = variant
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| f.ident.as_ref().map_or_else(|| format!("_{}", i), |ident| ident.to_string()))
+                    .collect();
+                let types: Vec<&syn::Type> = variant.fields.iter().map(|f| &f.ty).collect();
+                let (pattern, construct) = if named {
+                    (quote!(#name::#ident { #(#binds),* }), quote!(#name::#ident { #(#binds: <#types as ::procyon::ProcyonType>::decode(input)?),* }))
+                } else {
+                    (quote!(#name::#ident(#(#binds),*)), quote!(#name::#ident(#(<#types as ::procyon::ProcyonType>::decode(input)?),*)))
+                };
+                elements.push(quote!(::procyon::sats::Element::named(#text, ::procyon::sats::AlgebraicType::Product(::std::vec![
+                    #(::procyon::sats::Element::named(#names, <#types as ::procyon::ProcyonType>::algebraic_type(typespace))),*
+                ]))));
+                encodes.push(quote!(#pattern => { out.push(#tag); #(::procyon::ProcyonType::encode(#binds, out);)* }));
+                decodes.push(quote!(#tag => ::std::result::Result::Ok(#construct)));
             }
         }
     }

@@ -51,6 +51,30 @@ pub struct Standing {
     score: u32,
 }
 
+/// Variants with named fields and with several values, as anonymous products.
+#[derive(ProcyonType)]
+pub enum Shape {
+    Circle(u32),
+    Rect { w: u16, h: u16 },
+    Segment(i32, i32),
+    Empty,
+}
+
+#[procedure]
+fn area(_ctx: &mut ProcedureContext, shape: Shape) -> u64 {
+    match shape {
+        Shape::Circle(r) => 3 * (r as u64) * (r as u64),
+        Shape::Rect { w, h } => (w as u64) * (h as u64),
+        Shape::Segment(from, to) => (to - from).unsigned_abs() as u64,
+        Shape::Empty => 0,
+    }
+}
+
+#[procedure]
+fn shapes(_ctx: &mut ProcedureContext) -> Vec<Shape> {
+    vec![Shape::Circle(2), Shape::Rect { w: 3, h: 4 }, Shape::Segment(-1, 5), Shape::Empty]
+}
+
 #[reducer]
 fn join(ctx: &ReducerContext, name: String) -> Result<(), JoinError> {
     if name.is_empty() {
