@@ -9,10 +9,21 @@ public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
     [Fact]
     public async Task Try_it_out_in_Swagger_UI_calls_add_and_shows_the_result()
     {
-        var lines = await RunAsync("swagger.mjs", "swagger-try-it-out.png");
+        var lines = await RunAsync("swagger.mjs", "swagger-try-it-out.png", "add");
 
         Assert.Contains("status: 200", lines);
         Assert.Contains("result: 2", lines);
+    }
+
+    [Fact]
+    public async Task Swagger_UIs_Authorize_button_makes_its_calls_as_the_tokens_identity()
+    {
+        var (identity, token) = await Server.NewIdentityAsync();
+
+        var lines = await RunAsync("swagger.mjs", "swagger-authorize.png", "who_am_i", token);
+
+        Assert.Contains("status: 200", lines);
+        Assert.Contains($"result: \"{identity}\"", lines);
     }
 
     [Fact]
@@ -25,12 +36,12 @@ public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
     }
 
     /// <summary>Runs a script against this class's server; returns its output lines. The screenshot is a test artifact.</summary>
-    private async Task<string[]> RunAsync(string script, string screenshotName)
+    private async Task<string[]> RunAsync(string script, string screenshotName, params string[] arguments)
     {
         var browser = Path.Combine(Modules.RepositoryRoot(), "tests", "browser");
         Assert.True(Directory.Exists(Path.Combine(browser, "node_modules")), "run `npm ci` in tests/browser first (./deploy/test.sh does)");
         var screenshot = Path.Combine(Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName, screenshotName);
-        var lines = await ToolProcess.RunAsync("node", [script, Server.Address.ToString(), screenshot], browser);
+        var lines = await ToolProcess.RunAsync("node", [script, Server.Address.ToString(), screenshot, .. arguments], browser);
         Assert.True(new FileInfo(screenshot).Length > 0);
         return lines;
     }

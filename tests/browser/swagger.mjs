@@ -1,9 +1,10 @@
-// Opens Swagger UI of a running Procyon server in headless Chromium, uses "Try it out" on
-// example.add with its example body and prints the response body it shows.
-// Usage: node swagger.mjs <server-url> <screenshot.png>
+// Opens Swagger UI of a running Procyon server in headless Chromium, enters a token through
+// "Authorize" when given one, uses "Try it out" on example.<fn> with its example body and prints
+// the status and response body it shows.
+// Usage: node swagger.mjs <server-url> <screenshot.png> <fn> [token]
 import { chromium } from "playwright-core";
 
-const [server, screenshot] = process.argv.slice(2);
+const [server, screenshot, fn, token] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: ["--no-sandbox"],
@@ -11,7 +12,14 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   await page.goto(new URL("/swagger/index.html", server).href);
-  const operation = page.locator(".opblock", { hasText: "/v1/databases/example/call/add" }).first();
+  if (token) {
+    await page.locator(".auth-wrapper .authorize").click();
+    const dialog = page.locator(".modal-ux");
+    await dialog.locator("input").first().fill(token);
+    await dialog.locator(".auth-btn-wrapper .authorize").click();
+    await dialog.locator(".auth-btn-wrapper .btn-done").click();
+  }
+  const operation = page.locator(".opblock", { hasText: `/v1/databases/example/call/${fn}` }).first();
   await operation.locator(".opblock-summary").click();
   await operation.getByRole("button", { name: "Try it out" }).click();
   await operation.getByRole("button", { name: "Execute" }).click();

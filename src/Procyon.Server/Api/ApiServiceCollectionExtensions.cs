@@ -6,6 +6,8 @@ namespace Procyon.Server.Api;
 
 internal static class ApiServiceCollectionExtensions
 {
+    private const string BearerScheme = "bearer";
+
     public static IServiceCollection AddProcyonApi(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section);
@@ -20,6 +22,18 @@ internal static class ApiServiceCollectionExtensions
             swagger.DocumentFilter<FunctionOperations>();
             // A result's value is any JSON.
             swagger.MapType<Utf8Json>(() => new Microsoft.OpenApi.OpenApiSchema());
+            // Swagger UI's Authorize button: publishing, deleting, logs and private calls from the page.
+            swagger.AddSecurityDefinition(BearerScheme, new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.Http,
+                Scheme = "bearer",
+                BearerFormat = "JWT",
+                Description = "A token from POST /v1/identity (or `procyon login`). Calls without one are anonymous.",
+            });
+            swagger.AddSecurityRequirement(document => new Microsoft.OpenApi.OpenApiSecurityRequirement
+            {
+                [new Microsoft.OpenApi.OpenApiSecuritySchemeReference(BearerScheme, document)] = [],
+            });
         });
         return services;
     }
