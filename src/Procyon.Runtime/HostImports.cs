@@ -24,7 +24,7 @@ internal static class HostImports
     ];
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
-        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "buffer_read", "buffer_len", .. Suspending],
+        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "random_seed", "buffer_read", "buffer_len", .. Suspending],
         StringComparer.Ordinal);
 
 
@@ -66,6 +66,10 @@ internal static class HostImports
         linker.DefineFunction(Module, "database_identity", (Caller caller, int destination) =>
         {
             CallDispatcher.ModuleIdentity(Instance(caller).Database).Bytes.CopyTo(Guest(caller, destination, Identity.Length));
+        });
+        linker.DefineFunction(Module, "random_seed", (Caller caller, int destination) =>
+        {
+            System.Security.Cryptography.RandomNumberGenerator.Fill(Guest(caller, destination, 32));
         });
         linker.DefineFunction(Module, "sleep_until", (Caller caller, long targetMicros) => Instance(caller).SleepUntil(targetMicros));
         linker.DefineFunction(Module, "buffer_read", (Caller caller, int destination) =>

@@ -54,6 +54,28 @@ public sealed class PortingTests : OwnServerTest
     }
 
     [Fact]
+    public async Task Ctx_rng_is_seeded_by_the_host_afresh_for_each_call()
+    {
+        var rolls = new List<int[]>();
+        for (var call = 0; call < 2; call++)
+        {
+            rolls.Add(JsonSerializer.Deserialize<int[]>(await (await CallAsync("dice", "[200]")).Content.ReadAsStringAsync())!);
+        }
+
+        Assert.All(rolls, r => Assert.Equal(200, r.Length));
+        Assert.All(rolls.SelectMany(r => r), roll => Assert.InRange(roll, 1, 6));
+        Assert.Equal(6, rolls[0].Distinct().Count());
+        // Two calls, even at the same timestamp, draw different sequences (1 chance in 6^200 to fail).
+        Assert.NotEqual(rolls[0], rolls[1]);
+        for (var call = 0; call < 2; call++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await CallAsync("random_event", "[]")).StatusCode);
+        }
+        var events = JsonSerializer.Deserialize<string[]>(await (await CallAsync("events", "[]")).Content.ReadAsStringAsync())!;
+        Assert.Equal(2, events.Where(e => e.StartsWith("random ", StringComparison.Ordinal)).Distinct().Count());
+    }
+
+    [Fact]
     public async Task A_duration_scheduled_row_runs_and_a_table_without_a_primary_key_deletes_by_value()
     {
         Assert.Equal(HttpStatusCode.OK, (await CallAsync("start_ticking", "[]")).StatusCode);

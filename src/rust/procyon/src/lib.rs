@@ -6,6 +6,7 @@ mod alloc;
 mod function;
 mod identity;
 mod procedure;
+mod random;
 mod reducer;
 mod table;
 #[doc(hidden)]
@@ -16,6 +17,9 @@ mod time;
 pub use identity::Identity;
 pub use function::{ExportFunctionForScheduledTable, ProcedureFn, ProcedureTarget, ReducerFn, ReducerResult, ReducerTarget};
 pub use procedure::ProcedureContext;
+/// The `rand` crate (0.8), for `use procyon::rand::Rng;` and `ctx.rng().gen_range(..)`.
+pub use rand;
+pub use random::CallRng;
 pub use procyon_macros::{duration, procedure, reducer, table, ProcyonType};
 pub use reducer::{ReducerContext, TxContext};
 pub use table::{Db, Table, TableHandle, UniqueColumn, UniqueViolation};

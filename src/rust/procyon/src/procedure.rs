@@ -1,3 +1,4 @@
+use crate::random::CallRng;
 use crate::reducer::TxContext;
 use crate::rt::{sys, TX_RETRY};
 use crate::{Identity, Timestamp};
@@ -6,7 +7,7 @@ use crate::{Identity, Timestamp};
 pub struct ProcedureContext {
     pub timestamp: Timestamp,
     pub sender: Identity,
-    _private: (),
+    rng: CallRng,
 }
 
 /// How often `with_tx` runs a closure whose transaction Postgres could not serialize.
@@ -14,12 +15,17 @@ const TX_ATTEMPTS: u32 = 5;
 
 impl ProcedureContext {
     pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
-        ProcedureContext { timestamp, sender, _private: () }
+        ProcedureContext { timestamp, sender, rng: CallRng::new() }
     }
 
     /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
     pub fn sender(&self) -> Identity {
         self.sender
+    }
+
+    /// Random numbers for this call: `ctx.rng().gen_range(1..=6)` with `procyon::rand::Rng`.
+    pub fn rng(&self) -> &CallRng {
+        &self.rng
     }
 
     /// The database's own identity, the `sender` of its scheduled runs: a scheduled function

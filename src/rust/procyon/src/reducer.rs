@@ -1,3 +1,4 @@
+use crate::random::CallRng;
 use crate::table::Db;
 use crate::{Identity, Timestamp};
 
@@ -7,6 +8,7 @@ pub struct ReducerContext {
     pub timestamp: Timestamp,
     pub sender: Identity,
     pub db: Db,
+    rng: CallRng,
 }
 
 /// What a procedure's `with_tx` closure gets (SpacetimeDB's name for it): a reducer's context.
@@ -14,12 +16,17 @@ pub type TxContext = ReducerContext;
 
 impl ReducerContext {
     pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
-        ReducerContext { timestamp, sender, db: Db::new() }
+        ReducerContext { timestamp, sender, db: Db::new(), rng: CallRng::new() }
     }
 
     /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
     pub fn sender(&self) -> Identity {
         self.sender
+    }
+
+    /// Random numbers for this call: `ctx.rng().gen_range(1..=6)` with `procyon::rand::Rng`.
+    pub fn rng(&self) -> &CallRng {
+        &self.rng
     }
 
     /// The database's own identity, the `sender` of its scheduled runs: a scheduled function

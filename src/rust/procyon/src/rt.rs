@@ -32,6 +32,8 @@ pub(crate) mod sys {
         pub fn result_write(src: *const u8, len: usize);
         pub fn caller_identity(dst: *mut u8);
         pub fn database_identity(dst: *mut u8);
+        /// 32 bytes of the host's operating-system randomness.
+        pub fn random_seed(dst: *mut u8);
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.
         pub fn sleep_until(target_micros: i64) -> i64;
@@ -79,6 +81,9 @@ pub(crate) mod sys {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn database_identity(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn random_seed(_: *mut u8) {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn sleep_until(_: i64) -> i64 {

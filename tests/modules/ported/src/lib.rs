@@ -3,6 +3,7 @@
 //! and run unchanged. PortingTests call it over HTTP.
 
 use procyon::{duration, procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TxContext};
+use procyon::rand::Rng;
 use std::fmt;
 
 #[table(accessor = player, public)]
@@ -101,6 +102,18 @@ fn whoami(ctx: &mut ProcedureContext) -> Identity {
 #[procedure]
 fn durations(_ctx: &mut ProcedureContext) -> Vec<i64> {
     vec![duration!("1500ms").to_micros(), duration!(2s).to_micros(), duration!("1h").to_micros(), duration!(250us).to_micros()]
+}
+
+/// `n` rolls of a die, from the call's host-seeded generator.
+#[procedure]
+fn dice(ctx: &mut ProcedureContext, n: u32) -> Vec<u32> {
+    (0..n).map(|_| ctx.rng().gen_range(1..=6)).collect()
+}
+
+#[reducer]
+fn random_event(ctx: &ReducerContext) {
+    let value: u64 = ctx.rng().gen();
+    ctx.db.event().insert(Event { text: format!("random {}", value), at: ctx.timestamp });
 }
 
 /// Runs `on_tick` once, 50 ms from now.
