@@ -21,7 +21,8 @@ log "Testing the Rust SDK on the build machine (codec golden vectors)"
 # build the SDK, the macros and the modules without a warning.
 if "$HOME/.cargo/bin/rustup" toolchain list 2>/dev/null | grep -q '^stable'; then
   log "Checking the Rust workspace with rustup's stable Rust, warnings as errors"
-  (cd "$REPO/src/rust" && RUSTFLAGS="-D warnings" "$HOME/.cargo/bin/cargo" +stable check --quiet --workspace --all-targets --target-dir target/stable)
+  # rustup's directory first, so that cargo runs rustup's rustc and not Debian's (common.sh put /usr/bin first).
+  (cd "$REPO/src/rust" && PATH="$HOME/.cargo/bin:$PATH" RUSTFLAGS="-D warnings" cargo +stable check --quiet --workspace --all-targets --target-dir target/stable)
 else
   log "No rustup stable toolchain on this machine: the check with stable Rust is skipped"
 fi
