@@ -40,6 +40,20 @@ public sealed class CallDispatcher(
     /// <param name="cancellationToken">Ends sleeping calls early; pass the server's shutdown token, not a request's.</param>
     public async Task<CallResult> CallAsync(CallRequest request, CancellationToken cancellationToken)
     {
+        using var activity = ProcyonTelemetry.StartCall(request);
+        ProcyonTelemetry.Admitted(request.Origin);
+        try
+        {
+            return await CallNowAsync(request, cancellationToken);
+        }
+        finally
+        {
+            ProcyonTelemetry.Left(request.Origin);
+        }
+    }
+
+    private async Task<CallResult> CallNowAsync(CallRequest request, CancellationToken cancellationToken)
+    {
         var startedAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
         var module = registry.Find(request.Database);
@@ -270,8 +284,9 @@ public sealed class CallDispatcher(
         return false;
     }
 
-    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
-        new()
+    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error)
+    {
+        var result = new CallResult
         {
             RequestId = request.RequestId,
             CallId = request.CallId,
@@ -294,6 +309,9 @@ public sealed class CallDispatcher(
             Failure = failure,
             Audience = audience,
         };
+        ProcyonTelemetry.Ended(result);
+        return result;
+    }
 
     private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> RunAsync(
         CallRequest request,

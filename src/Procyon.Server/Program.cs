@@ -2,6 +2,7 @@ using Procyon.Runtime;
 using Procyon.Server.Api;
 using Procyon.Server.Auth;
 using Procyon.Server.Hub;
+using Procyon.Server.Telemetry;
 using Procyon.Storage;
 
 namespace Procyon.Server;
@@ -32,8 +33,10 @@ public static class Program
         builder.Services.AddProcyonAuth(builder.Configuration);
         builder.Services.AddProcyonApi(builder.Configuration);
         builder.Services.AddProcyonHub(builder.Configuration);
+        builder.Services.AddProcyonTelemetry(builder.Configuration);
 
         var app = builder.Build();
+        app.UseProcyonTelemetry();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         // The console page (wwwroot/index.html) at /.

@@ -26,6 +26,11 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     public async Task RunAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
         var scheduled = new ScheduledTarget(module, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
+        var now = DateTime.UtcNow;
+        foreach (var row in claimed)
+        {
+            ProcyonTelemetry.RowStarted(module.Database, now - row.Due);
+        }
         try
         {
             await (scheduled.Function.Kind == FunctionKind.Procedure
