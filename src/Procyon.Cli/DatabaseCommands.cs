@@ -150,9 +150,11 @@ internal static class DatabaseCommands
         var db = Database();
         var lines = new Option<int>("--lines", "-n") { Description = "How many recent lines (1-10,000)", DefaultValueFactory = _ => 100 };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines as the module writes them (Ctrl-C ends)" };
-        return CliOptions.Command("logs", "Print a database's recent log lines (the owner's)", [db, lines, follow], async (parse, client, cancellationToken) =>
+        var level = new Option<string>("--level") { Description = "Only lines at this level or more severe: ERROR, WARN, INFO, DEBUG or TRACE" };
+        return CliOptions.Command("logs", "Print a database's recent log lines (the owner's)", [db, lines, follow, level], async (parse, client, cancellationToken) =>
         {
-            var path = $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/logs?limit={parse.GetValue(lines)}";
+            var path = $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/logs?limit={parse.GetValue(lines)}"
+                + (parse.GetValue(level) is { } minimum ? $"&level={Uri.EscapeDataString(minimum)}" : "");
             if (!parse.GetValue(follow))
             {
                 foreach (var line in (await client.SendJsonAsync(HttpMethod.Get, path, cancellationToken)).EnumerateArray())

@@ -328,7 +328,9 @@ internal sealed class ModuleInstance : IDisposable
         return UnixTime.NowMicros();
     }
 
-    public void Log(ModuleLogRecord record) => _logs.Append(Database, record);
+    /// <summary>Appends a line to the database's logs, with the trace of the call that wrote it when it has one.</summary>
+    public void Log(ModuleLogRecord record) =>
+        _logs.Append(Database, System.Diagnostics.Activity.Current is { Recorded: true } activity ? record with { TraceId = activity.TraceId.ToString() } : record);
 
     /// <summary>Bytes of linear memory last counted against the budget.</summary>
     public long MemoryBytes { get; private set; }

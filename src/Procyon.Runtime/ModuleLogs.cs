@@ -5,7 +5,32 @@ using Microsoft.Extensions.Options;
 namespace Procyon.Runtime;
 
 /// <summary>One line a module logged through the <c>log</c> crate (or a panic).</summary>
-public sealed record ModuleLogRecord(DateTimeOffset Time, string Level, string Target, string? File, uint Line, string Message);
+public sealed record ModuleLogRecord(DateTimeOffset Time, string Level, string Target, string? File, uint Line, string Message)
+{
+    /// <summary>The trace of the call that wrote it, when the call has a span (an OTLP collector is set, see Observability).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? TraceId { get; init; }
+
+    /// <summary>Whether this line is at <paramref name="level"/> or more severe (ERROR before WARN before INFO …); null passes all.</summary>
+    public bool AtLeast(string? level) =>
+        level is null || Severity(Level) <= Severity(level);
+
+    /// <summary>The levels, the most severe first.</summary>
+    public static IReadOnlyList<string> Levels => ModuleAbi.LogLevels;
+
+    /// <summary>0 for ERROR up to 4 for TRACE; -1 for a name that is no level.</summary>
+    public static int Severity(string level)
+    {
+        for (var severity = 0; severity < ModuleAbi.LogLevels.Count; severity++)
+        {
+            if (string.Equals(ModuleAbi.LogLevels[severity], level, StringComparison.OrdinalIgnoreCase))
+            {
+                return severity;
+            }
+        }
+        return -1;
+    }
+}
 
 /// <summary>
 /// The most recent log lines of each database, in memory, bounded by
@@ -20,8 +45,9 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
     public void Append(string database, ModuleLogRecord record) =>
         _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase)).Add(record);
 
-    public IReadOnlyList<ModuleLogRecord> Recent(string database, int limit) =>
-        _byDatabase.TryGetValue(database, out var ring) ? ring.Last(limit) : [];
+    /// <summary>The last <paramref name="limit"/> lines at <paramref name="level"/> or more severe (all when null).</summary>
+    public IReadOnlyList<ModuleLogRecord> Recent(string database, int limit, string? level = null) =>
+        _byDatabase.TryGetValue(database, out var ring) ? ring.Last(limit, level) : [];
 
     /// <summary>
     /// The last <paramref name="limit"/> lines of <paramref name="database"/> and then each line
@@ -30,8 +56,8 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
     /// <see cref="RuntimeOptions.LogFollowerBacklog"/> lines behind loses the oldest. Null when the
     /// database already has <see cref="RuntimeOptions.LogFollowersPerDatabase"/> followers.
     /// </summary>
-    public LogFollower? Follow(string database, int limit) =>
-        _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase)).Follow(limit, options.Value);
+    public LogFollower? Follow(string database, int limit, string? level = null) =>
+        _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase)).Follow(limit, level, options.Value);
 
     public void Clear(string database)
     {
@@ -44,16 +70,19 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
     private sealed class Ring(int lines, long bytes)
     {
         private readonly Queue<ModuleLogRecord> _records = new();
-        private readonly List<Channel<ModuleLogRecord>> _followers = [];
+        private readonly List<(Channel<ModuleLogRecord> Channel, string? Level)> _followers = [];
         private long _bytes;
 
         public void Add(ModuleLogRecord record)
         {
             lock (_records)
             {
-                foreach (var follower in _followers)
+                foreach (var (follower, level) in _followers)
                 {
-                    follower.Writer.TryWrite(record);
+                    if (record.AtLeast(level))
+                    {
+                        follower.Writer.TryWrite(record);
+                    }
                 }
                 _records.Enqueue(record);
                 _bytes += Size(record);
@@ -64,15 +93,16 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
             }
         }
 
-        public IReadOnlyList<ModuleLogRecord> Last(int limit)
+        public IReadOnlyList<ModuleLogRecord> Last(int limit, string? level)
         {
             lock (_records)
             {
-                return _records.Skip(Math.Max(0, _records.Count - limit)).ToArray();
+                var matching = _records.Where(r => r.AtLeast(level)).ToList();
+                return matching.Skip(Math.Max(0, matching.Count - limit)).ToArray();
             }
         }
 
-        public LogFollower? Follow(int limit, RuntimeOptions options)
+        public LogFollower? Follow(int limit, string? level, RuntimeOptions options)
         {
             lock (_records)
             {
@@ -81,12 +111,13 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
                     return null;
                 }
                 var channel = Channel.CreateBounded<ModuleLogRecord>(new BoundedChannelOptions(options.LogFollowerBacklog) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-                _followers.Add(channel);
-                return new LogFollower(Last(limit), channel.Reader, () =>
+                var follower = (channel, level);
+                _followers.Add(follower);
+                return new LogFollower(Last(limit, level), channel.Reader, () =>
                 {
                     lock (_records)
                     {
-                        _followers.Remove(channel);
+                        _followers.Remove(follower);
                     }
                 });
             }
@@ -96,7 +127,7 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
         {
             lock (_records)
             {
-                foreach (var follower in _followers)
+                foreach (var (follower, _) in _followers)
                 {
                     follower.Writer.TryComplete();
                 }
@@ -117,6 +148,45 @@ public sealed class LogFollower(IReadOnlyList<ModuleLogRecord> recent, ChannelRe
 
     /// <summary>The lines written since; it completes when the database is deleted.</summary>
     public ChannelReader<ModuleLogRecord> Next { get; } = next;
+
+    /// <summary>
+    /// The recent lines, then each new one, until the database is deleted or
+    /// <paramref name="cancellationToken"/> ends it (which ends the stream, not with an exception);
+    /// the follower is disposed at the end.
+    /// </summary>
+    public async IAsyncEnumerable<ModuleLogRecord> ReadAllAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            foreach (var record in Recent)
+            {
+                yield return record;
+            }
+            while (await WaitToReadAsync(cancellationToken))
+            {
+                while (Next.TryRead(out var record))
+                {
+                    yield return record;
+                }
+            }
+        }
+        finally
+        {
+            Dispose();
+        }
+    }
+
+    private async Task<bool> WaitToReadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Next.WaitToReadAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
 
     public void Dispose() => stop();
 }

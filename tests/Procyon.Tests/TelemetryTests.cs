@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using System.Text.RegularExpressions;
 using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
 
-/// <summary>/metrics in Prometheus's text format after known calls, and a call's span under the caller's trace.</summary>
+/// <summary>/metrics in Prometheus's text format after known calls, and a call's span (and its log lines) under the caller's trace.</summary>
 public sealed partial class TelemetryTests : OwnServerTest
 {
     // A database name no other test uses: the instruments are the process's, shared by every server in it.
@@ -71,6 +72,12 @@ public sealed partial class TelemetryTests : OwnServerTest
         Assert.Equal("http", call.GetTagItem("procyon.origin"));
         Assert.Equal("ok", call.GetTagItem("procyon.status"));
         Assert.Equal(ActivityStatusCode.Ok, call.Status);
+
+        // A line the module logs during a traced call carries the trace's id.
+        using var shout = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/metered/call/shouts") { Content = new StringContent("[1, 3]") };
+        shout.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01");
+        Assert.Equal(HttpStatusCode.OK, (await Server.Http.SendAsync(shout)).StatusCode);
+        Assert.Contains($"\"traceId\":\"{traceId}\"", await Server.LogsAsync("metered"), StringComparison.Ordinal);
     }
 
     private sealed record Sample(string Name, Dictionary<string, string> Labels, double Value);

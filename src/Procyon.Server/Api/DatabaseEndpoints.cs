@@ -51,7 +51,7 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         databases.MapGet("/logs", GetLogs)
             .WithSummary("Recent log lines the module wrote on this server (owner only)")
-            .WithDescription("`limit` (1-10,000, default 100) recent lines, oldest first. With `follow=true`: a `text/event-stream` of `log` events, the recent lines and then each new line as the module writes it on this server, until the client disconnects or the database is deleted.")
+            .WithDescription("`limit` (1-10,000, default 100) recent lines, oldest first; `level` (ERROR, WARN, INFO, DEBUG, TRACE) keeps that level and the more severe ones. With `follow=true`: a `text/event-stream` of `log` events, the recent lines and then each new line as the module writes it on this server, until the client disconnects or the database is deleted.")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
@@ -100,8 +100,12 @@ internal static class DatabaseEndpoints
     private static IResult GetSchema(string db, ModuleRegistry registry) =>
         registry.Find(db) is { } module ? TypedResults.Ok(ModuleSchema.Of(module)) : UnknownDatabase(db);
 
-    private static async Task<IResult> GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, IHostApplicationLifetime lifetime, [FromQuery] int? limit, [FromQuery] bool? follow)
+    private static async Task<IResult> GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, IHostApplicationLifetime lifetime, [FromQuery] int? limit, [FromQuery] bool? follow, [FromQuery] string? level)
     {
+        if (level is not null && ModuleLogRecord.Severity(level) < 0)
+        {
+            return TypedResults.Problem($"'{level}' is not a log level: use one of {string.Join(", ", ModuleLogRecord.Levels)}", statusCode: StatusCodes.Status400BadRequest, title: "Bad log level");
+        }
         if (registry.Find(db) is not { } module)
         {
             return UnknownDatabase(db);
@@ -113,9 +117,9 @@ internal static class DatabaseEndpoints
         var count = Math.Clamp(limit ?? 100, 1, 10_000);
         if (follow != true)
         {
-            return TypedResults.Ok(logs.Recent(db, count));
+            return TypedResults.Ok(logs.Recent(db, count, level));
         }
-        using var follower = logs.Follow(db, count);
+        using var follower = logs.Follow(db, count, level);
         if (follower is null)
         {
             context.Response.Headers.RetryAfter = "1";
@@ -142,33 +146,14 @@ internal static class DatabaseEndpoints
 
     private static async IAsyncEnumerable<System.Net.ServerSentEvents.SseItem<string>> FollowAsync(LogFollower follower, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        foreach (var record in follower.Recent)
+        await foreach (var record in follower.ReadAllAsync(cancellationToken))
         {
             yield return LogEvent(record);
-        }
-        while (await WaitToReadAsync(follower.Next, cancellationToken))
-        {
-            while (follower.Next.TryRead(out var record))
-            {
-                yield return LogEvent(record);
-            }
         }
     }
 
     private static System.Net.ServerSentEvents.SseItem<string> LogEvent(ModuleLogRecord record) =>
         new(System.Text.Json.JsonSerializer.Serialize(record, System.Text.Json.JsonSerializerOptions.Web), "log");
-
-    private static async Task<bool> WaitToReadAsync(System.Threading.Channels.ChannelReader<ModuleLogRecord> reader, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await reader.WaitToReadAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
 
     private static async Task<IResult> QueryAsync(string db, HttpRequest request, ModuleRegistry registry, ReadOnlyQueries queries, IOptions<ApiOptions> options, CancellationToken cancellationToken)
     {

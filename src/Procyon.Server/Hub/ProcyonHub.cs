@@ -16,6 +16,7 @@ internal sealed class ProcyonHub(
     DurableCalls kept,
     ModuleRegistry registry,
     ResultListeners listeners,
+    ModuleLogs logs,
     IOptions<Auth.AuthOptions> auth,
     IOptions<HubOptions> limits,
     IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
@@ -70,6 +71,31 @@ internal sealed class ProcyonHub(
     {
         RequireNames(db, fn);
         return ResultStream.ReadAllAsync(listeners, db, fn, Auth.Tokens.IdentityOf(Context.User!), limits.Value.MaxPendingBytesPerConnection, cancellationToken);
+    }
+
+    /// <summary>
+    /// The database's log lines as <c>GET /logs?follow=true</c> sends them (the last
+    /// <paramref name="limit"/>, then each new one, at <paramref name="level"/> or more severe),
+    /// until the client ends the stream or the database is deleted; its owner's only.
+    /// </summary>
+    public IAsyncEnumerable<ModuleLogRecord> Logs(string db, string? level = null, int limit = 100, CancellationToken cancellationToken = default)
+    {
+        RequireNames(db, null);
+        if (registry.Find(db) is not { } module)
+        {
+            throw new HubException($"no database named '{db}' is published");
+        }
+        if (!Auth.Ownership.IsOwner(module, Context.User!))
+        {
+            throw new HubException($"only the owner of database '{db}' may read its logs: connect with the owner's token");
+        }
+        if (level is not null && ModuleLogRecord.Severity(level) < 0)
+        {
+            throw new HubException($"'{level}' is not a log level: use one of {string.Join(", ", ModuleLogRecord.Levels)}");
+        }
+        var follower = logs.Follow(db, Math.Clamp(limit, 1, 10_000), level)
+            ?? throw new HubException($"too many readers follow the logs of '{db}' (Procyon:Runtime:LogFollowersPerDatabase)");
+        return follower.ReadAllAsync(cancellationToken);
     }
 
     public void Subscribe(string db, string? fn = null)
