@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod alloc;
+mod context;
 mod function;
 mod identity;
 mod procedure;

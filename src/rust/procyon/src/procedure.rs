@@ -18,26 +18,7 @@ impl ProcedureContext {
         ProcedureContext { timestamp, sender, rng: CallRng::new() }
     }
 
-    /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
-    pub fn sender(&self) -> Identity {
-        self.sender
-    }
-
-    /// Random numbers for this call: `ctx.rng().gen_range(1..=6)` with `procyon::rand::Rng`.
-    pub fn rng(&self) -> &CallRng {
-        &self.rng
-    }
-
-    /// The database's own identity, the `sender` of its scheduled runs: a scheduled function
-    /// that only the schedule may run checks `ctx.sender() == ctx.database_identity()`.
-    pub fn database_identity(&self) -> Identity {
-        crate::rt::database_identity()
-    }
-
-    #[deprecated(note = "use `database_identity()`, as SpacetimeDB's current bindings do")]
-    pub fn identity(&self) -> Identity {
-        self.database_identity()
-    }
+    crate::context::context_methods!();
 
     /// Suspends this procedure until `target` without holding a host thread. A target in the
     /// past returns at once. Afterwards `self.timestamp` is the time it woke.

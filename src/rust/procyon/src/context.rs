@@ -1,0 +1,30 @@
+//! What every context (`ReducerContext`, `ProcedureContext`) offers besides its own methods.
+
+/// The methods both contexts have, written once: a macro rather than a trait, so that they are
+/// inherent and `ctx.sender()` needs no import. The context has `sender` and `rng` fields.
+macro_rules! context_methods {
+    () => {
+        /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
+        pub fn sender(&self) -> Identity {
+            self.sender
+        }
+
+        /// Random numbers for this call: `ctx.rng().gen_range(1..=6)` with `procyon::rand::Rng`.
+        pub fn rng(&self) -> &CallRng {
+            &self.rng
+        }
+
+        /// The database's own identity, the `sender` of its scheduled runs: a scheduled function
+        /// that only the schedule may run checks `ctx.sender() == ctx.database_identity()`.
+        pub fn database_identity(&self) -> Identity {
+            crate::rt::database_identity()
+        }
+
+        #[deprecated(note = "use `database_identity()`, as SpacetimeDB's current bindings do")]
+        pub fn identity(&self) -> Identity {
+            self.database_identity()
+        }
+    };
+}
+
+pub(crate) use context_methods;
