@@ -82,9 +82,9 @@ public sealed class CallDispatcher(
             token => ResumeOnVersionAsync(module, call, durable, token), (CancelledOutcome.Failure, CancelledOutcome.Value, CancelledOutcome.Error, false));
         if (notNow)
         {
-            // Nothing of it ran here: another server, or this one shortly, wakes it.
+            // Nothing of it ran here: another server, or this one shortly, wakes it (and counts it then).
             await durableCalls.ReleaseAsync(call.Id);
-            return Refuse(request, failure, error!);
+            return NotRun(request, failure, error!);
         }
         return await CompleteAsync(request, module, module?.Description.Find(call.Function), call.StartedAt, DateTimeOffset.UtcNow - call.StartedAt, durable, failure, value, error, taken: true);
     }
@@ -219,7 +219,7 @@ public sealed class CallDispatcher(
         await using var call = transactions.Within(module.Database, transaction, cancellationToken);
         var outcome = await RunOnInstanceAsync(module, init, ReadOnlyMemory<byte>.Empty, publisher, UnixTime.ToMicros(startedAt), new CallContext(module.Tables, call));
         var (failure, value, error) = Finish(module, init, outcome);
-        return Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        return ProcyonTelemetry.Ended(Result(request, ResultAudience.Of(module, init, publisher), startedAt, Stopwatch.GetElapsedTime(started), failure, value, error));
     }
 
     /// <summary>The database or function a call names that is not there (404), or null when both are.</summary>
@@ -243,6 +243,10 @@ public sealed class CallDispatcher(
 
     /// <summary>The result of a call refused before it ran (so nobody else hears of it).</summary>
     public static CallResult Refuse(CallRequest request, CallFailure failure, string error) =>
+        ProcyonTelemetry.Ended(NotRun(request, failure, error));
+
+    /// <summary>A result for a call that did not run, counted nowhere (a refusal counts it through <see cref="Refuse"/>).</summary>
+    private static CallResult NotRun(CallRequest request, CallFailure failure, string error) =>
         Result(request, ResultAudience.Nobody, DateTimeOffset.UtcNow, TimeSpan.Zero, failure, null, error);
 
     /// <summary>Sends a result to every sink that listens to its database (the hub's subscribers).</summary>
@@ -270,7 +274,7 @@ public sealed class CallDispatcher(
 
     /// <summary>The result of a call, for <see cref="Announce"/> later (after a transaction that it depends on commits).</summary>
     internal CallResult Describe(CallRequest request, LoadedModule? module, FunctionDescription? function, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
-        Result(request, Listened(request.Database) ? ResultAudience.Of(module, function, request.Caller) : ResultAudience.Nobody, startedAt, duration, failure, value, error);
+        ProcyonTelemetry.Ended(Result(request, Listened(request.Database) ? ResultAudience.Of(module, function, request.Caller) : ResultAudience.Nobody, startedAt, duration, failure, value, error));
 
     private bool Listened(string database)
     {
@@ -284,9 +288,8 @@ public sealed class CallDispatcher(
         return false;
     }
 
-    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error)
-    {
-        var result = new CallResult
+    private static CallResult Result(CallRequest request, ResultAudience audience, DateTimeOffset startedAt, TimeSpan duration, CallFailure failure, Utf8Json? value, string? error) =>
+        new()
         {
             RequestId = request.RequestId,
             CallId = request.CallId,
@@ -309,9 +312,6 @@ public sealed class CallDispatcher(
             Failure = failure,
             Audience = audience,
         };
-        ProcyonTelemetry.Ended(result);
-        return result;
-    }
 
     private async Task<(CallFailure Failure, Utf8Json? Value, string? Error)> RunAsync(
         CallRequest request,

@@ -26,8 +26,11 @@ public static class ProcyonTelemetry
     private static readonly Histogram<double> Lateness = Meter.CreateHistogram<double>("procyon.scheduler.lateness", "s", "How long after its due time a scheduled row started running",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] });
 
-    /// <summary>A call that ended (or was refused): counted, its duration recorded, its activity given its status.</summary>
-    internal static void Ended(CallResult result)
+    /// <summary>
+    /// A call that ended (or was refused): counted, its duration recorded, its activity given its
+    /// status. Called once per call where it ends, not for a kept result handed to a retry.
+    /// </summary>
+    internal static CallResult Ended(CallResult result)
     {
         var status = new KeyValuePair<string, object?>("status", result.Status);
         var origin = new KeyValuePair<string, object?>("origin", result.Origin);
@@ -39,6 +42,7 @@ public static class ProcyonTelemetry
             activity.SetTag("procyon.status", result.Status);
             activity.SetStatus(result.Status == "ok" ? ActivityStatusCode.Ok : ActivityStatusCode.Error, result.Error);
         }
+        return result;
     }
 
     /// <summary>The span of one call (a child of the HTTP request's, which honours a caller's <c>traceparent</c>); null when nobody listens.</summary>

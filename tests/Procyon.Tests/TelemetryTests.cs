@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
@@ -20,14 +22,24 @@ public sealed partial class TelemetryTests : OwnServerTest
             Assert.Equal("3", await (await Server.CallAsync("metered", "add", "[1,2]")).Content.ReadAsStringAsync());
         }
         await Server.CallAsync("metered", "add", """[1,"two"]""");
+        // A retry of CallOnce with the same key (over HTTP: Idempotency-Key) gets the kept result: one call, counted once.
+        await using (var hub = await Server.ConnectHubAsync())
+        {
+            for (var attempt = 0; attempt < 2; attempt++)
+            {
+                var once = await hub.InvokeAsync<JsonElement>("CallOnce", "metered", "add", JsonDocument.Parse("[4,4]").RootElement, "metered-once", null);
+                Assert.Equal(8, once.GetProperty("value").GetInt32());
+            }
+        }
 
         var samples = Parse(await Server.Http.GetStringAsync("/metrics"));
 
         Assert.Equal(3, Value(samples, "procyon_calls_total", ("db", "metered"), ("fn", "add"), ("origin", "http"), ("status", "ok")));
+        Assert.Equal(1, Value(samples, "procyon_calls_total", ("db", "metered"), ("fn", "add"), ("origin", "hub"), ("status", "ok")));
         Assert.Equal(1, Value(samples, "procyon_calls_total", ("db", "metered"), ("fn", "add"), ("origin", "http"), ("status", "error")));
         Assert.Equal(3, Value(samples, "procyon_call_duration_seconds_count", ("db", "metered"), ("origin", "http"), ("status", "ok")));
         var buckets = samples
-            .Where(s => s.Name == "procyon_call_duration_seconds_bucket" && Has(s, ("db", "metered"), ("status", "ok")))
+            .Where(s => s.Name == "procyon_call_duration_seconds_bucket" && Has(s, ("db", "metered"), ("origin", "http"), ("status", "ok")))
             .Select(s => (Le: s.Labels["le"] == "+Inf" ? double.PositiveInfinity : double.Parse(s.Labels["le"], CultureInfo.InvariantCulture), s.Value))
             .OrderBy(b => b.Le)
             .ToList();
