@@ -11,12 +11,15 @@ public sealed record ModuleLogRecord(DateTimeOffset Time, string Level, string T
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? TraceId { get; init; }
 
-    /// <summary>Whether this line is at <paramref name="level"/> or more severe (ERROR before WARN before INFO …); null passes all.</summary>
-    public bool AtLeast(string? level) =>
-        level is null || Severity(Level) <= Severity(level);
+    /// <summary>Whether this line is at least as severe as <paramref name="threshold"/> (a <see cref="Severity"/>).</summary>
+    internal bool AtLeast(int threshold) => Severity(Level) <= threshold;
 
-    /// <summary>The levels, the most severe first.</summary>
-    public static IReadOnlyList<string> Levels => ModuleAbi.LogLevels;
+    /// <summary>What to answer a <c>level</c> that is no level; null for a level, or none.</summary>
+    public static string? LevelProblem(string? level) =>
+        level is null || Severity(level) >= 0 ? null : $"'{level}' is not a log level: use one of {string.Join(", ", ModuleAbi.LogLevels)}";
+
+    /// <summary>The severity a <c>level</c> keeps: that level and the more severe ones; all lines when null.</summary>
+    internal static int Threshold(string? level) => level is null ? int.MaxValue : Severity(level);
 
     /// <summary>0 for ERROR up to 4 for TRACE; -1 for a name that is no level.</summary>
     public static int Severity(string level)
@@ -42,12 +45,11 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
 {
     private readonly ConcurrentDictionary<string, Ring> _byDatabase = new(StringComparer.Ordinal);
 
-    public void Append(string database, ModuleLogRecord record) =>
-        _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase)).Add(record);
+    public void Append(string database, ModuleLogRecord record) => RingOf(database).Add(record);
 
     /// <summary>The last <paramref name="limit"/> lines at <paramref name="level"/> or more severe (all when null).</summary>
     public IReadOnlyList<ModuleLogRecord> Recent(string database, int limit, string? level = null) =>
-        _byDatabase.TryGetValue(database, out var ring) ? ring.Last(limit, level) : [];
+        _byDatabase.TryGetValue(database, out var ring) ? ring.Last(limit, ModuleLogRecord.Threshold(level)) : [];
 
     /// <summary>
     /// The last <paramref name="limit"/> lines of <paramref name="database"/> and then each line
@@ -57,7 +59,14 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
     /// database already has <see cref="RuntimeOptions.LogFollowersPerDatabase"/> followers.
     /// </summary>
     public LogFollower? Follow(string database, int limit, string? level = null) =>
-        _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase)).Follow(limit, level, options.Value);
+        RingOf(database).Follow(limit, ModuleLogRecord.Threshold(level), options.Value);
+
+    /// <summary>What to answer a follower beyond <see cref="RuntimeOptions.LogFollowersPerDatabase"/>.</summary>
+    public static string TooManyFollowers(string database) =>
+        $"too many readers follow the logs of '{database}' (Procyon:Runtime:LogFollowersPerDatabase)";
+
+    private Ring RingOf(string database) =>
+        _byDatabase.GetOrAdd(database, _ => new Ring(options.Value.LogLinesPerDatabase, options.Value.LogBytesPerDatabase));
 
     public void Clear(string database)
     {
@@ -70,16 +79,16 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
     private sealed class Ring(int lines, long bytes)
     {
         private readonly Queue<ModuleLogRecord> _records = new();
-        private readonly List<(Channel<ModuleLogRecord> Channel, string? Level)> _followers = [];
+        private readonly List<(Channel<ModuleLogRecord> Channel, int Threshold)> _followers = [];
         private long _bytes;
 
         public void Add(ModuleLogRecord record)
         {
             lock (_records)
             {
-                foreach (var (follower, level) in _followers)
+                foreach (var (follower, threshold) in _followers)
                 {
-                    if (record.AtLeast(level))
+                    if (record.AtLeast(threshold))
                     {
                         follower.Writer.TryWrite(record);
                     }
@@ -93,16 +102,16 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
             }
         }
 
-        public IReadOnlyList<ModuleLogRecord> Last(int limit, string? level)
+        public IReadOnlyList<ModuleLogRecord> Last(int limit, int threshold)
         {
             lock (_records)
             {
-                var matching = _records.Where(r => r.AtLeast(level)).ToList();
+                var matching = _records.Where(r => r.AtLeast(threshold)).ToList();
                 return matching.Skip(Math.Max(0, matching.Count - limit)).ToArray();
             }
         }
 
-        public LogFollower? Follow(int limit, string? level, RuntimeOptions options)
+        public LogFollower? Follow(int limit, int threshold, RuntimeOptions options)
         {
             lock (_records)
             {
@@ -111,9 +120,9 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
                     return null;
                 }
                 var channel = Channel.CreateBounded<ModuleLogRecord>(new BoundedChannelOptions(options.LogFollowerBacklog) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-                var follower = (channel, level);
+                var follower = (channel, threshold);
                 _followers.Add(follower);
-                return new LogFollower(Last(limit, level), channel.Reader, () =>
+                return new LogFollower(Last(limit, threshold), channel.Reader, () =>
                 {
                     lock (_records)
                     {
@@ -141,14 +150,10 @@ public sealed class ModuleLogs(IOptions<RuntimeOptions> options)
 }
 
 /// <summary>A reader of a database's log lines as they are written (see <see cref="ModuleLogs.Follow"/>).</summary>
+/// <param name="recent">The lines written before it started following.</param>
+/// <param name="next">The lines written since; it completes when the database is deleted.</param>
 public sealed class LogFollower(IReadOnlyList<ModuleLogRecord> recent, ChannelReader<ModuleLogRecord> next, Action stop) : IDisposable
 {
-    /// <summary>The lines written before it started following.</summary>
-    public IReadOnlyList<ModuleLogRecord> Recent { get; } = recent;
-
-    /// <summary>The lines written since; it completes when the database is deleted.</summary>
-    public ChannelReader<ModuleLogRecord> Next { get; } = next;
-
     /// <summary>
     /// The recent lines, then each new one, until the database is deleted or
     /// <paramref name="cancellationToken"/> ends it (which ends the stream, not with an exception);
@@ -158,13 +163,13 @@ public sealed class LogFollower(IReadOnlyList<ModuleLogRecord> recent, ChannelRe
     {
         try
         {
-            foreach (var record in Recent)
+            foreach (var record in recent)
             {
                 yield return record;
             }
             while (await WaitToReadAsync(cancellationToken))
             {
-                while (Next.TryRead(out var record))
+                while (next.TryRead(out var record))
                 {
                     yield return record;
                 }
@@ -180,7 +185,7 @@ public sealed class LogFollower(IReadOnlyList<ModuleLogRecord> recent, ChannelRe
     {
         try
         {
-            return await Next.WaitToReadAsync(cancellationToken);
+            return await next.WaitToReadAsync(cancellationToken);
         }
         catch (OperationCanceledException)
         {

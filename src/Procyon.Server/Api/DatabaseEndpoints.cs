@@ -102,9 +102,9 @@ internal static class DatabaseEndpoints
 
     private static async Task<IResult> GetLogs(string db, HttpContext context, ModuleRegistry registry, ModuleLogs logs, IHostApplicationLifetime lifetime, [FromQuery] int? limit, [FromQuery] bool? follow, [FromQuery] string? level)
     {
-        if (level is not null && ModuleLogRecord.Severity(level) < 0)
+        if (ModuleLogRecord.LevelProblem(level) is { } badLevel)
         {
-            return TypedResults.Problem($"'{level}' is not a log level: use one of {string.Join(", ", ModuleLogRecord.Levels)}", statusCode: StatusCodes.Status400BadRequest, title: "Bad log level");
+            return TypedResults.Problem(badLevel, statusCode: StatusCodes.Status400BadRequest, title: "Bad log level");
         }
         if (registry.Find(db) is not { } module)
         {
@@ -123,7 +123,7 @@ internal static class DatabaseEndpoints
         if (follower is null)
         {
             context.Response.Headers.RetryAfter = "1";
-            return TypedResults.Problem($"too many readers follow the logs of '{db}' (Procyon:Runtime:LogFollowersPerDatabase)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Too many log followers");
+            return TypedResults.Problem(ModuleLogs.TooManyFollowers(db), statusCode: StatusCodes.Status503ServiceUnavailable, title: "Too many log followers");
         }
         // The headers go at once, so the client knows it follows before any line comes; the
         // stream ends when the client goes, the server stops or the database is deleted.
@@ -135,21 +135,13 @@ internal static class DatabaseEndpoints
         {
             await context.Response.StartAsync(ending.Token);
             await context.Response.Body.FlushAsync(ending.Token);
-            await System.Net.ServerSentEvents.SseFormatter.WriteAsync(FollowAsync(follower, ending.Token), context.Response.Body, ending.Token);
+            await System.Net.ServerSentEvents.SseFormatter.WriteAsync(follower.ReadAllAsync(ending.Token).Select(LogEvent), context.Response.Body, ending.Token);
         }
         catch (OperationCanceledException) when (ending.IsCancellationRequested)
         {
             // The client went or the server stops: the stream just ends.
         }
         return Results.Empty;
-    }
-
-    private static async IAsyncEnumerable<System.Net.ServerSentEvents.SseItem<string>> FollowAsync(LogFollower follower, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        await foreach (var record in follower.ReadAllAsync(cancellationToken))
-        {
-            yield return LogEvent(record);
-        }
     }
 
     private static System.Net.ServerSentEvents.SseItem<string> LogEvent(ModuleLogRecord record) =>

@@ -89,12 +89,12 @@ internal sealed class ProcyonHub(
         {
             throw new HubException($"only the owner of database '{db}' may read its logs: connect with the owner's token");
         }
-        if (level is not null && ModuleLogRecord.Severity(level) < 0)
+        if (ModuleLogRecord.LevelProblem(level) is { } badLevel)
         {
-            throw new HubException($"'{level}' is not a log level: use one of {string.Join(", ", ModuleLogRecord.Levels)}");
+            throw new HubException(badLevel);
         }
         var follower = logs.Follow(db, Math.Clamp(limit, 1, 10_000), level)
-            ?? throw new HubException($"too many readers follow the logs of '{db}' (Procyon:Runtime:LogFollowersPerDatabase)");
+            ?? throw new HubException(ModuleLogs.TooManyFollowers(db));
         return follower.ReadAllAsync(cancellationToken);
     }
 
