@@ -18,7 +18,7 @@ internal sealed record BindingsModel(string Database, IReadOnlyList<BoundFunctio
 {
     public static async Task<BindingsModel> LoadAsync(ServerClient client, string database, CancellationToken cancellationToken)
     {
-        var schema = await client.SendJsonAsync(HttpMethod.Get, $"/v1/databases/{Uri.EscapeDataString(database)}/schema", cancellationToken);
+        var schema = await client.SendJsonAsync(HttpMethod.Get, ServerClient.DatabasePath(database, "/schema"), cancellationToken);
         var openApi = await client.SendJsonAsync(HttpMethod.Get, "/swagger/v1/swagger.json", cancellationToken);
         var prefix = $"{database}.";
         var types = openApi.GetProperty("components").GetProperty("schemas").EnumerateObject()

@@ -28,7 +28,7 @@ internal static class CallCommands
                 throw new CliException("give the arguments either positionally or with --json, not both");
             }
             var content = new StringContent(parse.GetValue(json) ?? ArgumentArray(positional), Encoding.UTF8, "application/json");
-            var path = $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/call/{Uri.EscapeDataString(parse.GetValue(fn)!)}";
+            var path = ServerClient.DatabasePath(parse.GetValue(db)!, $"/call/{Uri.EscapeDataString(parse.GetValue(fn)!)}");
             using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, path) { Content = content }, cancellationToken);
             Console.WriteLine(await response.Content.ReadAsStringAsync(cancellationToken));
             return 0;

@@ -58,7 +58,7 @@ internal static class DatabaseCommands
     /// <summary>The server's answer to a publish; a 409 (the tables changed) is left to the caller.</summary>
     private static async Task<HttpResponseMessage> PutAsync(ServerClient client, string database, byte[] wasm, bool clear, CancellationToken cancellationToken)
     {
-        var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/databases/{Uri.EscapeDataString(database)}{(clear ? "?clear=true" : "")}")
+        var request = new HttpRequestMessage(HttpMethod.Put, ServerClient.DatabasePath(database, clear ? "?clear=true" : ""))
         {
             Content = new ByteArrayContent(wasm),
         };
@@ -102,7 +102,7 @@ internal static class DatabaseCommands
         var db = Database();
         return CliOptions.Command("describe", "Show a database's functions, tables and types", [db, CliOptions.Json], async (parse, client, cancellationToken) =>
         {
-            var schema = await client.SendJsonAsync(HttpMethod.Get, $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/schema", cancellationToken);
+            var schema = await client.SendJsonAsync(HttpMethod.Get, ServerClient.DatabasePath(parse.GetValue(db)!, "/schema"), cancellationToken);
             if (parse.GetValue(CliOptions.Json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(schema, Indented));
@@ -139,7 +139,7 @@ internal static class DatabaseCommands
         return CliOptions.Command("delete", "Delete a database, its module and its tables' data", [db], async (parse, client, cancellationToken) =>
         {
             var database = parse.GetValue(db)!;
-            using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/v1/databases/{Uri.EscapeDataString(database)}"), cancellationToken);
+            using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, ServerClient.DatabasePath(database)), cancellationToken);
             Console.WriteLine($"Deleted database '{database}' from {client.Server}");
             return 0;
         });
@@ -153,7 +153,7 @@ internal static class DatabaseCommands
         var level = new Option<string>("--level") { Description = "Only lines at this level or more severe: ERROR, WARN, INFO, DEBUG or TRACE" };
         return CliOptions.Command("logs", "Print a database's recent log lines (the owner's)", [db, lines, follow, level], async (parse, client, cancellationToken) =>
         {
-            var path = $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/logs?limit={parse.GetValue(lines)}"
+            var path = ServerClient.DatabasePath(parse.GetValue(db)!, $"/logs?limit={parse.GetValue(lines)}")
                 + (parse.GetValue(level) is { } minimum ? $"&level={Uri.EscapeDataString(minimum)}" : "");
             if (!parse.GetValue(follow))
             {
@@ -186,7 +186,7 @@ internal static class DatabaseCommands
         var query = new Argument<string>("query") { Description = "One read-only SQL statement over the database's tables" };
         return CliOptions.Command("sql", "Run a read-only SQL query over a database's tables", [db, query, CliOptions.Json], async (parse, client, cancellationToken) =>
         {
-            var answer = await client.SendJsonAsync(HttpMethod.Post, $"/v1/databases/{Uri.EscapeDataString(parse.GetValue(db)!)}/sql", cancellationToken,
+            var answer = await client.SendJsonAsync(HttpMethod.Post, ServerClient.DatabasePath(parse.GetValue(db)!, "/sql"), cancellationToken,
                 new StringContent(parse.GetValue(query)!, Encoding.UTF8, "application/sql"));
             if (parse.GetValue(CliOptions.Json))
             {

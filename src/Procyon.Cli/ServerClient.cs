@@ -30,6 +30,9 @@ internal sealed class ServerClient : IDisposable
             ? new ServerClient(uri)
             : throw new CliException($"'{server}' is not a server URL (http://host:port)");
 
+    /// <summary>The path of <paramref name="database"/>'s resource <paramref name="rest"/> (<c>/schema</c>, <c>/call/add</c>, …), its name escaped.</summary>
+    public static string DatabasePath(string database, string rest = "") => $"/v1/databases/{Uri.EscapeDataString(database)}{rest}";
+
     /// <summary>Sends <paramref name="request"/> and returns the response if it succeeded; otherwise throws what the server said.</summary>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken, HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
     {
