@@ -32,6 +32,7 @@ public static class RuntimeServiceCollectionExtensions
         services.AddValidatedOptions<Scheduling.SchedulerOptions>(configuration, Scheduling.SchedulerOptions.Section);
         services.AddSingleton<Scheduling.LeaseKeeper>();
         services.AddSingleton<Scheduling.ScheduledRuns>();
+        services.AddSingleton<Scheduling.ScheduleHistory>();
         services.AddHostedService<Scheduling.Scheduler>();
         return services;
     }

@@ -1,6 +1,7 @@
 using Procyon.Runtime;
 using Procyon.Server.Api;
 using Procyon.Server.Auth;
+using Procyon.Server.Dashboard;
 using Procyon.Server.Hub;
 using Procyon.Server.Telemetry;
 using Procyon.Storage;
@@ -34,6 +35,7 @@ public static class Program
         builder.Services.AddProcyonApi(builder.Configuration);
         builder.Services.AddProcyonHub(builder.Configuration);
         builder.Services.AddProcyonTelemetry(builder.Configuration);
+        builder.Services.AddProcyonDashboard();
 
         var app = builder.Build();
         app.UseProcyonTelemetry();

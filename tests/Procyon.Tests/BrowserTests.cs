@@ -35,6 +35,18 @@ public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.Contains(lines, line => line.StartsWith("feed: example.add [http] ok: 5", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task The_console_dashboard_calls_through_a_generated_form_and_shows_the_scheduler_logs_and_charts()
+    {
+        var lines = await RunAsync("dashboard.mjs", "console-dashboard.png", await Server.OwnerTokenAsync());
+
+        Assert.Contains("form response: 200 5", lines);
+        Assert.Contains(lines, line => line.StartsWith("scheduled: 1 pending, next due ", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.StartsWith("run: #", StringComparison.Ordinal) && line.Contains(" ok at ", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.StartsWith("log: ", StringComparison.Ordinal) && line.Contains("INFO reminder: dashboard ", StringComparison.Ordinal));
+        Assert.Contains("charts: 3", lines);
+    }
+
     /// <summary>Runs a script against this class's server; returns its output lines. The screenshot is a test artifact.</summary>
     private async Task<string[]> RunAsync(string script, string screenshotName, params string[] arguments)
     {

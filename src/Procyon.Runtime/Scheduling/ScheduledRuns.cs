@@ -12,7 +12,7 @@ namespace Procyon.Runtime.Scheduling;
 /// any transaction and finished after the run (at least once). Results go to subscribers as any
 /// call's, with the module's own identity as caller.
 /// </summary>
-public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCalls durableCalls, Transactions transactions, LeaseKeeper leases, ILogger<ScheduledRuns> logger)
+public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCalls durableCalls, Transactions transactions, LeaseKeeper leases, ScheduleHistory history, ILogger<ScheduledRuns> logger)
 {
     /// <summary>Runs of a batch of scheduled rows that Postgres could not serialize, before the rows wait for their lease to end.</summary>
     private const int ReducerAttempts = 20;
@@ -25,7 +25,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     /// </summary>
     public async Task RunAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
-        var scheduled = new ScheduledTarget(module, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
+        var scheduled = new ScheduledTarget(module, table, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
         var now = DateTime.UtcNow;
         foreach (var row in claimed)
         {
@@ -122,7 +122,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         {
             outcome = (CallFailure.Cancelled, null, "another server took the run over");
         }
-        return new ScheduledRun(row.ScheduledId, durable.StartedAt, Stopwatch.GetElapsedTime(started), outcome.Failure, outcome.Value, outcome.Error);
+        return new ScheduledRun(row.ScheduledId, row.Due, durable.StartedAt, Stopwatch.GetElapsedTime(started), outcome.Failure, outcome.Value, outcome.Error);
     }
 
     /// <summary>
@@ -237,10 +237,10 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         var started = Stopwatch.GetTimestamp();
         var outcome = await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(startedAt), context);
         var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, outcome);
-        return new ScheduledRun(row.ScheduledId, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        return new ScheduledRun(row.ScheduledId, row.Due, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
-    /// <summary>A run's result, for its subscribers and its durable call's record; a failed run says so where operators look.</summary>
+    /// <summary>A run's result, for its subscribers and its durable call's record; a failed run says so where operators look, and the run joins its table's history.</summary>
     private CallResult Describe(ScheduledTarget scheduled, CallRequest request, ScheduledRun run)
     {
         if (run.Failure != CallFailure.None)
@@ -248,7 +248,10 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             // Its row is finished all the same (reported once, not retried forever).
             LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, run.Failure, run.Error);
         }
-        return dispatcher.Describe(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, run.Failure, run.Value, run.Error);
+        var result = dispatcher.Describe(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, run.Failure, run.Value, run.Error);
+        var due = new DateTimeOffset(DateTime.SpecifyKind(run.Due, DateTimeKind.Utc));
+        history.Record(scheduled.Table, new ScheduledRunRecord(run.ScheduledId, due, run.StartedAt, Math.Round((run.StartedAt - due).TotalMilliseconds, 3), result.DurationMicros, result.Status, result.Error));
+        return result;
     }
 
     private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)
@@ -260,8 +263,8 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     [LoggerMessage(Level = LogLevel.Warning, Message = "Scheduled run of {Database}.{Function} (scheduled_id {ScheduledId}) failed ({Failure}): {Error}")]
     private partial void LogRunFailed(string database, string function, long scheduledId, CallFailure failure, string? error);
 
-    /// <summary>What every run of one scheduled table shares: the module, the function its rows name, and the module's identity as caller.</summary>
-    private sealed record ScheduledTarget(LoadedModule Module, FunctionDescription Function, Identity Caller);
+    /// <summary>What every run of one scheduled table shares: the module, the table, the function its rows name, and the module's identity as caller.</summary>
+    private sealed record ScheduledTarget(LoadedModule Module, TableSchema Table, FunctionDescription Function, Identity Caller);
 
-    private sealed record ScheduledRun(long ScheduledId, DateTimeOffset StartedAt, TimeSpan Duration, CallFailure Failure, Utf8Json? Value, string? Error);
+    private sealed record ScheduledRun(long ScheduledId, DateTime Due, DateTimeOffset StartedAt, TimeSpan Duration, CallFailure Failure, Utf8Json? Value, string? Error);
 }

@@ -69,12 +69,8 @@ internal static class CallEndpoints
     private static IResult Unknown(Guid id) =>
         TypedResults.Problem($"no kept call {id} that this identity may see", statusCode: StatusCodes.Status404NotFound, title: "Unknown call");
 
-    private static async Task<IResult> ListAsync(string db, HttpContext context, DurableCallStore store, ModuleRegistry registry, CancellationToken cancellationToken)
-    {
-        if (registry.Find(db) is not { } module)
-        {
-            return DatabaseEndpoints.UnknownDatabase(db);
-        }
-        return Ownership.Refusal(module, context.User, "calls") ?? TypedResults.Ok((await store.SleepingAsync(db, ListLimit, cancellationToken)).Select(CallView.Of).ToList());
-    }
+    private static async Task<IResult> ListAsync(string db, HttpContext context, DurableCallStore store, ModuleRegistry registry, CancellationToken cancellationToken) =>
+        Ownership.TryOwned(registry, db, context.User, "calls", out _, out var refusal)
+            ? TypedResults.Ok((await store.SleepingAsync(db, ListLimit, cancellationToken)).Select(CallView.Of).ToList())
+            : refusal;
 }

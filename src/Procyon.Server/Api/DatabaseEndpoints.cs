@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Procyon.Runtime;
 using Procyon.Server.Auth;
+using Procyon.Server.Dashboard;
 using Procyon.Storage.Tables;
 
 namespace Procyon.Server.Api;
@@ -63,6 +64,7 @@ internal static class DatabaseEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        databases.MapDashboardApi();
         databases.MapPost("/call/{fn}", CallAsync)
             .WithSummary("Call a procedure")
             .WithDescription("The body is a JSON array of positional arguments or an object of named arguments; empty means no arguments. `Prefer: respond-async` answers 202 at once with the call's `Location` (GET /v1/calls/{id}); `Idempotency-Key: K` runs the call once per caller, database and key: a retry waits for it or gets its kept result (422 if it asks something else).")
@@ -106,11 +108,7 @@ internal static class DatabaseEndpoints
         {
             return TypedResults.Problem(badLevel, statusCode: StatusCodes.Status400BadRequest, title: "Bad log level");
         }
-        if (registry.Find(db) is not { } module)
-        {
-            return UnknownDatabase(db);
-        }
-        if (Ownership.Refusal(module, context.User, "logs") is { } refusal)
+        if (!Ownership.TryOwned(registry, db, context.User, "logs", out _, out var refusal))
         {
             return refusal;
         }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Claims;
 using Procyon.Runtime;
 
@@ -8,6 +9,17 @@ internal static class Ownership
 {
     public static bool IsOwner(LoadedModule module, ClaimsPrincipal user) =>
         module.Owner is { } owner && Tokens.IdentityOf(user) == owner.ToString();
+
+    /// <summary>
+    /// The published module of <paramref name="db"/> when <paramref name="user"/> owns it;
+    /// otherwise <paramref name="refusal"/> is the problem to answer: 404, 401 or 403.
+    /// </summary>
+    public static bool TryOwned(ModuleRegistry registry, string db, ClaimsPrincipal user, string what, [NotNullWhen(true)] out LoadedModule? module, [NotNullWhen(false)] out IResult? refusal)
+    {
+        module = registry.Find(db);
+        refusal = module is null ? Api.DatabaseEndpoints.UnknownDatabase(db) : Refusal(module, user, what);
+        return refusal is null;
+    }
 
     /// <summary>Null for the owner; otherwise the problem to answer: 401 without a token, 403 with another identity's.</summary>
     public static IResult? Refusal(LoadedModule module, ClaimsPrincipal user, string what) =>

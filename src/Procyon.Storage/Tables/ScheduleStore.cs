@@ -199,6 +199,23 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         return moved;
     }
 
+    /// <summary>
+    /// How many rows a scheduled table holds (counted up to <paramref name="cap"/>, so a huge
+    /// table costs no more than that) and when the earliest is due (a leased row at its lease's
+    /// end); for the console. A table another transaction has locked whole fails it after a second.
+    /// </summary>
+    public async Task<(long Pending, DateTimeOffset? NextDue)> PendingAsync(TableSchema table, int cap, CancellationToken cancellationToken)
+    {
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL lock_timeout = 1000"));
+        var count = new NpgsqlBatchCommand($"SELECT (SELECT count(*) FROM (SELECT FROM {table.QualifiedName} LIMIT @cap) AS capped), (SELECT min({Due}) FROM {table.QualifiedName})");
+        count.Parameters.AddWithValue("cap", cap);
+        batch.BatchCommands.Add(count);
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1));
+    }
+
     /// <summary>Wakes every server's scheduler, as the due-time trigger does: rows were handed back and are due now.</summary>
     public async Task WakeSchedulersAsync(CancellationToken cancellationToken)
     {
