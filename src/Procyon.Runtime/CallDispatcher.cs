@@ -125,8 +125,8 @@ public sealed class CallDispatcher(
             return (CallFailure.UnknownFunction, null, $"database '{call.Database}' was deleted, or the code the call went to sleep in is no longer kept, so it cannot wake", false);
         }
         // A scheduled run is taken over when its row's lease ends, maybe long before it wakes: no memory is held meanwhile.
-        await ModuleInstance.SleepAsync(UnixTime.ToMicros(call.WakeAt - DurableCalls.RestoreAhead), cancellationToken);
-        if (!await EnterAsync(cancellationToken))
+        await SleepDurablyAsync(call.Database, call.WakeAt - DurableCalls.RestoreAhead, cancellationToken);
+        if (!await EnterAsync(call.Database, cancellationToken))
         {
             return (CallFailure.Overloaded, null, "the server is running and queueing as many calls as it may", true);
         }
@@ -155,7 +155,7 @@ public sealed class CallDispatcher(
                     return (CallFailure.Overloaded, null, e.Message, true);
                 }
                 // Restored ahead (the claim looks a little ahead), so waking costs only the rewind; never before its time.
-                var woke = await ModuleInstance.SleepAsync(UnixTime.ToMicros(call.WakeAt), cancellationToken);
+                var woke = await SleepDurablyAsync(call.Database, call.WakeAt, cancellationToken);
                 var outcome = await instance.RunAsync(snapshot.FunctionId, snapshot.Arguments, Identity.Parse(call.Caller), snapshot.TimestampMicros, new CallContext(module.Tables, transaction, durable), woke);
                 var (failure, value, error) = Finish(module, function, outcome);
                 return (failure, value, error, false);
@@ -172,6 +172,15 @@ public sealed class CallDispatcher(
         finally
         {
             _slots.Release();
+        }
+    }
+
+    /// <summary>A durable call of <paramref name="database"/> taken over here sleeps until <paramref name="wakeAt"/>, in Postgres (no instance holds it); returns the time of waking.</summary>
+    private static async Task<long> SleepDurablyAsync(string database, DateTimeOffset wakeAt, CancellationToken cancellationToken)
+    {
+        using (ProcyonTelemetry.Sleeping(database, durable: true))
+        {
+            return await ModuleInstance.SleepAsync(UnixTime.ToMicros(wakeAt), cancellationToken);
         }
     }
 
@@ -347,7 +356,7 @@ public sealed class CallDispatcher(
         }
         if (!engine.Memory.MakeRoom())
         {
-            return (CallFailure.Overloaded, null, engine.Memory.Refusal);
+            return (CallFailure.Overloaded, null, engine.Memory.Refuse(request.Database));
         }
         var (lease, refused, why) = limits.Enter(request);
         using (lease)
@@ -356,7 +365,7 @@ public sealed class CallDispatcher(
             {
                 return (refused, null, why);
             }
-            if (!await EnterAsync(cancellationToken))
+            if (!await EnterAsync(request.Database, cancellationToken))
             {
                 return (CallFailure.Overloaded, null,
                     $"the server is running {options.Value.MaxConcurrentCalls} calls and has {options.Value.MaxQueuedCalls} more waiting; try again shortly");
@@ -429,8 +438,8 @@ public sealed class CallDispatcher(
         }
     }
 
-    /// <summary>Takes a running slot, waiting in the bounded queue if need be; false when the queue is full.</summary>
-    private async ValueTask<bool> EnterAsync(CancellationToken cancellationToken)
+    /// <summary>Takes a running slot for a call of <paramref name="database"/>, waiting in the bounded queue if need be; false (the call is shed) when the queue is full.</summary>
+    private async ValueTask<bool> EnterAsync(string database, CancellationToken cancellationToken)
     {
         if (_slots.Wait(0))
         {
@@ -439,11 +448,15 @@ public sealed class CallDispatcher(
         if (Interlocked.Increment(ref _queued) > options.Value.MaxQueuedCalls)
         {
             Interlocked.Decrement(ref _queued);
+            ProcyonTelemetry.Refused(database, ProcyonTelemetry.ShedReason.Queue);
             return false;
         }
         try
         {
-            await _slots.WaitAsync(cancellationToken);
+            using (ProcyonTelemetry.QueuedForSlot())
+            {
+                await _slots.WaitAsync(cancellationToken);
+            }
             return true;
         }
         finally

@@ -31,6 +31,7 @@ public sealed class CallLimits : IDisposable
         if (!database.IsAcquired)
         {
             database.Dispose();
+            ProcyonTelemetry.Refused(request.Database, ProcyonTelemetry.ShedReason.Database);
             return (null, CallFailure.Overloaded, $"database '{request.Database}' has {_options.Value.MaxCallsPerDatabase} calls in flight (Procyon:Runtime:MaxCallsPerDatabase); try again shortly");
         }
         var identity = _identities.AttemptAcquire(request);

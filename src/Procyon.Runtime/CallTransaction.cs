@@ -78,7 +78,7 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
                     ? InstanceOutcome.Failed(CallFailure.Contention, $"{outcome.Error} ({ReducerAttempts} attempts)")
                     : outcome;
             }
-            await BackoffAsync(attempt, cancellationToken);
+            await BackoffAsync(database, attempt, cancellationToken);
         }
     }
 
@@ -111,6 +111,7 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
             share?.Dispose();
             throw;
         }
+        ProcyonTelemetry.TransactionsOpen(database, 1);
         var released = 0;
         void Release()
         {
@@ -118,6 +119,7 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
             {
                 _slots.Release();
                 share.Dispose();
+                ProcyonTelemetry.TransactionsOpen(database, -1);
             }
         }
         try
@@ -134,16 +136,26 @@ public sealed class Transactions(NpgsqlDataSource dataSource, IOptions<RuntimeOp
         }
     }
 
-    /// <summary>Which slots stayed busy: the database's share (not acquired) or the server's.</summary>
-    private TransactionSlotsBusyException Busy(string database, RateLimitLease? share) => new(
-        share is { IsAcquired: true }
-            ? $"all {Options.MaxConcurrentTransactions} transaction slots of the server (Procyon:Runtime:MaxConcurrentTransactions)"
-            : $"the {Options.MaxTransactionsPerDatabase} transaction slots of database '{database}' (Procyon:Runtime:MaxTransactionsPerDatabase)",
-        Options.TransactionSlotWait);
+    /// <summary>Which slots stayed busy: the database's share (not acquired) or the server's; the call is shed.</summary>
+    private TransactionSlotsBusyException Busy(string database, RateLimitLease? share)
+    {
+        ProcyonTelemetry.Refused(database, ProcyonTelemetry.ShedReason.Transactions);
+        return new(
+            share is { IsAcquired: true }
+                ? $"all {Options.MaxConcurrentTransactions} transaction slots of the server (Procyon:Runtime:MaxConcurrentTransactions)"
+                : $"the {Options.MaxTransactionsPerDatabase} transaction slots of database '{database}' (Procyon:Runtime:MaxTransactionsPerDatabase)",
+            Options.TransactionSlotWait);
+    }
 
-    /// <summary>Random backoff, growing with each attempt, so the transactions that collided spread out.</summary>
-    internal static Task BackoffAsync(int attempt, CancellationToken cancellationToken) =>
-        Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
+    /// <summary>
+    /// Before a transaction of <paramref name="database"/> that Postgres could not serialize runs
+    /// again: a random backoff, growing with each attempt, so the transactions that collided spread out.
+    /// </summary>
+    internal static Task BackoffAsync(string database, int attempt, CancellationToken cancellationToken)
+    {
+        ProcyonTelemetry.Retried(database);
+        return Task.Delay(Random.Shared.Next(1, 1 << Math.Min(attempt + 2, 8)), cancellationToken);
+    }
 
     public void Dispose()
     {
@@ -228,6 +240,7 @@ internal sealed class CallTransaction : IAsyncDisposable
         catch (SerializationFailureException)
         {
             // The closure finished with real answers; the SDK runs it again.
+            ProcyonTelemetry.Retried(_database);
             return ModuleAbi.TxRetry;
         }
         finally
@@ -251,8 +264,10 @@ internal sealed class CallTransaction : IAsyncDisposable
             return true;
         });
 
+    /// <summary>Commits the open transaction, in a span of its own under the call's when someone listens.</summary>
     public Task CommitAsync() => GuardAsync(async () =>
     {
+        using var span = ProcyonTelemetry.StartCommit(_database);
         await _open!.CommitAsync(_deadline!.Token);
         return true;
     });

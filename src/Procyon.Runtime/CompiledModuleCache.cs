@@ -78,6 +78,7 @@ public sealed partial class CompiledModuleCache(WasmEngine engine, ILogger<Compi
         var name = Convert.ToHexStringLower(SHA256.HashData(prepared));
         if (_shared.TryGetValue(name, out var shared) && shared.Module.TryGetTarget(out var live))
         {
+            ProcyonTelemetry.CompiledLookup("loaded");
             return (live, shared.Entry);
         }
         var (module, entry) = LoadOrCompile(name, prepared);
@@ -89,14 +90,17 @@ public sealed partial class CompiledModuleCache(WasmEngine engine, ILogger<Compi
     {
         if (_open is not var (directory, key))
         {
+            ProcyonTelemetry.CompiledLookup("miss");
             return (Module.FromBytes(engine.Engine, name, prepared), null);
         }
         var entry = $"{Convert.ToHexStringLower(Mac(key, _engineKey, prepared))}.cwasm";
         var path = Path.Combine(directory, entry);
         if (Load(path, entry, key, name) is { } cached)
         {
+            ProcyonTelemetry.CompiledLookup("hit");
             return (cached, entry);
         }
+        ProcyonTelemetry.CompiledLookup("miss");
         var module = Module.FromBytes(engine.Engine, name, prepared);
         Write(path, entry, key, module.Serialize());
         return (module, entry);

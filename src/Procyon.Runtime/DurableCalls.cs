@@ -168,6 +168,10 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
     internal async Task<Dictionary<long, SleepingCall>> TakeScheduledAsync(TableSchema table, IReadOnlyList<ClaimedRow> rows, CancellationToken cancellationToken)
     {
         var taken = await store.TakeScheduledAsync(table.Database, table.Name, rows.Select(row => row.ScheduledId).ToArray(), _holder, Lease, cancellationToken);
+        foreach (var call in taken)
+        {
+            ProcyonTelemetry.TakenOver(call.Database, scheduled: true);
+        }
         return taken.ToDictionary(call => call.ScheduledId!.Value);
     }
 
@@ -220,6 +224,7 @@ public sealed partial class DurableCalls(DurableCallStore store, IServiceProvide
                 var claimed = await store.ClaimAsync(_holder, Lease, RestoreAhead, ClaimBatch, stoppingToken);
                 foreach (var call in claimed)
                 {
+                    ProcyonTelemetry.TakenOver(call.Database, scheduled: false);
                     _ = WakeAsync(call, stoppingToken);
                 }
                 if (claimed.Count == ClaimBatch)

@@ -87,7 +87,7 @@ internal static class HostImports
         linker.DefineFunction(Module, "table_insert", (Caller caller, int table, int tableLen, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
+            return TableCall(caller, "table_insert", table, tableLen, async (tx, schema, ct) =>
             {
                 try
                 {
@@ -101,28 +101,28 @@ internal static class HostImports
             });
         });
         linker.DefineFunction(Module, "table_scan", (Caller caller, int table, int tableLen) =>
-            TableCall(caller, table, tableLen, async (tx, schema, ct) =>
+            TableCall(caller, "table_scan", table, tableLen, async (tx, schema, ct) =>
             {
                 var rows = await tx.ScanAsync(schema, ct);
                 return (rows.Length, rows);
             }));
         linker.DefineFunction(Module, "table_count", (Caller caller, int table, int tableLen) =>
-            TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
+            TableCall(caller, "table_count", table, tableLen, async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
         linker.DefineFunction(Module, "table_find", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
         {
             var bytes = Guest(caller, key, keyLen).ToArray();
-            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
+            return TableCall(caller, "table_find", table, tableLen, async (tx, schema, ct) =>
                 await tx.FindAsync(schema, Column(schema, column), bytes, ct) is { } row ? (row.Length, row) : (ModuleAbi.TableNotFound, []));
         });
         linker.DefineFunction(Module, "table_delete_by", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
         {
             var bytes = Guest(caller, key, keyLen).ToArray();
-            return TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.DeleteByAsync(schema, Column(schema, column), bytes, ct), []));
+            return TableCall(caller, "table_delete_by", table, tableLen, async (tx, schema, ct) => (await tx.DeleteByAsync(schema, Column(schema, column), bytes, ct), []));
         });
         linker.DefineFunction(Module, "table_update_by", (Caller caller, int table, int tableLen, int column, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, async (tx, schema, ct) =>
+            return TableCall(caller, "table_update_by", table, tableLen, async (tx, schema, ct) =>
             {
                 try
                 {
@@ -137,7 +137,7 @@ internal static class HostImports
         linker.DefineFunction(Module, "table_delete_row", (Caller caller, int table, int tableLen, int row, int rowLen) =>
         {
             var bytes = Guest(caller, row, rowLen).ToArray();
-            return TableCall(caller, table, tableLen, async (tx, schema, ct) => (await tx.DeleteRowAsync(schema, bytes, ct), []));
+            return TableCall(caller, "table_delete_row", table, tableLen, async (tx, schema, ct) => (await tx.DeleteRowAsync(schema, bytes, ct), []));
         });
     }
 
@@ -149,13 +149,15 @@ internal static class HostImports
     }
 
     /// <summary>
-    /// A table operation in the call's transaction. Its reply goes to the buffer; its result to the
+    /// A table operation (the host import <paramref name="import"/>) in the call's transaction, in a
+    /// span of its own when someone listens. Its reply goes to the buffer; its result to the
     /// module. When Postgres cannot serialize the transaction here, in the middle of the closure,
     /// the module must not go on with made-up answers: the failure ends the call (a reducer is run
     /// again from the start; a procedure, which may have slept or committed before, fails with 503).
     /// </summary>
     private static long TableCall(
         Caller caller,
+        string import,
         int table,
         int tableLen,
         Func<DatabaseTransaction, TableSchema, CancellationToken, Task<(long Result, byte[] Buffer)>> operation)
@@ -165,6 +167,7 @@ internal static class HostImports
         {
             var context = frame.Context;
             var schema = context.Tables.GetValueOrDefault(name) ?? throw new GuestFaultException($"the module has no table named '{name}'");
+            using var span = ProcyonTelemetry.StartTableCall(import, schema.Database, name);
             var (result, buffer) = await context.Transactions.RunAsync(name, (transaction, token) => operation(transaction, schema, token));
             frame.Buffer = buffer;
             return result;

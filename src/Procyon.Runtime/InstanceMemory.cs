@@ -10,6 +10,7 @@ namespace Procyon.Runtime;
 /// call returns to the host. Wasm grows only into the room it was granted on entering
 /// (<see cref="Grant"/>, set aside from the budget while it runs), so the budget holds at every
 /// memory.grow, not only at admission: a call that would grow past it traps, and is answered 503.
+/// It counts the instances too, live and idle, for <c>procyon.instances</c>.
 /// </summary>
 public sealed class InstanceMemory(RuntimeOptions options)
 {
@@ -18,10 +19,16 @@ public sealed class InstanceMemory(RuntimeOptions options)
     private long _live;
     private long _idle;
     private long _granted;
+    private long _liveInstances;
+    private long _idleInstances;
 
     public long LiveBytes => Volatile.Read(ref _live);
 
     public long IdleBytes => Volatile.Read(ref _idle);
+
+    public long LiveInstances => Volatile.Read(ref _liveInstances);
+
+    public long IdleInstances => Volatile.Read(ref _idleInstances);
 
     /// <summary>Whether a new call may take an instance, after dropping idle instances if need be.</summary>
     public bool MakeRoom()
@@ -36,9 +43,12 @@ public sealed class InstanceMemory(RuntimeOptions options)
 
     private bool HasRoom => LiveBytes + IdleBytes < options.MaxTotalMemoryBytes;
 
-    /// <summary>Why a call was refused, for its 503.</summary>
-    public string Refusal =>
-        $"the server's instances hold {(LiveBytes + IdleBytes) >> 20} MiB of memory, its budget (Procyon:Runtime:MaxTotalMemoryBytes) is {options.MaxTotalMemoryBytes >> 20} MiB; try again shortly";
+    /// <summary>Counts a call of <paramref name="database"/> refused (or stopped) for want of memory, and says why, for its 503.</summary>
+    internal string Refuse(string database)
+    {
+        ProcyonTelemetry.Refused(database, ProcyonTelemetry.ShedReason.Memory);
+        return $"the server's instances hold {(LiveBytes + IdleBytes) >> 20} MiB of memory, its budget (Procyon:Runtime:MaxTotalMemoryBytes) is {options.MaxTotalMemoryBytes >> 20} MiB; try again shortly";
+    }
 
     /// <summary>
     /// Grants wasm about to run room to grow: <paramref name="wanted"/> bytes, or half of what the
@@ -88,6 +98,9 @@ public sealed class InstanceMemory(RuntimeOptions options)
     /// <summary>A live instance grew or shrank (or was created: from 0) by <paramref name="bytes"/>.</summary>
     internal void Grow(long bytes) => Interlocked.Add(ref _live, bytes);
 
+    /// <summary>A live instance was created.</summary>
+    internal void Created() => Interlocked.Increment(ref _liveInstances);
+
     /// <summary>Moves a live instance of <paramref name="bytes"/> to the idle pool, if the pool's share has room.</summary>
     internal bool TryPark(long bytes)
     {
@@ -97,6 +110,8 @@ public sealed class InstanceMemory(RuntimeOptions options)
             return false;
         }
         Interlocked.Add(ref _live, -bytes);
+        Interlocked.Decrement(ref _liveInstances);
+        Interlocked.Increment(ref _idleInstances);
         return true;
     }
 
@@ -105,8 +120,14 @@ public sealed class InstanceMemory(RuntimeOptions options)
     {
         Interlocked.Add(ref _live, bytes);
         Interlocked.Add(ref _idle, -bytes);
+        Interlocked.Increment(ref _liveInstances);
+        Interlocked.Decrement(ref _idleInstances);
     }
 
     /// <summary>An instance of <paramref name="bytes"/> was disposed.</summary>
-    internal void Release(long bytes, bool idle) => Interlocked.Add(ref idle ? ref _idle : ref _live, -bytes);
+    internal void Release(long bytes, bool idle)
+    {
+        Interlocked.Add(ref idle ? ref _idle : ref _live, -bytes);
+        Interlocked.Decrement(ref idle ? ref _idleInstances : ref _liveInstances);
+    }
 }

@@ -115,11 +115,12 @@ internal sealed class ModuleInstance : IDisposable
             }
             _asyncifyData = asyncifyData();
             CountMemory();
+            engine.Memory.Created();
         }
         catch (WasmtimeException) when (budgeted && grant < startBytes)
         {
             _store.Dispose();
-            throw new Storage.OverloadedException($"a new instance needed more memory than the server had left: {engine.Memory.Refusal}");
+            throw new Storage.OverloadedException($"a new instance needed more memory than the server had left: {engine.Memory.Refuse(database)}");
         }
         catch
         {
@@ -176,7 +177,7 @@ internal sealed class ModuleInstance : IDisposable
             if (grant < wanted)
             {
                 Poisoned = true;
-                throw new Storage.OverloadedException($"a durable call needed more memory than the server had left: {_engine.Memory.Refusal}");
+                throw new Storage.OverloadedException($"a durable call needed more memory than the server had left: {_engine.Memory.Refuse(Database)}");
             }
             LimitMemory(MemoryBytes + grant);
             snapshot.Apply(_memory, _globals);
@@ -199,8 +200,9 @@ internal sealed class ModuleInstance : IDisposable
             {
                 // Waiting for a turn holds no thread: a database's busy calls cannot take them all.
                 // A call that has not started yet is refused when the wait is too long: nothing of it ran.
-                if (!await _running.WaitAsync(first ? _engine.Options.MaxTurnWait : Timeout.InfiniteTimeSpan, context.CancellationToken))
+                if (!_running.Wait(0) && !await WaitTurnAsync(first ? _engine.Options.MaxTurnWait : Timeout.InfiniteTimeSpan, context.CancellationToken))
                 {
+                    ProcyonTelemetry.Refused(Database, ProcyonTelemetry.ShedReason.Turn);
                     return InstanceOutcome.Failed(CallFailure.Overloaded,
                         $"the database's calls had no turn to run within {_engine.Options.MaxTurnWait.TotalSeconds:0.#} s (Procyon:Runtime:MaxTurnWait): it is busy; try again shortly");
                 }
@@ -239,10 +241,14 @@ internal sealed class ModuleInstance : IDisposable
                 frame.Pending = null;
                 // A long sleep is written to Postgres now, while the stack is unwound, and saved as the call sleeps.
                 var saving = frame.SleepTarget is { } target && CanSnapshot ? context.Durable?.Sleeping(this, functionId, arguments, timestampMicros, target) : null;
+                var asleep = frame.SleepTarget is null ? default : ProcyonTelemetry.Sleeping(Database, durable: saving is not null);
                 frame.SleepTarget = null;
                 try
                 {
-                    frame.Resumed = await pending;
+                    using (asleep)
+                    {
+                        frame.Resumed = await pending;
+                    }
                     if (saving is not null && !await context.Durable!.WokeAsync(saving))
                     {
                         return Poison(CallFailure.Cancelled, "another server took this durable call over while it slept");
@@ -264,7 +270,7 @@ internal sealed class ModuleInstance : IDisposable
         {
             // An allocator aborts when memory.grow fails: here, for want of the budget's room.
             var why = frame.Panic is { } panic ? $" ({panic})" : "";
-            return Poison(CallFailure.Overloaded, $"the call needed more memory than the server had left{why}: {_engine.Memory.Refusal}");
+            return Poison(CallFailure.Overloaded, $"the call needed more memory than the server had left{why}: {_engine.Memory.Refuse(Database)}");
         }
         catch (WasmtimeException e)
         {
@@ -277,6 +283,15 @@ internal sealed class ModuleInstance : IDisposable
         finally
         {
             _frame = null;
+        }
+    }
+
+    /// <summary>Waits for a turn to run wasm, counted as queued meanwhile; false when none came within <paramref name="timeout"/>.</summary>
+    private async Task<bool> WaitTurnAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using (ProcyonTelemetry.QueuedForTurn())
+        {
+            return await _running.WaitAsync(timeout, cancellationToken);
         }
     }
 

@@ -45,6 +45,22 @@ public sealed partial class ModulePublisher(
     /// </summary>
     public async Task<PublishOutcome> PublishAsync(string database, byte[] wasm, Identity owner, bool clear, bool cancelSleeping, CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var committed = false;
+        try
+        {
+            var outcome = await PublishNowAsync(database, wasm, owner, clear, cancelSleeping, cancellationToken);
+            committed = true;
+            return outcome;
+        }
+        finally
+        {
+            ProcyonTelemetry.Published(System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
+        }
+    }
+
+    private async Task<PublishOutcome> PublishNowAsync(string database, byte[] wasm, Identity owner, bool clear, bool cancelSleeping, CancellationToken cancellationToken)
+    {
         // Refuse other owners before the expensive rewrite; the transaction below decides for good.
         if (!await store.IsClaimableByAsync(database, owner.ToString(), cancellationToken))
         {

@@ -11,11 +11,13 @@ public sealed class WasmEngine : IDisposable
 {
     private readonly Thread _ticker;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly IDisposable _observed;
 
     public WasmEngine(IOptions<RuntimeOptions> options)
     {
         Options = options.Value;
         Memory = new InstanceMemory(Options);
+        _observed = ProcyonTelemetry.Observe(Memory);
         using var config = new Config()
             .WithEpochInterruption(true)
             // Reserve only what an instance may use, so thousands of sleeping instances fit in the address space.
@@ -52,6 +54,7 @@ public sealed class WasmEngine : IDisposable
 
     public void Dispose()
     {
+        _observed.Dispose();
         _stopping.Cancel();
         _ticker.Join();
         _stopping.Dispose();

@@ -80,6 +80,15 @@ public sealed partial class LeaseKeeper(ScheduleStore store, IOptions<SchedulerO
         return new Pin(this, table, current.Where(row => kept.Contains(row.ScheduledId)).ToList());
     }
 
+    /// <summary>How many rows this server holds, per table's database (for <c>procyon.scheduler.leased</c>).</summary>
+    internal List<(string Database, int Rows)> HeldRows()
+    {
+        lock (_lock)
+        {
+            return _held.Select(pair => (pair.Key.Database, pair.Value.Rows.Count)).ToList();
+        }
+    }
+
     /// <summary>Stops renewing rows this server no longer runs (a run failed): they run again, anywhere, when their lease ends.</summary>
     public void LetGo(TableSchema table, IEnumerable<ClaimedRow> rows)
     {

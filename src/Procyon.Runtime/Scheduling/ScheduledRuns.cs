@@ -102,7 +102,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             }
             catch (SerializationFailureException) when (attempt < ReducerAttempts)
             {
-                await Transactions.BackoffAsync(attempt, cancellationToken);
+                await Transactions.BackoffAsync(table.Database, attempt, cancellationToken);
             }
         }
     }
@@ -216,7 +216,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             catch (SerializationFailureException) when (++contention < ReducerAttempts)
             {
                 // Rolled back with the transaction: the rows are still leased here; run them again.
-                await Transactions.BackoffAsync(contention, cancellationToken);
+                await Transactions.BackoffAsync(table.Database, contention, cancellationToken);
             }
             catch (TransactionTimeoutException) when (pending.Count > 1)
             {

@@ -82,6 +82,7 @@ public sealed partial class Scheduler(
     {
         // Modules load after the scheduler starts (and come and go): look again each time.
         registry.Changed += OnModulesChanged;
+        using var observed = ProcyonTelemetry.Observe(leases);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, options.Value.Workers).Select(_ => WorkAsync(stoppingToken))

@@ -27,6 +27,7 @@ internal sealed partial class ConnectionOutbox(HubConnectionContext connection, 
     {
         if (Volatile.Read(ref _abandoned) == 1)
         {
+            Drop(delivery);
             return;
         }
         var results = Interlocked.Increment(ref _results);
@@ -34,6 +35,7 @@ internal sealed partial class ConnectionOutbox(HubConnectionContext connection, 
         if (results > 1 && (results > limits.MaxPendingResultsPerConnection || bytes > limits.MaxPendingBytesPerConnection))
         {
             Abandon(results - 1, bytes - delivery.Size);
+            Drop(delivery);
             return;
         }
         _pending.Enqueue(delivery);
@@ -55,6 +57,7 @@ internal sealed partial class ConnectionOutbox(HubConnectionContext connection, 
             while (!connection.ConnectionAborted.IsCancellationRequested && _pending.TryDequeue(out var delivery))
             {
                 await connection.WriteAsync(delivery.Message);
+                Telemetry.HubTelemetry.ResultSent(delivery.Result);
                 Interlocked.Decrement(ref _results);
                 Interlocked.Add(ref _bytes, -delivery.Size);
             }
@@ -70,9 +73,14 @@ internal sealed partial class ConnectionOutbox(HubConnectionContext connection, 
         {
             LogFellBehind(connection.ConnectionId, results, bytes);
             connection.Abort();
-            _pending.Clear();
+            while (_pending.TryDequeue(out var dropped))
+            {
+                Drop(dropped);
+            }
         }
     }
+
+    private static void Drop(Delivery delivery) => Telemetry.HubTelemetry.ResultDropped(delivery.Result, Telemetry.HubTelemetry.DropReason.Connection);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Hub connection {ConnectionId} fell {Results} results ({Bytes} bytes) behind; aborting it")]
     private partial void LogFellBehind(string connectionId, int results, long bytes);

@@ -22,11 +22,13 @@ internal sealed class OutboxHubLifetimeManager(
         var outbox = new ConnectionOutbox(connection, options.Value, outboxLogger);
         connection.Items[typeof(ConnectionSubscriptions)] = new ConnectionSubscriptions(listeners, outbox, Auth.Tokens.IdentityOf(connection.User));
         await base.OnConnectedAsync(connection);
+        Telemetry.HubTelemetry.Connected(1);
     }
 
     public override async Task OnDisconnectedAsync(HubConnectionContext connection)
     {
         SubscriptionsOf(connection.Items).Clear();
         await base.OnDisconnectedAsync(connection);
+        Telemetry.HubTelemetry.Connected(-1);
     }
 }

@@ -25,6 +25,7 @@ internal sealed partial class ResultBroadcaster(ResultListeners listeners, ILogg
     {
         if (!_pending.Writer.TryWrite(result))
         {
+            Telemetry.HubTelemetry.ResultDropped(result, Telemetry.HubTelemetry.DropReason.Queue);
             LogDropped(result.Db, result.Fn);
         }
     }

@@ -32,6 +32,7 @@ internal sealed class ResultListeners
         {
             _byDatabase[db] = _byDatabase.TryGetValue(db, out var listeners) ? listeners.Add(listener) : [listener];
         }
+        Telemetry.HubTelemetry.Listening(db, 1);
     }
 
     public void Remove(string db, IResultListener listener)
@@ -43,6 +44,11 @@ internal sealed class ResultListeners
                 return;
             }
             var left = listeners.Remove(listener);
+            if (left.Length == listeners.Length)
+            {
+                return;
+            }
+            Telemetry.HubTelemetry.Listening(db, -1);
             if (left.IsEmpty)
             {
                 _byDatabase.TryRemove(db, out _);

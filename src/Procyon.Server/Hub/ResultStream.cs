@@ -26,7 +26,7 @@ internal sealed class ResultStream : IResultListener
         _function = function;
         _maxBytes = maxBytes;
         Viewer = viewer;
-        _results = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(Buffer) { FullMode = BoundedChannelFullMode.DropOldest }, Forget);
+        _results = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(Buffer) { FullMode = BoundedChannelFullMode.DropOldest }, Drop);
     }
 
     public string? Viewer { get; }
@@ -37,7 +37,7 @@ internal sealed class ResultStream : IResultListener
     {
         while (Interlocked.Read(ref _bytes) + delivery.Size > _maxBytes && _results.Reader.TryRead(out var oldest))
         {
-            Forget(oldest);
+            Drop(oldest);
         }
         Interlocked.Add(ref _bytes, delivery.Size);
         _results.Writer.TryWrite(delivery);
@@ -53,6 +53,7 @@ internal sealed class ResultStream : IResultListener
             await foreach (var delivery in stream._results.Reader.ReadAllAsync(cancellationToken))
             {
                 stream.Forget(delivery);
+                Telemetry.HubTelemetry.ResultSent(delivery.Result);
                 yield return delivery.Result;
             }
         }
@@ -63,4 +64,11 @@ internal sealed class ResultStream : IResultListener
     }
 
     private void Forget(Delivery delivery) => Interlocked.Add(ref _bytes, -delivery.Size);
+
+    /// <summary>An older result the reader will not get: it fell behind.</summary>
+    private void Drop(Delivery delivery)
+    {
+        Forget(delivery);
+        Telemetry.HubTelemetry.ResultDropped(delivery.Result, Telemetry.HubTelemetry.DropReason.Stream);
+    }
 }

@@ -14,7 +14,14 @@ public sealed class ChunkedBuffer : IBufferWriter<byte>
     private byte[] _current = [];
     private int _used;
 
-    public void Advance(int count) => _used += count;
+    /// <summary>The bytes written.</summary>
+    public long Length { get; private set; }
+
+    public void Advance(int count)
+    {
+        _used += count;
+        Length += count;
+    }
 
     public Memory<byte> GetMemory(int sizeHint = 0)
     {

@@ -36,6 +36,9 @@ internal sealed class QueryResultWriter(NpgsqlDataReader reader, QueryLimits lim
     /// <summary>Whether Postgres sent every row; otherwise the row limit cut the answer or something refused it.</summary>
     public bool ReadAll { get; private set; }
 
+    /// <summary>The rows written.</summary>
+    public int Rows { get; private set; }
+
     public async Task<ChunkedBuffer> WriteAsync(CancellationToken cancellationToken)
     {
         await using (var json = new Utf8JsonWriter(_output))
@@ -56,6 +59,7 @@ internal sealed class QueryResultWriter(NpgsqlDataReader reader, QueryLimits lim
                 ReadAll = !await reader.ReadAsync(cancellationToken);
                 if (ReadAll || count == limits.Rows)
                 {
+                    Rows = count;
                     break;
                 }
                 json.WriteStartArray();

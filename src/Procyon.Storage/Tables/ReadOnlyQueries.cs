@@ -4,7 +4,8 @@ using Npgsql;
 namespace Procyon.Storage.Tables;
 
 /// <summary>A query the SQL endpoint refused or Postgres rejected; the message says why (400).</summary>
-public sealed class QueryRejectedException(string message) : Exception(message);
+/// <param name="inner">What Postgres said, when it refused it.</param>
+public sealed class QueryRejectedException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>A query touched what its reader may not read, such as a private table (403).</summary>
 public sealed class QueryForbiddenException(string message) : Exception(message);
@@ -21,8 +22,37 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource, ReaderConnectio
     private const string OwnerPasswordSql = "SELECT password FROM procyon.readers WHERE db = @db";
     private const string PublicPasswordSql = "SELECT public_password FROM procyon.readers WHERE db = @db";
 
-    /// <summary>Runs <paramref name="sql"/> and returns <c>{columns, rows, truncated}</c> as JSON.</summary>
+    /// <summary>Runs <paramref name="sql"/> and returns <c>{columns, rows, truncated}</c> as JSON; counted by how it ended.</summary>
     public async Task<ChunkedBuffer> RunAsync(string database, SqlReader reader, string sql, QueryLimits limits, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var (answer, rows) = await QueryAsync(database, reader, sql, limits, cancellationToken);
+            StorageTelemetry.Queried(database, "ok", rows, answer.Length);
+            return answer;
+        }
+        catch (Exception e)
+        {
+            StorageTelemetry.Queried(database, StatusOf(e));
+            throw;
+        }
+    }
+
+    /// <summary>How a query that threw ended, for <c>procyon.sql.queries</c>.</summary>
+    private static string StatusOf(Exception e) => e switch
+    {
+        QueryRejectedException { InnerException: PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } } => "timeout",
+        NpgsqlException { InnerException: TimeoutException } => "timeout",
+        QueryRejectedException => "rejected",
+        QueryForbiddenException => "forbidden",
+        AnswerTooLargeException => "too_large",
+        OverloadedException => "overloaded",
+        OperationCanceledException => "cancelled",
+        _ => "error",
+    };
+
+    /// <summary>The answer and how many rows it holds.</summary>
+    private async Task<(ChunkedBuffer Answer, int Rows)> QueryAsync(string database, SqlReader reader, string sql, QueryLimits limits, CancellationToken cancellationToken)
     {
         using var lease = readers.Lease(database, reader, await PasswordAsync(database, reader, cancellationToken));
         await using var connection = await lease.OpenAsync(cancellationToken);
@@ -43,7 +73,7 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource, ReaderConnectio
             var writer = new QueryResultWriter(rows, limits);
             try
             {
-                return await writer.WriteAsync(cancellationToken);
+                return (await writer.WriteAsync(cancellationToken), writer.Rows);
             }
             finally
             {
@@ -56,7 +86,7 @@ public sealed class ReadOnlyQueries(NpgsqlDataSource dataSource, ReaderConnectio
         }
         catch (PostgresException e)
         {
-            throw new QueryRejectedException($"{e.MessageText} (SQLSTATE {e.SqlState})");
+            throw new QueryRejectedException($"{e.MessageText} (SQLSTATE {e.SqlState})", e);
         }
         catch (NotSupportedException e)
         {
