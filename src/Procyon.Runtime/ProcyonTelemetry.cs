@@ -16,6 +16,12 @@ public static class ProcyonTelemetry
 {
     public const string Name = StorageTelemetry.Name;
 
+    /// <summary>The histogram of call durations (s), tagged db, origin and status; the console's charts listen to it too.</summary>
+    public const string CallDurationName = "procyon.call.duration";
+
+    /// <summary>The histogram of how late scheduled rows started (s), tagged db; the console's charts listen to it too.</summary>
+    public const string LatenessName = "procyon.scheduler.lateness";
+
     public static readonly ActivitySource Source = new(Name);
 
     /// <summary>Why a call was shed with 503 (the <c>reason</c> of <c>procyon.calls.shed</c>).</summary>
@@ -52,7 +58,7 @@ public static class ProcyonTelemetry
 
     private static readonly Counter<long> Calls = Meter.CreateCounter<long>("procyon.calls", "{call}", "Calls that ended, by database, function, origin and status");
 
-    private static readonly Histogram<double> CallDuration = Meter.CreateHistogram<double>("procyon.call.duration", "s", "How long calls took, from arrival to result (sleeps included)",
+    private static readonly Histogram<double> CallDuration = Meter.CreateHistogram<double>(CallDurationName, "s", "How long calls took, from arrival to result (sleeps included)",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
 
     private static readonly UpDownCounter<long> InFlight = Meter.CreateUpDownCounter<long>("procyon.calls.in_flight", "{call}", "Calls admitted and not yet ended, sleeping ones included");
@@ -77,7 +83,7 @@ public static class ProcyonTelemetry
 
     private static readonly Counter<long> GiveUps = Meter.CreateCounter<long>("procyon.transactions.give_ups", "{call}", "Calls that failed for contention (503) once retries could not help, by database");
 
-    private static readonly Histogram<double> Lateness = Meter.CreateHistogram<double>("procyon.scheduler.lateness", "s", "How long after its due time a scheduled row started running",
+    private static readonly Histogram<double> Lateness = Meter.CreateHistogram<double>(LatenessName, "s", "How long after its due time a scheduled row started running",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] });
 
     private static readonly Counter<long> TakeOvers = Meter.CreateCounter<long>("procyon.takeovers", "{call}",

@@ -35,9 +35,9 @@ internal sealed class CallActivity : IHostedService, IDisposable
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == ProcyonTelemetry.Name && instrument.Name is "procyon.call.duration" or "procyon.scheduler.lateness")
+            if (instrument.Meter.Name == ProcyonTelemetry.Name && instrument.Name is ProcyonTelemetry.CallDurationName or ProcyonTelemetry.LatenessName)
             {
-                listener.EnableMeasurementEvents(instrument, instrument.Name == "procyon.call.duration" ? CallsState : null);
+                listener.EnableMeasurementEvents(instrument, instrument.Name == ProcyonTelemetry.CallDurationName ? CallsState : null);
             }
         };
         _listener.SetMeasurementEventCallback<double>(OnMeasurement);
