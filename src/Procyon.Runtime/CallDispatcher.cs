@@ -350,9 +350,9 @@ public sealed class CallDispatcher(
         {
             return (CallFailure.BadArguments, null, e.Message);
         }
-        if (function.Kind == FunctionKind.InitReducer)
+        if (function.Lifecycle is { } lifecycle && !request.Lifecycle)
         {
-            return (CallFailure.BadArguments, null, $"'{request.Function}' is the init reducer; it runs only when the database is first published");
+            return (CallFailure.BadArguments, null, $"'{request.Function}' is the {lifecycle.Name} reducer; it runs only when {lifecycle.When}");
         }
         if (!engine.Memory.MakeRoom())
         {
@@ -374,8 +374,8 @@ public sealed class CallDispatcher(
             try
             {
                 outcome = function.Kind == FunctionKind.Procedure
-                    ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, durable, cancellationToken)
-                    : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, timestampMicros, cancellationToken);
+                    ? await RunProcedureAsync(module, function, arguments.WrittenMemory, request.Caller, request.ConnectionId, timestampMicros, durable, cancellationToken)
+                    : await RunReducerAsync(module, function, arguments.WrittenMemory, request.Caller, request.ConnectionId, timestampMicros, cancellationToken);
             }
             finally
             {
@@ -404,17 +404,18 @@ public sealed class CallDispatcher(
     }
 
     /// <param name="durable">The call's identity in Postgres, should it sleep long; null for a call that never outlives this server.</param>
-    internal async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, DurableCall? durable, CancellationToken cancellationToken)
+    /// <param name="connectionId">The hub connection the call came over, if any.</param>
+    internal async Task<InstanceOutcome> RunProcedureAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, UInt128? connectionId, long timestampMicros, DurableCall? durable, CancellationToken cancellationToken)
     {
         // Disposing rolls back a transaction the procedure left open (it trapped inside with_tx).
         await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
-        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction, durable));
+        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction, durable) { ConnectionId = connectionId });
     }
 
-    private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CancellationToken cancellationToken) =>
+    private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, UInt128? connectionId, long timestampMicros, CancellationToken cancellationToken) =>
         transactions.RunReducerAsync(
             module.Database,
-            transaction => RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction)),
+            transaction => RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction) { ConnectionId = connectionId }),
             cancellationToken);
 
     internal static async Task<InstanceOutcome> RunOnInstanceAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, long timestampMicros, CallContext context)

@@ -65,6 +65,12 @@ public sealed record CallRequest(string Database, string Function, ReadOnlyMemor
 
     /// <summary>For a scheduled run: the scheduled table of its row.</summary>
     public string? ScheduledTable { get; init; }
+
+    /// <summary>For a call made over a hub connection: the connection's id (<c>ctx.connection_id()</c>).</summary>
+    public UInt128? ConnectionId { get; init; }
+
+    /// <summary>Made by the server for a lifecycle (a hub connection opening or closing): it may run that lifecycle's reducer, which callers may not.</summary>
+    public bool Lifecycle { get; init; }
 }
 
 /// <summary>The outcome of a call, as HTTP returns it and as the hub pushes it to subscribers.</summary>

@@ -41,14 +41,21 @@ internal static class DescriptionRules
             Elements(function.Parameters, ModuleLimits.MaxParameters, typespace, context, "parameter");
             Shape(function.ReturnType, typespace, $"{context} (its return type)");
         }
-        if (functions.Count(f => f.Kind == FunctionKind.InitReducer) > 1)
-        {
-            throw new InvalidDataException("a module may have one #[reducer(init)]");
-        }
         Names(tables.Select(t => t.Name), Module, "table");
         foreach (var table in tables)
         {
             Table(table, typespace, functions);
+        }
+        foreach (var lifecycle in functions.Where(f => f.Lifecycle is not null).GroupBy(f => f.Lifecycle!.Value.Name))
+        {
+            if (lifecycle.Count() > 1)
+            {
+                throw new InvalidDataException($"a module may have one #[reducer({lifecycle.Key})], not {string.Join(" and ", lifecycle.Select(f => f.Name))}");
+            }
+            if (lifecycle.Single().Parameters.Elements.Count > 0)
+            {
+                throw new InvalidDataException($"the #[reducer({lifecycle.Key})] {lifecycle.Single().Name} takes no parameters besides its context");
+            }
         }
     }
 
@@ -109,7 +116,7 @@ internal static class DescriptionRules
         {
             throw new InvalidDataException($"{context} needs the column scheduled_at: ScheduleAt (Interval(TimeDuration) | Time(Timestamp))");
         }
-        var target = functions.FirstOrDefault(f => f.Name == table.ScheduledFunction && f.Kind != FunctionKind.InitReducer)
+        var target = functions.FirstOrDefault(f => f.Name == table.ScheduledFunction && f.Lifecycle is null)
             ?? throw new InvalidDataException($"{context} names {Shown(table.ScheduledFunction!)}, which is not a reducer or procedure of the module");
         if (target.Parameters.Elements is not [var parameter] || !ReferenceEquals(typespace.Resolve(parameter.Type), row))
         {

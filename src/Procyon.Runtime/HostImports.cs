@@ -24,7 +24,7 @@ internal static class HostImports
     ];
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
-        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "random_seed", "buffer_read", "buffer_len", .. Suspending],
+        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "connection_id", "random_seed", "buffer_read", "buffer_len", .. Suspending],
         StringComparer.Ordinal);
 
 
@@ -66,6 +66,15 @@ internal static class HostImports
         linker.DefineFunction(Module, "database_identity", (Caller caller, int destination) =>
         {
             CallDispatcher.ModuleIdentity(Instance(caller).Database).Bytes.CopyTo(Guest(caller, destination, Identity.Length));
+        });
+        linker.DefineFunction(Module, "connection_id", (Caller caller, int destination) =>
+        {
+            if (Instance(caller).Frame.Context.ConnectionId is not { } connection)
+            {
+                return 0;
+            }
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt128LittleEndian(Guest(caller, destination, 16), connection);
+            return 1;
         });
         linker.DefineFunction(Module, "random_seed", (Caller caller, int destination) =>
         {

@@ -9,6 +9,12 @@ public enum FunctionKind : byte
 
     /// <summary>A reducer that runs once, when the database's tables are first created.</summary>
     InitReducer = 2,
+
+    /// <summary>A reducer that runs when a hub connection to the database opens; its <c>Err</c> refuses the connection.</summary>
+    ClientConnected = 3,
+
+    /// <summary>A reducer that runs when a hub connection to the database closes.</summary>
+    ClientDisconnected = 4,
 }
 
 /// <summary>A <c>#[table]</c>: its name, row type and column flags (<see cref="Storage.Tables.ColumnFlags"/>).</summary>
@@ -19,7 +25,20 @@ public sealed record TableDescription(string Name, AlgebraicType RowType, bool I
 /// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
 /// <param name="IsPublic">Its results reach every subscriber, not only the caller and the owner.</param>
 /// <param name="Parameters">A product type whose fields are the parameters in order.</param>
-public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, bool IsPublic, AlgebraicType Parameters, AlgebraicType ReturnType);
+public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, bool IsPublic, AlgebraicType Parameters, AlgebraicType ReturnType)
+{
+    /// <summary>
+    /// For a reducer the server runs itself, never a caller: its lifecycle as the SDK spells it
+    /// and when it runs. Null for the functions callers call.
+    /// </summary>
+    public (string Name, string When)? Lifecycle => Kind switch
+    {
+        FunctionKind.InitReducer => ("init", "the database is first published"),
+        FunctionKind.ClientConnected => ("client_connected", "a hub connection to the database opens (/hubs/procyon?db=…)"),
+        FunctionKind.ClientDisconnected => ("client_disconnected", "a hub connection to the database closes"),
+        _ => null,
+    };
+}
 
 /// <summary>Everything the host knows about a module: its types and functions.</summary>
 public sealed class ModuleDescription

@@ -42,6 +42,9 @@ internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.Ta
 
     /// <summary>The call's transaction owner; a module that is only starting has none.</summary>
     public CallTransaction Transactions => Transaction ?? throw new GuestFaultException("no transactions while the module starts");
+
+    /// <summary>The hub connection the call came over (the <c>connection_id</c> import), if any.</summary>
+    public UInt128? ConnectionId { get; init; }
 }
 
 /// <summary>

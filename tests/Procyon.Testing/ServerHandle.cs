@@ -80,10 +80,12 @@ public abstract class ServerHandle(Uri address) : IAsyncDisposable
         return await Http.SendAsync(request);
     }
 
-    public async Task<HubConnection> ConnectHubAsync(string? token = null)
+    /// <param name="database">Binds the connection to the database's client_connected / client_disconnected reducers (<c>?db=</c>).</param>
+    public async Task<HubConnection> ConnectHubAsync(string? token = null, string? database = null)
     {
+        var path = database is null ? "/hubs/procyon" : $"/hubs/procyon?db={Uri.EscapeDataString(database)}";
         var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(Address, "/hubs/procyon"), options => options.AccessTokenProvider = () => Task.FromResult(token))
+            .WithUrl(new Uri(Address, path), options => options.AccessTokenProvider = () => Task.FromResult(token))
             .Build();
         await hub.StartAsync();
         return hub;

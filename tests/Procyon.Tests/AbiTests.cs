@@ -28,6 +28,8 @@ public sealed class AbiTests
             ["KIND_PROCEDURE"] = (long)FunctionKind.Procedure,
             ["KIND_REDUCER"] = (long)FunctionKind.Reducer,
             ["KIND_INIT_REDUCER"] = (long)FunctionKind.InitReducer,
+            ["KIND_CLIENT_CONNECTED"] = (long)FunctionKind.ClientConnected,
+            ["KIND_CLIENT_DISCONNECTED"] = (long)FunctionKind.ClientDisconnected,
             ["FUNCTION_PUBLIC"] = ModuleAbi.FunctionPublic,
             ["COLUMN_PRIMARY_KEY"] = (long)ColumnFlags.PrimaryKey,
             ["COLUMN_AUTO_INC"] = (long)ColumnFlags.AutoIncrement,

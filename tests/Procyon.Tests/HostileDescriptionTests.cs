@@ -87,6 +87,9 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a scheduled function of two parameters"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], row => Struct(("job", row), ("extra", I32))), "must take exactly one parameter"),
         ["a scheduled function taking another type"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], _ => Struct(("job", I32))), "must take exactly one parameter"),
         ["two init reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.InitReducer).Function("b", Struct(), kind: FunctionKind.InitReducer)), "one #[reducer(init)]"),
+        ["two client_connected reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.ClientConnected).Function("b", Struct(), kind: FunctionKind.ClientConnected)), "one #[reducer(client_connected)], not a and b"),
+        ["a client_disconnected reducer with a parameter"] = (() => Module(m => m.Function("gone", Struct(("why", I32)), kind: FunctionKind.ClientDisconnected)), "the #[reducer(client_disconnected)] gone takes no parameters"),
+        ["a scheduled table naming the client_connected reducer"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], kind: FunctionKind.ClientConnected), "which is not a reducer or procedure"),
     };
 
     public static TheoryData<string> CaseNames() => [.. Cases.Keys];

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
 using Procyon.Tests.Infrastructure;
 
 namespace Procyon.Tests;
@@ -73,6 +74,71 @@ public sealed class PortingTests : OwnServerTest
         }
         var events = JsonSerializer.Deserialize<string[]>(await (await CallAsync("events", "[]")).Content.ReadAsStringAsync())!;
         Assert.Equal(2, events.Where(e => e.StartsWith("random ", StringComparison.Ordinal)).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Lifecycle_reducers_run_as_a_hub_connection_to_the_database_opens_and_closes_with_its_connection_id()
+    {
+        var (identity, token) = await Server.NewIdentityAsync();
+        string connection;
+        await using (var hub = await Server.ConnectHubAsync(token, "ported"))
+        {
+            connection = ConnectionIdOf(await hub.InvokeAsync<JsonElement>("Call", "ported", "my_connection", JsonDocument.Parse("[]").RootElement, null));
+            Assert.Equal([$"{connection} {identity}"], await OnlineAsync());
+
+            // Every hub connection has an id of its own; one without ?db= runs no lifecycle reducer.
+            await using var plain = await Server.ConnectHubAsync(token);
+            Assert.NotEqual(connection, ConnectionIdOf(await plain.InvokeAsync<JsonElement>("Call", "ported", "my_connection", JsonDocument.Parse("[]").RootElement, null)));
+            Assert.Single(await OnlineAsync());
+            Assert.Equal("null", await (await CallAsync("my_connection", "[]")).Content.ReadAsStringAsync());
+        }
+        for (var waited = 0; (await OnlineAsync()).Length > 0; waited += 50)
+        {
+            Assert.True(waited < 10_000, "client_disconnected never removed the connection's row");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync("ban", $"""["{identity}"]""")).StatusCode);
+        Assert.Equal($"{identity} is banned already", await DetailAsync(await CallAsync("ban", $"""["{identity}"]""")));
+        Assert.Contains($"{identity} is banned", await RefusalAsync(token, "ported"));
+        Assert.Empty(await OnlineAsync());
+        Assert.Contains("no database named 'nowhere'", await RefusalAsync(token, "nowhere"));
+        Assert.Contains("client_connected reducer; it runs only when a hub connection to the database opens", await DetailAsync(await CallAsync("identity_connected", "[]")));
+    }
+
+    /// <summary>How the server ends a connection to <paramref name="database"/> that it refuses.</summary>
+    private async Task<string> RefusalAsync(string token, string database)
+    {
+        var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(Server.Address, $"/hubs/procyon?db={database}"), options => options.AccessTokenProvider = () => Task.FromResult<string?>(token))
+            .Build();
+        await using var _ = hub;
+        var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        hub.Closed += error =>
+        {
+            closed.TrySetResult(error);
+            return Task.CompletedTask;
+        };
+        try
+        {
+            await hub.StartAsync();
+        }
+        catch (Exception e)
+        {
+            return e.Message;
+        }
+        var error = await closed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        return error?.Message ?? "closed without an error";
+    }
+
+    private async Task<string[]> OnlineAsync() =>
+        JsonSerializer.Deserialize<string[]>(await (await CallAsync("online", "[]")).Content.ReadAsStringAsync())!;
+
+    /// <summary>A <c>ConnectionId</c> result (a u128: a number, or a decimal string beyond 2^53) in the module's hex.</summary>
+    private static string ConnectionIdOf(JsonElement result)
+    {
+        var value = result.GetProperty("value");
+        return (value.ValueKind == JsonValueKind.String ? UInt128.Parse(value.GetString()!) : value.GetUInt64()).ToString("x32");
     }
 
     [Fact]

@@ -116,7 +116,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             async token => snapshot is not null
                 ? await dispatcher.ResumeScheduledAsync(scheduled.Module, snapshot, durable, token)
                 : CallDispatcher.Finish(scheduled.Module, scheduled.Function,
-                    await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(DateTimeOffset.UtcNow), durable, token)),
+                    await dispatcher.RunProcedureAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, null, UnixTime.ToMicros(DateTimeOffset.UtcNow), durable, token)),
             CallDispatcher.CancelledOutcome);
         if (!cancellable.Cancelled && durable.Lost)
         {

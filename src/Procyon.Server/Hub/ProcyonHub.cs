@@ -9,7 +9,10 @@ namespace Procyon.Server.Hub;
 /// <summary>
 /// <c>/hubs/procyon</c>: call functions and subscribe to results. A subscription to a database
 /// covers all its functions; subscribing to one function of a database already subscribed
-/// changes nothing, so no result arrives twice.
+/// changes nothing, so no result arrives twice. Each connection has a random id, the
+/// <c>ctx.connection_id()</c> of the calls made over it. A connection opened with
+/// <c>?db=name</c> belongs to that database: its <c>client_connected</c> reducer runs as the
+/// connection opens (an error refuses it) and its <c>client_disconnected</c> reducer as it closes.
 /// </summary>
 internal sealed class ProcyonHub(
     CallDispatcher dispatcher,
@@ -22,6 +25,57 @@ internal sealed class ProcyonHub(
     IHostApplicationLifetime lifetime) : Hub<IProcyonClient>
 {
     public const string Path = "/hubs/procyon";
+
+    /// <summary>The query parameter that binds a connection to a database's lifecycle reducers.</summary>
+    public const string DatabaseParameter = "db";
+
+    private const string ConnectionIdKey = "procyon.connection-id";
+
+    private const string DatabaseKey = "procyon.database";
+
+    /// <summary>Gives the connection its id; with <c>?db=</c>, runs the database's <c>client_connected</c> reducer, whose error refuses the connection.</summary>
+    public override async Task OnConnectedAsync()
+    {
+        Context.Items[ConnectionIdKey] = System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        if (Context.GetHttpContext()?.Request.Query[DatabaseParameter].FirstOrDefault() is not { } db)
+        {
+            return;
+        }
+        RequireNames(db, null);
+        if (registry.Find(db) is null)
+        {
+            throw new HubException($"no database named '{db}' is published");
+        }
+        if (Auth.AnonymousCalls.Refused(Context.User!, auth.Value))
+        {
+            throw new HubException(Auth.AnonymousCalls.Detail);
+        }
+        var result = await RunLifecycleAsync(db, FunctionKind.ClientConnected);
+        if (result is { Failure: not CallFailure.None })
+        {
+            throw new HubException($"database '{db}' refused the connection (client_connected failed): {result.Error}");
+        }
+        Context.Items[DatabaseKey] = db;
+    }
+
+    /// <summary>For a connection that belonged to a database: runs its <c>client_disconnected</c> reducer (its error is only logged, with the call's result).</summary>
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        if (Context.Items.TryGetValue(DatabaseKey, out var db))
+        {
+            await RunLifecycleAsync((string)db!, FunctionKind.ClientDisconnected);
+        }
+    }
+
+    /// <summary>The database's reducer for a lifecycle, run as this connection's caller; null when the module has none.</summary>
+    private async Task<CallResult?> RunLifecycleAsync(string db, FunctionKind kind)
+    {
+        if (registry.Find(db)?.Description.Functions.FirstOrDefault(f => f.Kind == kind) is not { } reducer)
+        {
+            return null;
+        }
+        return await dispatcher.CallAsync(Request(db, reducer.Name, null, null) with { Lifecycle = true }, lifetime.ApplicationStopping);
+    }
 
     /// <summary>Calls a function like <c>POST /call/{fn}</c>; the result is also pushed to the subscribers who may see it.</summary>
     public Task<CallResult> Call(string db, string fn, JsonElement? args, string? requestId = null)
@@ -63,7 +117,7 @@ internal sealed class ProcyonHub(
     private CallRequest Request(string db, string fn, JsonElement? args, string? requestId)
     {
         var json = args is { ValueKind: not JsonValueKind.Undefined } value ? JsonMarshal.GetRawUtf8Value(value).ToArray() : [];
-        return new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId);
+        return new CallRequest(db, fn, json, Auth.Tokens.CallerOf(Context.User!), CallOrigin.Hub, requestId) { ConnectionId = (UInt128?)Context.Items[ConnectionIdKey] };
     }
 
     /// <summary>The results of a database (or one of its functions) this connection may see, as a stream, from now until the client ends it.</summary>

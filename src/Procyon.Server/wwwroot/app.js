@@ -35,7 +35,8 @@ async function loadDatabases() {
     const title = make("li", { className: "db", textContent: database.db, onclick: () => selectDatabase(database.db) });
     title.dataset.db = database.db;
     list.append(title);
-    for (const fn of database.functions.filter((f) => f.kind !== "initreducer")) {
+    // Lifecycle reducers are the server's to run, not callers'.
+    for (const fn of database.functions.filter((f) => !["initreducer", "clientconnected", "clientdisconnected"].includes(f.kind))) {
       const item = make("li", { className: "fn", textContent: `${fn.name}(${fn.params.map((p) => p.name).join(", ")})` });
       item.dataset.db = database.db;
       item.dataset.fn = fn.name;

@@ -24,16 +24,28 @@ pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Exports `fn f(ctx: &ReducerContext, args..)` (returning `()` or `Result<(), E>` for any `E: Display`) as a
 /// reducer: it runs in one transaction. `#[reducer(init)]` runs once, in the transaction that
-/// creates the database's tables; `#[reducer(public)]` sends its results to every subscriber.
+/// creates the database's tables; `#[reducer(client_connected)]` and
+/// `#[reducer(client_disconnected)]` run when a hub connection to the database opens and closes
+/// (an `Err` from the first refuses the connection); `#[reducer(public)]` sends its results to
+/// every subscriber.
 #[proc_macro_attribute]
 pub fn reducer(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
-    let options = match FunctionOptions::parse(attr, &["init", "public"]) {
+    let lifecycles = ["init", "client_connected", "client_disconnected"];
+    let allowed: Vec<&str> = lifecycles.iter().copied().chain(["public"]).collect();
+    let options = match FunctionOptions::parse(attr, &allowed) {
         Ok(options) => options,
         Err(e) => return e.to_compile_error().into(),
     };
-    let (init, public) = (options.has("init"), options.has("public"));
-    match register(&function, "reducer", quote!(#init, #public,)) {
+    let kind = match lifecycles.iter().filter(|l| options.has(l)).collect::<Vec<_>>()[..] {
+        [] => quote!(::procyon::rt::KIND_REDUCER),
+        [&"init"] => quote!(::procyon::rt::KIND_INIT_REDUCER),
+        [&"client_connected"] => quote!(::procyon::rt::KIND_CLIENT_CONNECTED),
+        [&"client_disconnected"] => quote!(::procyon::rt::KIND_CLIENT_DISCONNECTED),
+        _ => return syn::Error::new(function.sig.ident.span(), "a reducer runs in one lifecycle at most: init, client_connected or client_disconnected").to_compile_error().into(),
+    };
+    let public = options.has("public");
+    match register(&function, "reducer", quote!(#kind, #public,)) {
         Ok(registration) => quote!(#function #registration).into(),
         Err(e) => e.to_compile_error().into(),
     }

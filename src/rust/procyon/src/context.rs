@@ -1,12 +1,19 @@
 //! What every context (`ReducerContext`, `ProcedureContext`) offers besides its own methods.
 
 /// The methods both contexts have, written once: a macro rather than a trait, so that they are
-/// inherent and `ctx.sender()` needs no import. The context has `sender` and `rng` fields.
+/// inherent and `ctx.sender()` needs no import. The context has `sender`, `connection_id` and
+/// `rng` fields.
 macro_rules! context_methods {
     () => {
         /// The caller's identity (the `sender` field, as SpacetimeDB's current bindings spell it).
         pub fn sender(&self) -> Identity {
             self.sender
+        }
+
+        /// The hub connection the call came over; `None` for HTTP calls, scheduled runs and the
+        /// init reducer. Read when the call starts, so it stays the same across sleeps.
+        pub fn connection_id(&self) -> Option<ConnectionId> {
+            self.connection_id
         }
 
         /// Random numbers for this call: `ctx.rng().gen_range(1..=6)` with `procyon::rand::Rng`.

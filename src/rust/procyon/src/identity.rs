@@ -47,3 +47,45 @@ impl ProcyonType for Identity {
         Ok(Identity(bytes))
     }
 }
+
+/// A hub connection's id (SpacetimeDB's `ConnectionId`): random per connection, given to the
+/// calls made over it and to the `client_connected` / `client_disconnected` reducers. A `u128`
+/// in values, so it can be a column; shown as 32 hex digits.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(u128);
+
+impl ConnectionId {
+    pub const ZERO: ConnectionId = ConnectionId(0);
+
+    pub fn from_u128(value: u128) -> Self {
+        ConnectionId(value)
+    }
+
+    pub fn to_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnectionId({})", self)
+    }
+}
+
+impl ProcyonType for ConnectionId {
+    fn algebraic_type(typespace: &mut Typespace) -> AlgebraicType {
+        u128::algebraic_type(typespace)
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.encode(out);
+    }
+    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
+        u128::decode(input).map(ConnectionId)
+    }
+}

@@ -15,7 +15,7 @@ pub mod rt;
 pub mod sats;
 mod time;
 
-pub use identity::Identity;
+pub use identity::{ConnectionId, Identity};
 pub use function::{ExportFunctionForScheduledTable, ProcedureFn, ProcedureTarget, ReducerFn, ReducerResult, ReducerTarget};
 pub use procedure::ProcedureContext;
 /// The `rand` crate (0.8), for `use procyon::rand::Rng;` and `ctx.rng().gen_range(..)`.
@@ -23,7 +23,7 @@ pub use rand;
 pub use random::CallRng;
 pub use procyon_macros::{duration, procedure, reducer, table, ProcyonType};
 pub use reducer::{ReducerContext, TxContext};
-pub use table::{Db, Table, TableHandle, UniqueColumn, UniqueViolation};
+pub use table::{AutoIncOverflow, Db, Table, TableHandle, TryInsertError, UniqueColumn, UniqueConstraintViolation};
 pub use sats::ProcyonType;
 pub use time::{ScheduleAt, TimeDuration, Timestamp};
 

@@ -1,12 +1,13 @@
 use crate::random::CallRng;
 use crate::reducer::TxContext;
 use crate::rt::{sys, TX_RETRY};
-use crate::{Identity, Timestamp};
+use crate::{ConnectionId, Identity, Timestamp};
 
 /// What a procedure gets: the time (updated after each sleep) and who called.
 pub struct ProcedureContext {
     pub timestamp: Timestamp,
     pub sender: Identity,
+    connection_id: Option<ConnectionId>,
     rng: CallRng,
 }
 
@@ -14,8 +15,8 @@ pub struct ProcedureContext {
 const TX_ATTEMPTS: u32 = 5;
 
 impl ProcedureContext {
-    pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
-        ProcedureContext { timestamp, sender, rng: CallRng::new() }
+    pub(crate) fn new(timestamp: Timestamp, sender: Identity, connection_id: Option<ConnectionId>) -> Self {
+        ProcedureContext { timestamp, sender, connection_id, rng: CallRng::new() }
     }
 
     crate::context::context_methods!();
@@ -41,7 +42,7 @@ impl ProcedureContext {
     pub fn try_with_tx<T, E>(&mut self, body: impl Fn(&TxContext) -> Result<T, E>) -> Result<T, E> {
         for _ in 0..TX_ATTEMPTS {
             unsafe { sys::tx_begin() };
-            let tx = TxContext::new(self.timestamp, self.sender);
+            let tx = TxContext::new(self.timestamp, self.sender, self.connection_id);
             match body(&tx) {
                 Ok(value) => {
                     if unsafe { sys::tx_commit() } != TX_RETRY {

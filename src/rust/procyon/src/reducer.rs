@@ -1,6 +1,6 @@
 use crate::random::CallRng;
 use crate::table::Db;
-use crate::{Identity, Timestamp};
+use crate::{ConnectionId, Identity, Timestamp};
 
 /// What a reducer (and a procedure's `with_tx` closure) gets: the time, the caller and the
 /// tables, all inside one transaction.
@@ -8,6 +8,7 @@ pub struct ReducerContext {
     pub timestamp: Timestamp,
     pub sender: Identity,
     pub db: Db,
+    connection_id: Option<ConnectionId>,
     rng: CallRng,
 }
 
@@ -15,8 +16,8 @@ pub struct ReducerContext {
 pub type TxContext = ReducerContext;
 
 impl ReducerContext {
-    pub(crate) fn new(timestamp: Timestamp, sender: Identity) -> Self {
-        ReducerContext { timestamp, sender, db: Db::new(), rng: CallRng::new() }
+    pub(crate) fn new(timestamp: Timestamp, sender: Identity, connection_id: Option<ConnectionId>) -> Self {
+        ReducerContext { timestamp, sender, db: Db::new(), connection_id, rng: CallRng::new() }
     }
 
     crate::context::context_methods!();

@@ -9,7 +9,7 @@ use crate::function::{ProcedureFn, ReducerFn};
 use crate::procedure::ProcedureContext;
 use crate::reducer::ReducerContext;
 use crate::sats::{encode_len, AlgebraicType, DecodeError, Element, ProcyonType, Typespace};
-use crate::{Identity, Timestamp};
+use crate::{ConnectionId, Identity, Timestamp};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -32,6 +32,9 @@ pub(crate) mod sys {
         pub fn result_write(src: *const u8, len: usize);
         pub fn caller_identity(dst: *mut u8);
         pub fn database_identity(dst: *mut u8);
+        /// Writes the call's hub connection id (16 bytes, a little-endian u128) and returns 1,
+        /// or returns 0 for a call without one.
+        pub fn connection_id(dst: *mut u8) -> i32;
         /// 32 bytes of the host's operating-system randomness.
         pub fn random_seed(dst: *mut u8);
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
@@ -83,6 +86,9 @@ pub(crate) mod sys {
     pub unsafe fn database_identity(_: *mut u8) {
         unreachable!("{}", NO_HOST)
     }
+    pub unsafe fn connection_id(_: *mut u8) -> i32 {
+        unreachable!("{}", NO_HOST)
+    }
     pub unsafe fn random_seed(_: *mut u8) {
         unreachable!("{}", NO_HOST)
     }
@@ -132,6 +138,8 @@ pub(crate) mod sys {
 pub const KIND_PROCEDURE: u8 = 0;
 pub const KIND_REDUCER: u8 = 1;
 pub const KIND_INIT_REDUCER: u8 = 2;
+pub const KIND_CLIENT_CONNECTED: u8 = 3;
+pub const KIND_CLIENT_DISCONNECTED: u8 = 4;
 
 /// Function flag: results reach every subscriber, not only the caller and the owner.
 pub const FUNCTION_PUBLIC: u8 = 1;
@@ -160,7 +168,15 @@ pub enum Outcome {
     Failed(String),
 }
 
-type Invoke = Rc<dyn Fn(Timestamp, Identity, &mut &[u8]) -> Result<Outcome, DecodeError>>;
+/// Who made a call, when and over which connection: what a context starts from.
+#[derive(Clone, Copy)]
+pub struct CallInfo {
+    pub timestamp: Timestamp,
+    pub sender: Identity,
+    pub connection_id: Option<ConnectionId>,
+}
+
+type Invoke = Rc<dyn Fn(CallInfo, &mut &[u8]) -> Result<Outcome, DecodeError>>;
 
 struct Function {
     name: &'static str,
@@ -194,17 +210,17 @@ thread_local! {
 
 /// Called by the code `#[procedure]` generates.
 pub fn register_procedure<Args, F: ProcedureFn<Args>>(name: &'static str, public: bool, param_names: &'static [&'static str], f: F) {
-    register(name, KIND_PROCEDURE, public, param_names, F::param_types, F::return_type, move |timestamp, sender, args| {
-        let mut ctx = ProcedureContext::new(timestamp, sender);
+    register(name, KIND_PROCEDURE, public, param_names, F::param_types, F::return_type, move |call, args| {
+        let mut ctx = ProcedureContext::new(call.timestamp, call.sender, call.connection_id);
         f.invoke(&mut ctx, args)
     });
 }
 
-/// Called by the code `#[reducer]` generates; `init` marks the reducer run once at first publish.
-pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, init: bool, public: bool, param_names: &'static [&'static str], f: F) {
-    let kind = if init { KIND_INIT_REDUCER } else { KIND_REDUCER };
-    register(name, kind, public, param_names, F::param_types, |_| AlgebraicType::unit(), move |timestamp, sender, args| {
-        let ctx = ReducerContext::new(timestamp, sender);
+/// Called by the code `#[reducer]` generates; `kind` is `KIND_REDUCER` or the lifecycle it runs in
+/// (`KIND_INIT_REDUCER`, `KIND_CLIENT_CONNECTED`, `KIND_CLIENT_DISCONNECTED`).
+pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, kind: u8, public: bool, param_names: &'static [&'static str], f: F) {
+    register(name, kind, public, param_names, F::param_types, |_| AlgebraicType::unit(), move |call, args| {
+        let ctx = ReducerContext::new(call.timestamp, call.sender, call.connection_id);
         f.invoke(&ctx, args)
     });
 }
@@ -235,7 +251,7 @@ fn register(
     param_names: &'static [&'static str],
     param_types: fn(&mut Typespace) -> Vec<AlgebraicType>,
     return_type: fn(&mut Typespace) -> AlgebraicType,
-    invoke: impl Fn(Timestamp, Identity, &mut &[u8]) -> Result<Outcome, DecodeError> + 'static,
+    invoke: impl Fn(CallInfo, &mut &[u8]) -> Result<Outcome, DecodeError> + 'static,
 ) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
@@ -307,13 +323,19 @@ extern "C" fn call(function_id: u32, timestamp_micros: i64, args_len: u32) -> u3
     };
     let mut args = vec![0u8; args_len as usize];
     let mut sender = [0u8; 32];
-    unsafe {
+    let mut connection = [0u8; 16];
+    let connected = unsafe {
         sys::args_read(args.as_mut_ptr());
         sys::caller_identity(sender.as_mut_ptr());
-    }
-    let timestamp = Timestamp::from_micros_since_unix_epoch(timestamp_micros);
+        sys::connection_id(connection.as_mut_ptr()) == 1
+    };
+    let info = CallInfo {
+        timestamp: Timestamp::from_micros_since_unix_epoch(timestamp_micros),
+        sender: Identity::from_bytes(sender),
+        connection_id: if connected { Some(ConnectionId::from_u128(u128::from_le_bytes(connection))) } else { None },
+    };
     let mut input = &args[..];
-    match invoke(timestamp, Identity::from_bytes(sender), &mut input) {
+    match invoke(info, &mut input) {
         Ok(Outcome::Value(result)) => {
             write_result(&result);
             STATUS_OK

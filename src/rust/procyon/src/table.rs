@@ -17,24 +17,68 @@ impl Db {
     }
 }
 
-/// A unique or primary-key value was already taken.
+/// A unique or primary-key value was already taken; shows Postgres's message (which column, which value).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UniqueViolation(pub String);
+pub struct UniqueConstraintViolation(String);
 
-impl fmt::Display for UniqueViolation {
+impl fmt::Display for UniqueConstraintViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
+impl std::error::Error for UniqueConstraintViolation {}
+
+/// An `#[auto_inc]` column ran past its type, as SpacetimeDB names it. Procyon never returns it:
+/// such an insert fails the call (500) instead. It is here so that code matching on
+/// `TryInsertError` builds unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoIncOverflow(());
+
+impl fmt::Display for AutoIncOverflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("auto-inc sequence overflowed its column type")
+    }
+}
+
+impl std::error::Error for AutoIncOverflow {}
+
+/// Why `try_insert` refused a row, as SpacetimeDB's bindings spell it.
+pub enum TryInsertError<Tbl: Table> {
+    UniqueConstraintViolation(Tbl::UniqueConstraintViolation),
+    AutoIncOverflow(Tbl::AutoIncOverflow),
+}
+
+impl<Tbl: Table> fmt::Display for TryInsertError<Tbl> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryInsertError::UniqueConstraintViolation(violation) => violation.fmt(f),
+            TryInsertError::AutoIncOverflow(overflow) => overflow.fmt(f),
+        }
+    }
+}
+
+impl<Tbl: Table> fmt::Debug for TryInsertError<Tbl> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryInsertError::UniqueConstraintViolation(violation) => f.debug_tuple("UniqueConstraintViolation").field(violation).finish(),
+            TryInsertError::AutoIncOverflow(overflow) => f.debug_tuple("AutoIncOverflow").field(overflow).finish(),
+        }
+    }
+}
+
+impl<Tbl: Table> std::error::Error for TryInsertError<Tbl> {}
+
 
 /// Operations every table has.
-pub trait Table {
+pub trait Table: Sized {
     type Row: ProcyonType;
+    type UniqueConstraintViolation: std::error::Error;
+    type AutoIncOverflow: std::error::Error;
 
     /// Inserts a row; an `#[auto_inc]` column given as 0 is assigned. Panics on a unique violation.
     fn insert(&self, row: Self::Row) -> Self::Row;
-    fn try_insert(&self, row: Self::Row) -> Result<Self::Row, UniqueViolation>;
+    fn try_insert(&self, row: Self::Row) -> Result<Self::Row, TryInsertError<Self>>;
     fn iter(&self) -> std::vec::IntoIter<Self::Row>;
     fn count(&self) -> u64;
     /// Deletes rows equal to `row` (by primary key when the table has one); true when one went.
@@ -56,15 +100,17 @@ impl<Row> TableHandle<Row> {
 
 impl<Row: ProcyonType> Table for TableHandle<Row> {
     type Row = Row;
+    type UniqueConstraintViolation = UniqueConstraintViolation;
+    type AutoIncOverflow = AutoIncOverflow;
 
     fn insert(&self, row: Row) -> Row {
         self.try_insert(row).unwrap_or_else(|violation| panic!("{}", violation))
     }
 
-    fn try_insert(&self, row: Row) -> Result<Row, UniqueViolation> {
+    fn try_insert(&self, row: Row) -> Result<Row, TryInsertError<Self>> {
         let bytes = encode(&row);
         let result = unsafe { sys::table_insert(self.name.as_ptr(), self.name.len(), bytes.as_ptr(), bytes.len()) };
-        reply_row(result)
+        reply_row(result).map_err(TryInsertError::UniqueConstraintViolation)
     }
 
     fn iter(&self) -> std::vec::IntoIter<Row> {
@@ -135,10 +181,10 @@ fn reply(length: i64) -> Vec<u8> {
     bytes
 }
 
-fn reply_row<Row: ProcyonType>(result: i64) -> Result<Row, UniqueViolation> {
+fn reply_row<Row: ProcyonType>(result: i64) -> Result<Row, UniqueConstraintViolation> {
     if result == TABLE_UNIQUE_VIOLATION {
         let message = reply(unsafe { sys::buffer_len() } as i64);
-        return Err(UniqueViolation(String::from_utf8_lossy(&message).into_owned()));
+        return Err(UniqueConstraintViolation(String::from_utf8_lossy(&message).into_owned()));
     }
     Ok(decode(&reply(result)))
 }

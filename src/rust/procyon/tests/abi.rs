@@ -40,6 +40,8 @@ fn constants_match_the_abi() {
         ("KIND_PROCEDURE", rt::KIND_PROCEDURE.into()),
         ("KIND_REDUCER", rt::KIND_REDUCER.into()),
         ("KIND_INIT_REDUCER", rt::KIND_INIT_REDUCER.into()),
+        ("KIND_CLIENT_CONNECTED", rt::KIND_CLIENT_CONNECTED.into()),
+        ("KIND_CLIENT_DISCONNECTED", rt::KIND_CLIENT_DISCONNECTED.into()),
         ("FUNCTION_PUBLIC", rt::FUNCTION_PUBLIC.into()),
         ("COLUMN_PRIMARY_KEY", rt::COLUMN_PRIMARY_KEY.into()),
         ("COLUMN_AUTO_INC", rt::COLUMN_AUTO_INC.into()),

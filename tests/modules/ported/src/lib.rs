@@ -2,7 +2,7 @@
 //! `spacetimedb` to `procyon` (and `SpacetimeType` to `ProcyonType`): what a port needs to build
 //! and run unchanged. PortingTests call it over HTTP.
 
-use procyon::{duration, procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TxContext};
+use procyon::{duration, procedure, reducer, table, ConnectionId, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TryInsertError, TxContext};
 use procyon::rand::Rng;
 use std::fmt;
 
@@ -20,6 +20,20 @@ pub struct Player {
 pub struct Event {
     text: String,
     at: Timestamp,
+}
+
+/// Who is connected: a row per hub connection to the database, kept by the lifecycle reducers.
+#[table(accessor = online, public)]
+pub struct Online {
+    #[primary_key]
+    connection: ConnectionId,
+    who: Identity,
+}
+
+#[table(accessor = banned)]
+pub struct Banned {
+    #[primary_key]
+    who: Identity,
 }
 
 #[table(accessor = tick, scheduled(on_tick))]
@@ -131,6 +145,47 @@ fn on_tick(ctx: &ReducerContext, tick: Tick) -> Result<(), String> {
     }
     ctx.db.event().insert(Event { text: format!("tick {}", tick.scheduled_id), at: ctx.timestamp });
     Ok(())
+}
+
+#[reducer(client_connected)]
+fn identity_connected(ctx: &ReducerContext) -> Result<(), String> {
+    if ctx.db.banned().who().find(&ctx.sender()).is_some() {
+        return Err(format!("{} is banned", ctx.sender()));
+    }
+    let connection = ctx.connection_id().ok_or("a connection without an id")?;
+    ctx.db.online().insert(Online { connection, who: ctx.sender() });
+    Ok(())
+}
+
+#[reducer(client_disconnected)]
+fn identity_disconnected(ctx: &ReducerContext) {
+    if let Some(connection) = ctx.connection_id() {
+        ctx.db.online().connection().delete(&connection);
+    }
+}
+
+/// `try_insert` with SpacetimeDB's typed error.
+#[reducer]
+fn ban(ctx: &ReducerContext, who: Identity) -> Result<(), String> {
+    match ctx.db.banned().try_insert(Banned { who }) {
+        Ok(_) => Ok(()),
+        Err(TryInsertError::UniqueConstraintViolation(_)) => Err(format!("{} is banned already", who)),
+        Err(TryInsertError::AutoIncOverflow(overflow)) => Err(overflow.to_string()),
+    }
+}
+
+/// The connection this call came over (none over HTTP), as seen inside a transaction too.
+#[procedure]
+fn my_connection(ctx: &mut ProcedureContext) -> Option<ConnectionId> {
+    let outside = ctx.connection_id();
+    let inside = ctx.with_tx(|tx| tx.connection_id());
+    assert_eq!(outside, inside);
+    outside
+}
+
+#[procedure]
+fn online(ctx: &mut ProcedureContext) -> Vec<String> {
+    ctx.with_tx(|tx| tx.db.online().iter().map(|o| format!("{} {}", o.connection, o.who)).collect())
 }
 
 #[procedure]
