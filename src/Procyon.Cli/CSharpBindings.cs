@@ -267,7 +267,7 @@ public sealed class {{client}}(HttpClient http, Uri server, string? token = null
                 _ => "long",
             },
             "number,string" => format == "float" ? "float" : "double",
-            "string" => "string",
+            "string" => format == "uuid" ? "Guid" : "string",
             "null" => "JsonElement?",
             "array" => $"List<{Type(schema.GetProperty("items"), hint + "Item")}>",
             var other => throw new CliException($"the server's OpenAPI document has a schema these bindings do not know (type {other ?? "none"}): {schema.GetRawText()}"),

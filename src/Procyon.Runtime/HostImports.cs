@@ -24,7 +24,7 @@ internal static class HostImports
     ];
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
-        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "connection_id", "random_seed", "buffer_read", "buffer_len", .. Suspending],
+        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "connection_id", "random_seed", "uuid_v7_clock", "buffer_read", "buffer_len", .. Suspending],
         StringComparer.Ordinal);
 
 
@@ -80,6 +80,7 @@ internal static class HostImports
         {
             System.Security.Cryptography.RandomNumberGenerator.Fill(Guest(caller, destination, 32));
         });
+        linker.DefineFunction(Module, "uuid_v7_clock", () => unchecked((long)UuidClock.Server.Next()));
         linker.DefineFunction(Module, "sleep_until", (Caller caller, long targetMicros) => Instance(caller).SleepUntil(targetMicros));
         linker.DefineFunction(Module, "buffer_read", (Caller caller, int destination) =>
         {

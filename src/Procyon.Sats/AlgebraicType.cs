@@ -8,7 +8,7 @@ public enum TypeKind : byte
 }
 
 /// <summary>Types the JSON mapping treats specially, recognised by their shape.</summary>
-public enum SpecialType : byte { None, Unit, Option, Bytes, Identity, Timestamp, TimeDuration }
+public enum SpecialType : byte { None, Unit, Option, Bytes, Identity, Timestamp, TimeDuration, Uuid }
 
 /// <summary>A field of a product or a variant of a sum.</summary>
 public sealed record TypeElement(string? Name, AlgebraicType Type);
@@ -19,6 +19,7 @@ public sealed class AlgebraicType
     internal const string IdentityField = "__identity__";
     internal const string TimestampField = "__timestamp_micros_since_unix_epoch__";
     internal const string TimeDurationField = "__time_duration_micros__";
+    internal const string UuidField = "__uuid__";
 
     private static readonly AlgebraicType[] Primitives =
         Enum.GetValues<TypeKind>().Select(k => new AlgebraicType(k, [], null, 0)).ToArray();
@@ -103,6 +104,7 @@ public sealed class AlgebraicType
                     (IdentityField, TypeKind.Array) when type.Special == SpecialType.Bytes => SpecialType.Identity,
                     (TimestampField, TypeKind.I64) => SpecialType.Timestamp,
                     (TimeDurationField, TypeKind.I64) => SpecialType.TimeDuration,
+                    (UuidField, TypeKind.U128) => SpecialType.Uuid,
                     _ => SpecialType.None,
                 };
             case TypeKind.Sum when Elements.Count == 2

@@ -162,6 +162,9 @@ public static class BsatnToJson
                 case SpecialType.TimeDuration:
                     WriteInteger((long)reader.ReadU64(), json);
                     return;
+                case SpecialType.Uuid:
+                    json.WriteStringValue(UuidValues.Format(reader.ReadU128()));
+                    return;
             }
             json.WriteStartObject();
             for (var i = 0; i < product.Elements.Count; i++)

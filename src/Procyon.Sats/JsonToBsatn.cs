@@ -214,6 +214,11 @@ public static class JsonToBsatn
                 case SpecialType.Timestamp or SpecialType.TimeDuration:
                     WriteInteger(json, TypeKind.I64, writer);
                     return;
+                case SpecialType.Uuid:
+                    writer.WriteU128(json.ValueKind == JsonValueKind.String && UuidValues.TryParse(json.GetString()!, out var uuid)
+                        ? uuid
+                        : throw Expected("a UUID (8-4-4-4-12 hex digits, e.g. \"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\")", json));
+                    return;
             }
             if (json.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array))
             {

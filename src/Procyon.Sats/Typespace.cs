@@ -59,6 +59,7 @@ public sealed class Typespace
             SpecialType.Identity => "Identity",
             SpecialType.Timestamp => "Timestamp",
             SpecialType.TimeDuration => "TimeDuration",
+            SpecialType.Uuid => "Uuid",
             _ => "{ " + string.Join(", ", type.Elements.Select(e => $"{e.Name}: {Describe(e.Type, reference)}")) + " }",
         },
         TypeKind.Sum => string.Join(" | ", type.Elements.Select(e => e.Type.Special == SpecialType.Unit ? e.Name : $"{e.Name}({Describe(e.Type, reference)})")),

@@ -42,6 +42,16 @@ public sealed class OpenApiTests(ServerFixture fixture) : ServerTest(fixture)
     }
 
     [Fact]
+    public async Task Special_types_have_their_string_formats()
+    {
+        var everything = (await DocumentAsync()).GetProperty("components").GetProperty("schemas").GetProperty("example.Everything").GetProperty("properties");
+
+        Assert.Equal("string", everything.GetProperty("uuid").GetProperty("type").GetString());
+        Assert.Equal("uuid", everything.GetProperty("uuid").GetProperty("format").GetString());
+        Assert.Equal("date-time", everything.GetProperty("when").GetProperty("format").GetString());
+    }
+
+    [Fact]
     public async Task The_document_follows_publishing_and_deleting()
     {
         (await Server.PublishAsync("swagger-fresh", "faulty")).EnsureSuccessStatusCode();

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -22,6 +23,7 @@ internal sealed class RandomValues(Random random, Typespace typespace)
             SpecialType.Bytes => Convert.ToHexStringLower(Bytes(random.Next(0, 12))),
             SpecialType.Identity => Convert.ToHexStringLower(Bytes(32)),
             SpecialType.Timestamp => JsonValues.TryFormatTimestamp(random.NextInt64(-62_135_596_800_000_000, 253_402_300_799_000_000)),
+            SpecialType.Uuid => UuidValues.Format(BinaryPrimitives.ReadUInt128BigEndian(Bytes(16))),
             SpecialType.TimeDuration => Integer(random.NextInt64(0, long.MaxValue) - random.NextInt64(0, long.MaxValue)),
             SpecialType.Option => random.Next(3) == 0 ? null : Next(resolved.Elements[0].Type, depth + 1),
             _ => resolved.Kind switch

@@ -20,7 +20,7 @@ public sealed class TypedValuesTests(ServerFixture fixture) : ServerTest(fixture
          "f64": "-Infinity", "text": "h\u00e9llo \ud83d\ude00", "bytes": "deadbeef", "list": [1, 2, 3], "maybe": 7,
          "who": "00000000000000000000000000000000000000000000000000000000000000ff",
          "when": "2026-11-28T12:00:00.123456Z", "every": 1500000, "schedule": {"Time": "2026-11-28T12:00:00.000000Z"},
-         "nothing": null}
+         "uuid": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "nothing": null}
         """;
 
     private const string Order = """
@@ -45,6 +45,7 @@ public sealed class TypedValuesTests(ServerFixture fixture) : ServerTest(fixture
     [InlineData("\"when\": \"2026-11-28T12:00:00.123456Z\"", "\"when\": 1795867200123456")]
     [InlineData("\"schedule\": {\"Time\": \"2026-11-28T12:00:00.000000Z\"}", "\"schedule\": {\"Interval\": 5}")]
     [InlineData("\"maybe\": 7", "\"maybe\": null")]
+    [InlineData("\"uuid\": \"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\"", "\"uuid\": \"0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B\"")]
     [InlineData("\"f64\": \"-Infinity\"", "\"f64\": 1e300")]
     public async Task Alternative_spellings_are_accepted(string canonical, string alternative)
     {

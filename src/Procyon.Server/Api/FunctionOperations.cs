@@ -113,6 +113,13 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
                 SpecialType.Identity => Text("an identity: 64 hex digits", "^[0-9a-fA-F]{64}$"),
                 SpecialType.Timestamp => new OpenApiSchema { Type = JsonSchemaType.String | JsonSchemaType.Integer, Format = "date-time", Description = "RFC 3339, or microseconds since the Unix epoch" },
                 SpecialType.TimeDuration => new OpenApiSchema { Type = JsonSchemaType.Integer | JsonSchemaType.String, Description = "microseconds" },
+                SpecialType.Uuid => new OpenApiSchema
+                {
+                    Type = JsonSchemaType.String,
+                    Format = "uuid",
+                    Pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                    Description = "a UUID: 8-4-4-4-12 hex digits, written in lowercase",
+                },
                 SpecialType.Option => new OpenApiSchema { AnyOf = [For(type.Elements[0].Type), new OpenApiSchema { Type = JsonSchemaType.Null }] },
                 _ => type.Kind switch
                 {
@@ -226,6 +233,7 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
                 SpecialType.Identity => new string('0', 64),
                 SpecialType.Timestamp => "2026-01-01T00:00:00.000000Z",
                 SpecialType.TimeDuration => 1_000_000,
+                SpecialType.Uuid => "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
                 SpecialType.Option => shallow ? null : Value(resolved.Elements[0].Type, depth + 1),
                 _ => resolved.Kind switch
                 {

@@ -56,6 +56,7 @@ public sealed class ColumnType
             _ when _stored.Special is SpecialType.Bytes or SpecialType.Identity => reader.ReadBytes(reader.ReadLength()).ToArray(),
             _ when _stored.Special == SpecialType.Timestamp => ToDateTime((long)reader.ReadU64()),
             _ when _stored.Special == SpecialType.TimeDuration => (long)reader.ReadU64(),
+            _ when _stored.Special == SpecialType.Uuid => UuidValues.ToGuid(reader.ReadU128()),
             TypeKind.Bool => reader.ReadBool(),
             TypeKind.I8 => (short)(sbyte)reader.ReadU8(),
             TypeKind.U8 => (short)reader.ReadU8(),
@@ -110,6 +111,9 @@ public sealed class ColumnType
                 return;
             case SpecialType.TimeDuration:
                 writer.WriteU64((ulong)row.GetInt64(ordinal));
+                return;
+            case SpecialType.Uuid:
+                writer.WriteU128(UuidValues.FromGuid(row.GetGuid(ordinal)));
                 return;
         }
         switch (_stored.Kind)
@@ -171,7 +175,7 @@ public sealed class ColumnType
     }
 
     private static bool IsScalar(AlgebraicType type) =>
-        type.Special is SpecialType.Bytes or SpecialType.Identity or SpecialType.Timestamp or SpecialType.TimeDuration
+        type.Special is SpecialType.Bytes or SpecialType.Identity or SpecialType.Timestamp or SpecialType.TimeDuration or SpecialType.Uuid
         || type.Kind is not (TypeKind.Array or TypeKind.Product or TypeKind.Sum or TypeKind.Ref);
 
     private static (string Sql, NpgsqlDbType Db) Map(AlgebraicType type) => type.Special switch
@@ -179,6 +183,7 @@ public sealed class ColumnType
         SpecialType.Bytes or SpecialType.Identity => ("bytea", NpgsqlDbType.Bytea),
         SpecialType.Timestamp => ("timestamptz", NpgsqlDbType.TimestampTz),
         SpecialType.TimeDuration => ("bigint", NpgsqlDbType.Bigint),
+        SpecialType.Uuid => ("uuid", NpgsqlDbType.Uuid),
         _ => type.Kind switch
         {
             TypeKind.Bool => ("boolean", NpgsqlDbType.Boolean),

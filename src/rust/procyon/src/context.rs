@@ -21,6 +21,19 @@ macro_rules! context_methods {
             &self.rng
         }
 
+        /// A random (version 4) UUID drawn from `ctx.rng()`. A `Result` as in SpacetimeDB's
+        /// bindings, so `ctx.new_uuid_v4()?` ports unchanged; it never fails.
+        pub fn new_uuid_v4(&self) -> Result<crate::Uuid, std::convert::Infallible> {
+            Ok(crate::uuid::new_v4(&self.rng))
+        }
+
+        /// A time-ordered (version 7) UUID: each one this server makes sorts after every one it
+        /// made before, in any call of any database (the README's "UUIDs" says what holds
+        /// across servers). A `Result` as in SpacetimeDB's bindings; it never fails.
+        pub fn new_uuid_v7(&self) -> Result<crate::Uuid, std::convert::Infallible> {
+            Ok(crate::uuid::new_v7(&self.rng))
+        }
+
         /// The database's own identity, the `sender` of its scheduled runs: a scheduled function
         /// that only the schedule may run checks `ctx.sender() == ctx.database_identity()`.
         pub fn database_identity(&self) -> Identity {

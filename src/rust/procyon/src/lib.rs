@@ -14,6 +14,7 @@ mod table;
 pub mod rt;
 pub mod sats;
 mod time;
+pub mod uuid;
 
 pub use identity::{ConnectionId, Identity};
 pub use function::{ExportFunctionForScheduledTable, ProcedureFn, ProcedureTarget, ReducerFn, ReducerResult, ReducerTarget};
@@ -26,6 +27,7 @@ pub use reducer::{ReducerContext, TxContext};
 pub use table::{AutoIncOverflow, Db, Table, TableHandle, TryInsertError, UniqueColumn, UniqueConstraintViolation};
 pub use sats::ProcyonType;
 pub use time::{ScheduleAt, TimeDuration, Timestamp};
+pub use uuid::{ParseUuidError, Uuid};
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]

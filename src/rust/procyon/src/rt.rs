@@ -37,6 +37,9 @@ pub(crate) mod sys {
         pub fn connection_id(dst: *mut u8) -> i32;
         /// 32 bytes of the host's operating-system randomness.
         pub fn random_seed(dst: *mut u8);
+        /// The server's UUID v7 clock: milliseconds since the Unix epoch times 2^16 plus a
+        /// counter, larger at every call on this server.
+        pub fn uuid_v7_clock() -> i64;
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.
         pub fn sleep_until(target_micros: i64) -> i64;
@@ -90,6 +93,9 @@ pub(crate) mod sys {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn random_seed(_: *mut u8) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn uuid_v7_clock() -> i64 {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn sleep_until(_: i64) -> i64 {

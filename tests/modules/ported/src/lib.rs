@@ -2,8 +2,9 @@
 //! `spacetimedb` to `procyon` (and `SpacetimeType` to `ProcyonType`): what a port needs to build
 //! and run unchanged. PortingTests call it over HTTP.
 
-use procyon::{duration, procedure, reducer, table, ConnectionId, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TryInsertError, TxContext};
+use procyon::{duration, procedure, reducer, table, ConnectionId, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp, TryInsertError, TxContext, Uuid};
 use procyon::rand::Rng;
+use std::cell::Cell;
 use std::fmt;
 
 #[table(accessor = player, public)]
@@ -203,4 +204,77 @@ fn events(ctx: &mut ProcedureContext) -> Vec<String> {
 fn forget_first_event(ctx: &ReducerContext) -> Result<(), String> {
     let first = ctx.db.event().iter().next().ok_or_else(|| "no events".to_string())?;
     ctx.db.event().delete(first).then(|| ()).ok_or_else(|| "the event was not deleted".into())
+}
+
+/// A table keyed by a time-ordered UUID, with a unique random one and an indexed one.
+#[table(accessor = ticket, public)]
+pub struct Ticket {
+    #[primary_key]
+    id: Uuid,
+    #[unique]
+    token: Uuid,
+    #[index(btree)]
+    batch: Uuid,
+    holder: String,
+}
+
+/// Issues `count` tickets, keyed in the order they were made, as SpacetimeDB's docs write it.
+#[reducer]
+fn issue_tickets(ctx: &ReducerContext, holder: String, count: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = ctx.new_uuid_v4()?;
+    for _ in 0..count {
+        ctx.db.ticket().insert(Ticket { id: ctx.new_uuid_v7()?, token: ctx.new_uuid_v4()?, batch, holder: holder.clone() });
+    }
+    Ok(())
+}
+
+#[procedure]
+fn ticket(ctx: &mut ProcedureContext, id: Uuid) -> Option<String> {
+    ctx.with_tx(|tx| tx.db.ticket().id().find(&id).map(|t| t.holder))
+}
+
+#[procedure]
+fn ticket_by_token(ctx: &mut ProcedureContext, token: Uuid) -> Option<Uuid> {
+    ctx.with_tx(|tx| tx.db.ticket().token().find(&token).map(|t| t.id))
+}
+
+/// Every ticket's id, in the table's order.
+#[procedure]
+fn ticket_ids(ctx: &mut ProcedureContext) -> Vec<Uuid> {
+    ctx.with_tx(|tx| tx.db.ticket().iter().map(|t| t.id).collect())
+}
+
+#[procedure]
+fn uuids_v4(ctx: &mut ProcedureContext, count: u32) -> Vec<Uuid> {
+    (0..count).map(|_| ctx.new_uuid_v4().unwrap()).collect()
+}
+
+thread_local! {
+    /// Tells one instance of this module from another: drawn on an instance's first `uuids_v7`.
+    static INSTANCE: Cell<Option<Uuid>> = Cell::new(None);
+}
+
+#[derive(ProcyonType)]
+pub struct Minted {
+    instance: Uuid,
+    ids: Vec<Uuid>,
+}
+
+/// `count` v7 UUIDs, made one after another (half in a procedure's transaction), and which
+/// instance made them.
+#[procedure]
+fn uuids_v7(ctx: &mut ProcedureContext, count: u32) -> Minted {
+    let instance = INSTANCE.with(|tag| {
+        let instance = tag.get().unwrap_or_else(|| ctx.new_uuid_v4().unwrap());
+        tag.set(Some(instance));
+        instance
+    });
+    let mut ids: Vec<Uuid> = (0..count / 2).map(|_| ctx.new_uuid_v7().unwrap()).collect();
+    ids.extend(ctx.with_tx(|tx| (count / 2..count).map(|_| tx.new_uuid_v7().unwrap()).collect::<Vec<_>>()));
+    Minted { instance, ids }
+}
+
+#[procedure]
+fn echo_uuid(_ctx: &mut ProcedureContext, id: Uuid) -> Uuid {
+    id
 }

@@ -4,7 +4,7 @@
 //! functions are public (every subscriber sees their results) but `who_am_i`.
 
 use procyon::{
-    procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, TimeDuration, Timestamp,
+    procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, TimeDuration, Timestamp, Uuid,
 };
 use std::time::Duration;
 
@@ -158,6 +158,7 @@ pub struct Everything {
     pub when: Timestamp,
     pub every: TimeDuration,
     pub schedule: ScheduleAt,
+    pub uuid: Uuid,
     pub nothing: (),
 }
 

@@ -3,7 +3,7 @@
 //! tests/Procyon.Tests/GoldenVectorTests.cs. Run with `cargo test -p example` (host target).
 
 use example::{Everything, Item, Order, Status, Tree};
-use procyon::{Identity, ProcyonType, ScheduleAt, TimeDuration, Timestamp};
+use procyon::{Identity, ProcyonType, ScheduleAt, TimeDuration, Timestamp, Uuid};
 
 fn golden(name: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../tests/golden/bsatn.txt");
@@ -60,6 +60,7 @@ fn everything() {
             when: Timestamp::from_micros_since_unix_epoch(1795867200123456),
             every: TimeDuration::from_micros(1500000),
             schedule: ScheduleAt::Interval(TimeDuration::from_micros(60000000)),
+            uuid: Uuid::parse_str("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap(),
             nothing: (),
         },
     );
