@@ -30,6 +30,7 @@ public sealed class ClientBindingsTests : OwnServerTest, IDisposable
 
         Assert.Contains("add: 5", lines);
         Assert.Contains(lines, line => line.StartsWith("echo_order: {\"id\":\"18446744073709551615\",", StringComparison.Ordinal) && line.Contains("\"status\":{\"Shipped\":\"2026-01-02T03:04:05.000006Z\"}", StringComparison.Ordinal));
+        Assert.Contains("echo_uuid: 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", lines);
         Assert.Contains("subscribe: add 42", lines);
         Assert.Contains("add_person: 422 name must not be empty", lines);
     }
@@ -47,6 +48,7 @@ public sealed class ClientBindingsTests : OwnServerTest, IDisposable
 
         Assert.Contains("add: 5", lines);
         Assert.Contains(lines, line => line.StartsWith("echo_order: 18446744073709551615 tea Shipped { Value = ", StringComparison.Ordinal) && line.EndsWith("same: True", StringComparison.Ordinal));
+        Assert.Contains("echo_uuid: 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b ticket: none", lines);
         Assert.Contains("subscribe: add 42", lines);
         Assert.Contains("add_person: 422 name must not be empty", lines);
     }

@@ -1,6 +1,7 @@
 // Uses the TypeScript bindings `procyon generate --lang typescript --db example` wrote to
 // generated/: node out/check.js <server> <token>. ClientBindingsTests checks what it prints.
 import { ExampleClient, ProcyonError, type Order, type ProcyonCallResult } from "./generated/example";
+import { PortedClient } from "./generated/ported";
 
 async function main(server: string, token: string): Promise<void> {
   const client = new ExampleClient(server, { token });
@@ -18,6 +19,10 @@ async function main(server: string, token: string): Promise<void> {
   };
   const echoed: Order = await client.echo_order(order);
   console.log(`echo_order: ${JSON.stringify(echoed)}`);
+
+  const ported = new PortedClient(server, { token });
+  const uuid: string = await ported.echo_uuid("0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B");
+  console.log(`echo_uuid: ${uuid}`);
 
   const received = new Promise<ProcyonCallResult>((resolve) => {
     void client.subscribe(resolve, "add").then(async (connection) => {

@@ -16,6 +16,12 @@ var order = new Order(
 var echoed = await client.EchoOrderAsync(order);
 Console.WriteLine($"echo_order: {echoed.Id} {echoed.Items[0].Name} {echoed.Status} {echoed.Placed:O} same: {echoed.Id == order.Id && echoed.Status == order.Status && echoed.Placed == order.Placed}");
 
+// A Guid goes as its text, never as System.Guid's mixed-endian bytes.
+var ported = new Procyon.Clients.Ported.PortedClient(http, new Uri(args[0]), args[1]);
+var uuid = Guid.Parse("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+var holder = await ported.TicketAsync(uuid);
+Console.WriteLine($"echo_uuid: {await ported.EchoUuidAsync(uuid)} ticket: {holder ?? "none"}");
+
 var received = new TaskCompletionSource<ProcyonCallResult>(TaskCreationOptions.RunContinuationsAsynchronously);
 await using (var connection = await client.SubscribeAsync(result => received.TrySetResult(result), "add"))
 {
