@@ -80,7 +80,7 @@ internal static class HostImports
         {
             System.Security.Cryptography.RandomNumberGenerator.Fill(Guest(caller, destination, 32));
         });
-        linker.DefineFunction(Module, "uuid_v7_clock", () => unchecked((long)UuidClock.Server.Next()));
+        linker.DefineFunction(Module, "uuid_v7_clock", (Caller caller) => unchecked((long)Instance(caller).UuidClock.Next()));
         linker.DefineFunction(Module, "sleep_until", (Caller caller, long targetMicros) => Instance(caller).SleepUntil(targetMicros));
         linker.DefineFunction(Module, "buffer_read", (Caller caller, int destination) =>
         {

@@ -87,6 +87,7 @@ internal sealed class ModuleInstance : IDisposable
     {
         _engine = engine;
         Database = database;
+        UuidClock = engine.UuidClocks.For(database);
         _logs = logs;
         _running = running;
         _store = new Store(engine.Engine, this);
@@ -137,6 +138,9 @@ internal sealed class ModuleInstance : IDisposable
     }
 
     public string Database { get; }
+
+    /// <summary>The database's clock for <c>ctx.new_uuid_v7()</c>.</summary>
+    internal UuidClock UuidClock { get; }
 
 
     /// <summary>True once a call trapped or was abandoned: the instance must not be reused.</summary>

@@ -6,7 +6,7 @@ using Procyon.Storage.Tables;
 namespace Procyon.Runtime;
 
 /// <summary>The modules this server runs, by database name, kept in step with the catalog.</summary>
-public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModuleCache cache, ModuleStore store, ModuleLogs logs, ReaderConnections readers, ILogger<ModuleRegistry> logger) : IDisposable
+public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModuleCache cache, ModuleStore store, ModuleLogs logs, ReaderConnections readers, WasmEngine engine, ILogger<ModuleRegistry> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<string, LoadedModule> _modules = new(StringComparer.Ordinal);
 
@@ -178,11 +178,12 @@ public sealed partial class ModuleRegistry(ModulePreparer preparer, CompiledModu
         Changed?.Invoke();
     }
 
-    /// <summary>Drops a deleted database here: its module, its log lines and its SQL sessions.</summary>
+    /// <summary>Drops a deleted database here: its module, its log lines, its SQL sessions and its UUID clock.</summary>
     private bool Remove(string database)
     {
         logs.Clear(database);
         readers.Forget(database);
+        engine.UuidClocks.Forget(database);
         if (!_modules.TryRemove(database, out var old))
         {
             return false;

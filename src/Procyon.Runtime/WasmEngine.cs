@@ -38,6 +38,9 @@ public sealed class WasmEngine : IDisposable
     /// <summary>What this engine's instances hold, against the memory budget.</summary>
     public InstanceMemory Memory { get; }
 
+    /// <summary>The UUID v7 clock of each database, shared by all its instances.</summary>
+    internal UuidClocks UuidClocks { get; } = new(TimeProvider.System);
+
     internal Engine Engine { get; }
 
     internal Linker Linker { get; }

@@ -69,6 +69,9 @@ public sealed class UuidTests(ServerFixture fixture) : ServerTest(fixture)
         Assert.True(callers.Any(minted => minted.Select(m => m.Instance).Distinct().Count() > 1), "no caller's calls ran on more than one instance");
         var all = callers.SelectMany(minted => minted.SelectMany(m => m.Ids)).ToList();
         Assert.Equal(all.Count, all.Distinct().Count());
+        // Not only the random bits tell them apart: no two share milliseconds and counter, which
+        // is what makes ids of concurrent calls on different instances sort as they were made.
+        Assert.Equal(all.Count, all.Select(Clock).Distinct().Count());
         Assert.True(string.CompareOrdinal(all.Max(StringComparer.Ordinal), after[0]) < 0, "an id made after all others does not sort after them");
         Assert.All(all.Concat(after), id => Assert.Matches("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", id));
         // The first 48 bits are the milliseconds the id was made at.
@@ -146,6 +149,13 @@ public sealed class UuidTests(ServerFixture fixture) : ServerTest(fixture)
     }
 
     private Task<List<string>> QueryAsync(string sql) => _fixture.Database.QueryAsync(sql);
+
+    /// <summary>A v7 id's milliseconds and 16-bit counter (its high 12 bits before the variant, its low 4 after).</summary>
+    private static ulong Clock(string uuid)
+    {
+        var value = Value(uuid);
+        return (ulong)(value >> 80) << 16 | (ulong)((value >> 64) & 0xFFF) << 4 | (ulong)((value >> 58) & 0xF);
+    }
 
     private static UInt128 Value(string uuid) => UInt128.Parse(uuid.Replace("-", "", StringComparison.Ordinal), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 }

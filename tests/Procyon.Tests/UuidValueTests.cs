@@ -51,6 +51,24 @@ public sealed class UuidValueTests
     }
 
     [Fact]
+    public void Each_database_has_a_clock_of_its_own_so_one_that_runs_ahead_moves_no_other()
+    {
+        var clocks = new UuidClocks(new SetTime(Noon));
+        var millis = (ulong)Noon.ToUnixTimeMilliseconds();
+
+        for (var i = 0; i < 200_000; i++)
+        {
+            clocks.For("greedy").Next();
+        }
+
+        Assert.True(clocks.For("greedy").Next() >> 16 > millis + 2);
+        Assert.Equal(millis << 16, clocks.For("calm").Next());
+        Assert.Same(clocks.For("calm"), clocks.For("calm"));
+        clocks.Forget("greedy");
+        Assert.Equal(millis << 16, clocks.For("greedy").Next());
+    }
+
+    [Fact]
     public void A_uuid_value_is_the_RFC_bytes_big_endian_whatever_System_Guid_does_with_them()
     {
         var value = UInt128.Parse("00112233445566778899aabbccddeeff", System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);

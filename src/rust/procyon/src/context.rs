@@ -27,9 +27,10 @@ macro_rules! context_methods {
             Ok(crate::uuid::new_v4(&self.rng))
         }
 
-        /// A time-ordered (version 7) UUID: each one this server makes sorts after every one it
-        /// made before, in any call of any database (the README's "UUIDs" says what holds
-        /// across servers). A `Result` as in SpacetimeDB's bindings; it never fails.
+        /// A time-ordered (version 7) UUID: each one this server makes for the database sorts
+        /// after every one it made for it before, in any call on any instance (the README's
+        /// "UUIDs" says what holds across servers). A `Result` as in SpacetimeDB's bindings; it
+        /// never fails.
         pub fn new_uuid_v7(&self) -> Result<crate::Uuid, std::convert::Infallible> {
             Ok(crate::uuid::new_v7(&self.rng))
         }

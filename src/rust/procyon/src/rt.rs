@@ -37,8 +37,8 @@ pub(crate) mod sys {
         pub fn connection_id(dst: *mut u8) -> i32;
         /// 32 bytes of the host's operating-system randomness.
         pub fn random_seed(dst: *mut u8);
-        /// The server's UUID v7 clock: milliseconds since the Unix epoch times 2^16 plus a
-        /// counter, larger at every call on this server.
+        /// The database's UUID v7 clock on this server: milliseconds since the Unix epoch times
+        /// 2^16 plus a counter, larger at every call.
         pub fn uuid_v7_clock() -> i64;
         /// Suspends the call (the host unwinds and later rewinds the wasm stack) and returns
         /// the time it woke, in microseconds since the Unix epoch.

@@ -151,8 +151,8 @@ pub(crate) fn new_v4(mut rng: &CallRng) -> Uuid {
     Uuid::from_random_bytes_v4(bytes)
 }
 
-/// `ctx.new_uuid_v7()`: the host's clock, which no two UUIDs of one server share and which only
-/// goes up (see `uuid_v7_clock` in src/abi/README.md), and 58 bits from the call's generator.
+/// `ctx.new_uuid_v7()`: the database's clock on this server, which only goes up (see
+/// `uuid_v7_clock` in src/abi/README.md), and 58 bits from the call's generator.
 pub(crate) fn new_v7(mut rng: &CallRng) -> Uuid {
     let clock = unsafe { sys::uuid_v7_clock() };
     Uuid::from_clock_v7(clock as u64, rng.next_u64())
