@@ -114,7 +114,7 @@ internal static class DescriptionRules
         var at = row.IndexOf("scheduled_at");
         if (at < 0 || !IsScheduleAt(typespace.Resolve(row.Elements[at].Type), typespace))
         {
-            throw new InvalidDataException($"{context} needs the column scheduled_at: ScheduleAt (Interval(TimeDuration) | Time(Timestamp))");
+            throw new InvalidDataException($"{context} needs the column scheduled_at: ScheduleAt (Interval(TimeDuration) | Time(Timestamp) | Cron(String))");
         }
         var target = functions.FirstOrDefault(f => f.Name == table.ScheduledFunction && f.Lifecycle is null)
             ?? throw new InvalidDataException($"{context} names {Shown(table.ScheduledFunction!)}, which is not a reducer or procedure of the module");
@@ -125,10 +125,12 @@ internal static class DescriptionRules
     }
 
     /// <summary>As src/rust/procyon/src/time.rs defines it; the due-time trigger reads its JSON.</summary>
+    /// <remarks>Modules built before <c>Cron</c> existed have the first two variants only.</remarks>
     private static bool IsScheduleAt(AlgebraicType type, Typespace typespace) =>
-        type is { Kind: TypeKind.Sum, Elements: [{ Name: "Interval" } interval, { Name: "Time" } time] }
+        type is { Kind: TypeKind.Sum, Elements: [{ Name: "Interval" } interval, { Name: "Time" } time, ..] variants }
         && typespace.Resolve(interval.Type).Special == SpecialType.TimeDuration
-        && typespace.Resolve(time.Type).Special == SpecialType.Timestamp;
+        && typespace.Resolve(time.Type).Special == SpecialType.Timestamp
+        && (variants.Count == 2 || (variants.Count == 3 && variants[2].Name == "Cron" && typespace.Resolve(variants[2].Type).Kind == TypeKind.String));
 
     /// <summary>
     /// References within the typespace, and structs and enums with named elements within their

@@ -58,7 +58,7 @@ public sealed class ModuleStore(NpgsqlDataSource dataSource)
         ALTER TABLE procyon.readers ADD COLUMN IF NOT EXISTS public_password text;
         ALTER TABLE procyon.databases ADD COLUMN IF NOT EXISTS optimized boolean NOT NULL DEFAULT true;
         CREATE INDEX IF NOT EXISTS databases_sha256 ON procyon.databases (sha256);
-        """ + ScheduleStore.CreateIndexSql + DurableCallStore.CreateSql;
+        """ + ScheduleStore.CreateIndexSql + DurableCallStore.CreateSql + TableSchema.UpgradeDueFunctionsSql;
 
     private const string CatalogMadeSql = "INSERT INTO procyon.settings (key, value) VALUES ('catalog', @version) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 

@@ -87,10 +87,16 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     public async Task Publishing_indexes_each_scheduled_table_and_deleting_the_database_removes_its_index_rows()
     {
         (await Server.PublishAsync("indexed", "ledger")).EnsureSuccessStatusCode();
-        Assert.Equal(7, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
+        // Every table with a due column, the scheduled ones, has its index row.
+        var scheduled = await CountAsync("""
+            SELECT count(*) FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'db_indexed' AND c.relkind = 'r' AND a.attname = '__procyon_due'
+            """);
+        Assert.True(scheduled > 5, $"ledger has {scheduled} scheduled tables");
+        Assert.Equal(scheduled, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
 
         (await Server.PublishBytesAsync("indexed", await File.ReadAllBytesAsync(Modules.PathOf("ledger")), "?clear=true")).EnsureSuccessStatusCode();
-        Assert.Equal(7, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
+        Assert.Equal(scheduled, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
 
         (await Server.DeleteAsync("indexed")).EnsureSuccessStatusCode();
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM procyon.due WHERE db = 'indexed'"));
@@ -120,6 +126,38 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
         await Task.Delay(500);
         Assert.False(results.HasMore, "the failed row ran again");
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed"));
+    }
+
+    [Fact]
+    public async Task A_cron_row_runs_at_each_occurrence_and_a_bad_expression_is_reported_once_and_deleted()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "start_chiming", """["* * * * * *"]""")).StatusCode);
+        await EventuallyAsync(async () => await CountAsync("SELECT count(*) FROM db_ledger.chime_log") >= 3);
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "stop_chiming", "")).StatusCode);
+        // Every second, on the second: runs a second apart, never two for one occurrence.
+        var gaps = await _fixture.Database.ScalarAsync<double[]>("""
+            SELECT array_agg(gap) FROM (
+                SELECT extract(epoch FROM ran - lag(ran) OVER (ORDER BY id))::float8 AS gap FROM db_ledger.chime_log) AS runs
+            WHERE gap IS NOT NULL
+            """);
+        Assert.All(gaps, gap => Assert.InRange(gap, 0.5, 1.5));
+
+        // Five fields: at second 0; a yearly schedule's first occurrence is next New Year, UTC.
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "start_chiming", """["0 0 1 1 *"]""")).StatusCode);
+        var newYear = new DateTime(DateTime.UtcNow.Year + 1, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        await EventuallyAsync(async () => await _fixture.Database.ScalarAsync<DateTime>("SELECT \"__procyon_due\" FROM db_ledger.chime") == newYear);
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "stop_chiming", "")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "start_chiming", """["every tuesday"]""")).StatusCode);
+        await EventuallyAsync(async () => await CountAsync("SELECT count(*) FROM db_ledger.chime") == 0);
+        using var scheduler = new HttpRequestMessage(HttpMethod.Get, "/v1/databases/ledger/scheduler");
+        scheduler.Headers.Authorization = new("Bearer", await Server.OwnerTokenAsync());
+        var view = await (await Server.Http.SendAsync(scheduler)).Content.ReadAsStringAsync();
+        Assert.Contains("scheduled_at is not a cron expression ('every tuesday'", view, StringComparison.Ordinal);
+
+        var tooLong = await Server.CallAsync("ledger", "start_chiming", $"""["{new string('*', 121)}"]""");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, tooLong.StatusCode);
+        Assert.Contains("at most 120 bytes", await tooLong.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     private static string CallerOfModule(string database) => Procyon.Runtime.CallDispatcher.ModuleIdentity(database).ToString();
@@ -179,6 +217,32 @@ public sealed class ScheduledRestartTests
         Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.due WHERE db = 'example'"));
         await ScheduledTablesTests.EventuallyAsync(async () =>
             (await second.LogsAsync("example", owner)).Contains("reminder: from before", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A deployment from before cron schedules: its schemas' due functions learn them when a
+    /// server of this version starts, so a cron row inserted afterwards arms and runs.
+    /// </summary>
+    [Fact]
+    public async Task Due_functions_written_before_cron_schedules_learn_them_at_start()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var owner = await PublishExampleAsync(database, _ => Task.CompletedTask);
+        // The function an older server wrote, and that server's catalog version.
+        await database.ExecuteAsync("""
+            DO $older$ BEGIN
+                EXECUTE replace(pg_get_functiondef('db_example.__procyon_due'::regproc), 'WHEN NEW.scheduled_at ? ''Cron'' THEN ''epoch''::timestamptz', '');
+            END $older$;
+            UPDATE procyon.settings SET value = 'older' WHERE key = 'catalog'
+            """);
+        const string Insert = """INSERT INTO db_example.reminder (scheduled_at, text) VALUES ('{"Cron": "* * * * * *"}', 'on a cron schedule')""";
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => database.ExecuteAsync(Insert));
+
+        await using var second = await TestServer.StartAsync(database);
+        await database.ExecuteAsync(Insert);
+
+        await ScheduledTablesTests.EventuallyAsync(async () =>
+            (await second.LogsAsync("example", owner)).Contains("reminder: on a cron schedule", StringComparison.Ordinal));
     }
 
     /// <summary>Publishes the example module on a server that stops after <paramref name="meanwhile"/>; returns the owner's token.</summary>

@@ -21,21 +21,30 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     /// Runs rows of a scheduled table the scheduler leased (and the <see cref="LeaseKeeper"/> holds): a
     /// reducer target with each run in the transaction that deletes (or advances) its row, exactly
     /// once; a procedure target outside any transaction, at least once (its row is finished after
-    /// the run).
+    /// the run). Cron rows the trigger left unarmed are only moved to their first occurrence.
     /// </summary>
     public async Task RunAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
         var scheduled = new ScheduledTarget(module, table, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
+        var unarmed = claimed.Where(row => row.Unarmed).ToList();
+        var due = unarmed.Count == 0 ? claimed : claimed.Where(row => !row.Unarmed).ToList();
         var now = DateTime.UtcNow;
-        foreach (var row in claimed)
+        foreach (var row in due)
         {
             ProcyonTelemetry.RowStarted(module.Database, now - row.Due);
         }
         try
         {
-            await (scheduled.Function.Kind == FunctionKind.Procedure
-                ? RunLeasedProceduresAsync(scheduled, table, claimed, cancellationToken)
-                : RunDueReducersAsync(scheduled, table, claimed, cancellationToken));
+            if (unarmed.Count > 0)
+            {
+                await FinishLeasedAsync(table, unarmed, CronNext(scheduled, unarmed), null, cancellationToken);
+            }
+            if (due.Count > 0)
+            {
+                await (scheduled.Function.Kind == FunctionKind.Procedure
+                    ? RunLeasedProceduresAsync(scheduled, table, due, cancellationToken)
+                    : RunDueReducersAsync(scheduled, table, due, cancellationToken));
+            }
         }
         catch (Exception) when (!cancellationToken.IsCancellationRequested)
         {
@@ -74,27 +83,29 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
             }
             await durable.SettledAsync();
             var result = Describe(scheduled, request, run);
-            await FinishProcedureRowAsync(table, row, result, cancellationToken);
+            await FinishLeasedAsync(table, [row], CronNext(scheduled, [row]), (transaction, token) => durableCalls.FinishScheduledAsync(transaction, result, table, row.ScheduledId, token), cancellationToken);
             dispatcher.Announce(result);
         }
     }
 
     /// <summary>
-    /// Finishes a procedure row and, in the same transaction, its durable call (its end kept, its
-    /// snapshot dropped), unless the row's lease was lost. Its transaction reads the server-wide
-    /// durable-call tables, so it may fail to serialize against another database's: it runs again.
+    /// Finishes leased rows outside a run's transaction (a procedure's row after its run, cron
+    /// rows being armed) and, in the same transaction, does <paramref name="alongside"/> (a
+    /// procedure's durable call: its end kept, its snapshot dropped), unless the rows' leases were
+    /// lost. Its transaction may read the server-wide durable-call tables, so it may fail to
+    /// serialize against another database's: it runs again.
     /// </summary>
-    private async Task FinishProcedureRowAsync(TableSchema table, ClaimedRow row, CallResult result, CancellationToken cancellationToken)
+    private async Task FinishLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> rows, IReadOnlyDictionary<long, DateTime> cronNext, Func<DatabaseTransaction, CancellationToken, Task>? alongside, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
-                using var pin = await leases.PinAsync(table, [row], current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cancellationToken), cancellationToken);
-                if (pin.Rows.Count > 0)
+                using var pin = await leases.PinAsync(table, rows, current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cronNext, cancellationToken), cancellationToken);
+                if (pin.Rows.Count > 0 && alongside is not null)
                 {
-                    await durableCalls.FinishScheduledAsync(transaction, result, table, row.ScheduledId, cancellationToken);
+                    await alongside(transaction, cancellationToken);
                 }
                 await transaction.CommitAsync(cancellationToken);
                 pin.Finished();
@@ -197,7 +208,8 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
                 }
                 if (!again)
                 {
-                    var finished = await call.RunAsync(table.Name, (tx, token) => ScheduleStore.FinishAsync(tx, table, pending, fromDue: true, token));
+                    var cronNext = CronNext(scheduled, pending);
+                    var finished = await call.RunAsync(table.Name, (tx, token) => ScheduleStore.FinishAsync(tx, table, pending, fromDue: true, cronNext, token));
                     if (finished.Count == pending.Count)
                     {
                         await call.CommitAsync();
@@ -252,6 +264,34 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         var due = new DateTimeOffset(DateTime.SpecifyKind(run.Due, DateTimeKind.Utc));
         history.Record(scheduled.Table, new ScheduledRunRecord(run.ScheduledId, due, run.StartedAt, Math.Round((run.StartedAt - due).TotalMilliseconds, 3), result.DurationMicros, result.Status, result.Error));
         return result;
+    }
+
+    /// <summary>
+    /// The next occurrence after now of each cron row. A row whose expression Cronos refuses is
+    /// reported once, as a failed run, and left out, as is one with no occurrence left: their rows
+    /// are deleted.
+    /// </summary>
+    private Dictionary<long, DateTime> CronNext(ScheduledTarget scheduled, IReadOnlyList<ClaimedRow> rows)
+    {
+        var next = new Dictionary<long, DateTime>();
+        var now = DateTime.UtcNow;
+        foreach (var row in rows.Where(row => row.Cron is not null))
+        {
+            try
+            {
+                if (CronSchedule.Next(row.Cron!, now) is { } at)
+                {
+                    next[row.ScheduledId] = at;
+                }
+            }
+            catch (Cronos.CronFormatException e)
+            {
+                var error = $"scheduled_at is not a cron expression ('{row.Cron}': {e.Message}); the row was deleted";
+                LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, row.ScheduledId, CallFailure.BadArguments, error);
+                history.Record(scheduled.Table, new ScheduledRunRecord(row.ScheduledId, now, now, 0, 0, "error", error));
+            }
+        }
+        return next;
     }
 
     private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)

@@ -3,7 +3,12 @@ using Npgsql;
 namespace Procyon.Storage.Tables;
 
 /// <summary>A leased row of a scheduled table: its BSATN, id, the time it was due and the end of the lease.</summary>
-public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil);
+/// <param name="Cron">For a row scheduled by a cron expression: the expression.</param>
+public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil, string? Cron = null)
+{
+    /// <summary>A cron row not yet moved to its first occurrence (<see cref="ScheduleStore.Unarmed"/>): it is not to run.</summary>
+    public bool Unarmed => Cron is not null && Due == ScheduleStore.Unarmed;
+}
 
 /// <summary>A scheduled table as the due index names it, and when its earliest row is due.</summary>
 public sealed record DueTable(string Database, string Table, DateTimeOffset Due);
@@ -36,6 +41,9 @@ public sealed record DueTable(string Database, string Table, DateTimeOffset Due)
 /// </summary>
 public sealed class ScheduleStore(NpgsqlDataSource dataSource)
 {
+    /// <summary>The due time the trigger gives a cron row: the scheduler leases it at once and arms it (moves it to its first occurrence).</summary>
+    public static readonly DateTime Unarmed = DateTime.UnixEpoch;
+
     /// <summary>Creates the index; part of the catalog's idempotent setup.</summary>
     internal const string CreateIndexSql = """
         CREATE TABLE IF NOT EXISTS procyon.due (
@@ -138,7 +146,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
             UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
             FROM (SELECT "scheduled_id", {Due} FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT @limit FOR UPDATE SKIP LOCKED) AS was
             WHERE t."scheduled_id" = was."scheduled_id"
-            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}
+            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}, t.scheduled_at->>'Cron'
             """);
         claim.Parameters.AddWithValue("lease", lease);
         claim.Parameters.AddWithValue("limit", limit);
@@ -149,7 +157,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         var columns = table.Columns.Count;
         while (await reader.ReadAsync(cancellationToken))
         {
-            rows.Add(new ClaimedRow(DatabaseTransaction.ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2)));
+            rows.Add(new ClaimedRow(DatabaseTransaction.ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2), reader.IsDBNull(columns + 3) ? null : reader.GetString(columns + 3)));
         }
         while (await reader.NextResultAsync(cancellationToken))
         {
@@ -291,12 +299,14 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
     /// In <paramref name="transaction"/>, after runs: deletes one-shot rows, and moves interval
     /// rows to their next time. With <paramref name="fromDue"/> the next time counts from the one
     /// just due (no drift, skipping missed ones); otherwise from now (after a procedure's run).
+    /// Cron rows move to their time in <paramref name="cronNext"/> (the host parses cron
+    /// expressions), or are deleted when it has none for them (no occurrence is left).
     /// Returns the ids it finished: a row is missing when its lease was lost (deleted,
     /// rescheduled, or claimed again elsewhere after the lease ran out). The caller refreshes the
     /// index once the transaction committed: a module's serializable transaction must not write
     /// the index row other servers write too.
     /// </summary>
-    public static async Task<HashSet<long>> FinishAsync(DatabaseTransaction transaction, TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, CancellationToken cancellationToken)
+    public static async Task<HashSet<long>> FinishAsync(DatabaseTransaction transaction, TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, IReadOnlyDictionary<long, DateTime> cronNext, CancellationToken cancellationToken)
     {
         const string Seconds = "greatest((t.scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
         var next = fromDue
@@ -304,18 +314,19 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
             : $"clock_timestamp() + {Seconds} * interval '1 second'";
         await using var command = transaction.CreateCommand(
             $"""
-            WITH mine AS (SELECT * FROM {Mine}),
+            WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due, @next) AS mine(id, leased, due, next)),
             gone AS (
                 DELETE FROM {table.QualifiedName} AS t USING mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Time'
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND (t.scheduled_at ? 'Time' OR (t.scheduled_at ? 'Cron' AND mine.next IS NULL))
                 RETURNING t."scheduled_id"),
             moved AS (
-                UPDATE {table.QualifiedName} AS t SET {Due} = {next} FROM mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND t.scheduled_at ? 'Interval'
+                UPDATE {table.QualifiedName} AS t SET {Due} = CASE WHEN t.scheduled_at ? 'Cron' THEN mine.next ELSE {next} END FROM mine
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND (t.scheduled_at ? 'Interval' OR (t.scheduled_at ? 'Cron' AND mine.next IS NOT NULL))
                 RETURNING t."scheduled_id")
             SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
             """);
         AddLeases(command.Parameters, claimed);
+        command.Parameters.AddWithValue("next", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, claimed.Select(c => cronNext.TryGetValue(c.ScheduledId, out var at) ? at : (DateTime?)null).ToArray());
         return await DatabaseTransaction.Translate(async () =>
         {
             var ids = new HashSet<long>();

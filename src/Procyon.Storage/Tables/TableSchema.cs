@@ -73,32 +73,56 @@ public sealed class TableSchema
     }
 
     /// <summary>
-    /// Keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON: {"Time": RFC 3339
-    /// or µs} or {"Interval": µs}) on insert and when it changes, and then wakes the schedulers.
-    /// The schedulers' own updates (leases, next intervals) only push due times later: no wake-up.
+    /// The function that keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON:
+    /// {"Time": RFC 3339 or µs}, {"Interval": µs} or {"Cron": expression}) on insert and when it
+    /// changes, and then wakes the schedulers; <c>@schema@</c> stands for the quoted schema. A
+    /// cron row is due at <see cref="ScheduleStore.Unarmed"/>: the scheduler, which parses cron
+    /// expressions, leases it at once and moves it to its first occurrence without running it.
+    /// The schedulers' own updates (leases, next times) only push due times later: no wake-up.
     /// One function serves every scheduled table of the schema, so no name is derived from a
     /// table's (which Postgres would cut at 63 bytes, and two could meet).
     /// </summary>
+    private const string DueFunctionTemplate = $"""
+        CREATE OR REPLACE FUNCTION @schema@."{Sql.DueFunction}"() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
+                NEW."{Sql.DueColumn}" := CASE
+                    WHEN NEW.scheduled_at ? 'Time' AND jsonb_typeof(NEW.scheduled_at->'Time') = 'string' THEN (NEW.scheduled_at->>'Time')::timestamptz
+                    WHEN NEW.scheduled_at ? 'Time' THEN to_timestamp((NEW.scheduled_at->>'Time')::numeric / 1000000)
+                    WHEN NEW.scheduled_at ? 'Cron' THEN 'epoch'::timestamptz
+                    ELSE now() + ((NEW.scheduled_at->>'Interval')::numeric / 1000000) * interval '1 second'
+                END;
+                PERFORM pg_notify('{Sql.ScheduleChannel}', TG_TABLE_SCHEMA);
+            END IF;
+            RETURN NEW;
+        END
+        $body$;
+        """;
+
+    /// <summary>
+    /// Part of the catalog's setup, which runs when the catalog's version changes: brings the due
+    /// function of every schema that has one to <see cref="DueFunctionTemplate"/>, so tables
+    /// created by an earlier version take the schedules this one knows.
+    /// </summary>
+    internal const string UpgradeDueFunctionsSql = $"""
+        DO $upgrade$
+        DECLARE target text;
+        BEGIN
+            FOR target IN SELECT quote_ident(n.nspname) FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace WHERE p.proname = '{Sql.DueFunction}' LOOP
+                EXECUTE replace($template${DueFunctionTemplate}$template$, '@schema@', target);
+            END LOOP;
+        END
+        $upgrade$;
+        """;
+
+    /// <summary>The due function of the table's schema (see <see cref="DueFunctionTemplate"/>), its trigger and the due index.</summary>
     private string DueTriggerSql()
     {
         var function = $"{Sql.Quote(Sql.SchemaOf(Database))}.{Sql.Quote(Sql.DueFunction)}";
-        var due = Sql.Quote(Sql.DueColumn);
         return $"""
-            CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$
-            BEGIN
-                IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
-                    NEW.{due} := CASE
-                        WHEN NEW.scheduled_at ? 'Time' AND jsonb_typeof(NEW.scheduled_at->'Time') = 'string' THEN (NEW.scheduled_at->>'Time')::timestamptz
-                        WHEN NEW.scheduled_at ? 'Time' THEN to_timestamp((NEW.scheduled_at->>'Time')::numeric / 1000000)
-                        ELSE now() + ((NEW.scheduled_at->>'Interval')::numeric / 1000000) * interval '1 second'
-                    END;
-                    PERFORM pg_notify('{Sql.ScheduleChannel}', TG_TABLE_SCHEMA);
-                END IF;
-                RETURN NEW;
-            END
-            $body$;
+            {DueFunctionTemplate.Replace("@schema@", Sql.Quote(Sql.SchemaOf(Database)), StringComparison.Ordinal)}
             CREATE TRIGGER procyon_due BEFORE INSERT OR UPDATE ON {QualifiedName} FOR EACH ROW EXECUTE FUNCTION {function}();
-            CREATE INDEX ON {QualifiedName} ({due});
+            CREATE INDEX ON {QualifiedName} ({Sql.Quote(Sql.DueColumn)});
             """;
     }
 

@@ -26,7 +26,7 @@ pub use procyon_macros::{duration, procedure, reducer, table, ProcyonType};
 pub use reducer::{ReducerContext, TxContext};
 pub use table::{AutoIncOverflow, Db, Table, TableHandle, TryInsertError, UniqueColumn, UniqueConstraintViolation};
 pub use sats::ProcyonType;
-pub use time::{ScheduleAt, TimeDuration, Timestamp};
+pub use time::{CronExpression, ScheduleAt, TimeDuration, Timestamp};
 pub use uuid::{ParseUuidError, Uuid};
 
 #[cfg(target_arch = "wasm32")]

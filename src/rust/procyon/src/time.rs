@@ -114,11 +114,74 @@ impl From<Duration> for TimeDuration {
     }
 }
 
-/// When a scheduled row runs: once at a time, or repeatedly on an interval.
+/// When a scheduled row runs: once at a time, repeatedly on an interval, or on a cron schedule.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum ScheduleAt {
     Interval(TimeDuration),
     Time(Timestamp),
+    /// Procyon's own, beside SpacetimeDB's two (a `match` over `ScheduleAt` needs an arm for it):
+    /// see `ScheduleAt::cron`.
+    Cron(CronExpression),
+}
+
+impl ScheduleAt {
+    /// A cron schedule in UTC: six fields with seconds first (`"0 */5 * * * *"`: every five
+    /// minutes) or the classic five (at second 0). The host parses it (with Cronos) as soon as the
+    /// row is committed and first runs it at its next occurrence; an expression it refuses is
+    /// reported once, as a failed run, and its row deleted. Panics beyond
+    /// `CronExpression::MAX_LEN` bytes.
+    pub fn cron(expression: &str) -> ScheduleAt {
+        ScheduleAt::Cron(CronExpression::new(expression).unwrap_or_else(|e| panic!("{}", e)))
+    }
+}
+
+/// A cron expression kept inline, so that `ScheduleAt` stays `Copy` as SpacetimeDB's is.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub struct CronExpression {
+    len: u8,
+    bytes: [u8; CronExpression::MAX_LEN],
+}
+
+impl CronExpression {
+    pub const MAX_LEN: usize = 120;
+
+    pub fn new(expression: &str) -> Result<Self, String> {
+        if expression.len() > Self::MAX_LEN {
+            return Err(format!("a cron expression has at most {} bytes, not {}", Self::MAX_LEN, expression.len()));
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..expression.len()].copy_from_slice(expression.as_bytes());
+        Ok(CronExpression { len: expression.len() as u8, bytes })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("made from a str")
+    }
+}
+
+impl fmt::Display for CronExpression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for CronExpression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CronExpression({:?})", self.as_str())
+    }
+}
+
+/// A string in values.
+impl ProcyonType for CronExpression {
+    fn algebraic_type(typespace: &mut Typespace) -> AlgebraicType {
+        String::algebraic_type(typespace)
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.as_str().to_string().encode(out);
+    }
+    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
+        CronExpression::new(&String::decode(input)?).map_err(DecodeError)
+    }
 }
 
 impl From<Duration> for ScheduleAt {
@@ -165,6 +228,7 @@ impl ProcyonType for ScheduleAt {
         AlgebraicType::Sum(vec![
             Element::named("Interval", TimeDuration::algebraic_type(typespace)),
             Element::named("Time", Timestamp::algebraic_type(typespace)),
+            Element::named("Cron", CronExpression::algebraic_type(typespace)),
         ])
     }
     fn encode(&self, out: &mut Vec<u8>) {
@@ -177,12 +241,17 @@ impl ProcyonType for ScheduleAt {
                 out.push(1);
                 t.encode(out);
             }
+            ScheduleAt::Cron(expression) => {
+                out.push(2);
+                expression.encode(out);
+            }
         }
     }
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         match u8::decode(input)? {
             0 => Ok(ScheduleAt::Interval(TimeDuration::decode(input)?)),
             1 => Ok(ScheduleAt::Time(Timestamp::decode(input)?)),
+            2 => Ok(ScheduleAt::Cron(CronExpression::decode(input)?)),
             tag => Err(DecodeError(format!("invalid ScheduleAt tag {}", tag))),
         }
     }

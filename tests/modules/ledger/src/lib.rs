@@ -1,6 +1,6 @@
 //! A module with tables, for the server's storage and transaction tests.
 
-use procyon::{procedure, reducer, table, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp};
+use procyon::{procedure, reducer, table, CronExpression, Identity, ProcedureContext, ProcyonType, ReducerContext, ScheduleAt, Table, Timestamp};
 use std::time::Duration;
 
 #[table(name = counter, public)]
@@ -215,6 +215,43 @@ fn stop_ticking(ctx: &ReducerContext) {
     }
 }
 
+/// A row on a cron schedule: each run logs the time it ran.
+#[table(name = chime, scheduled(on_chime))]
+pub struct Chime {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+#[table(name = chime_log, public)]
+pub struct ChimeLog {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    chime: u64,
+    ran: Timestamp,
+}
+
+#[reducer]
+fn on_chime(ctx: &ReducerContext, chime: Chime) {
+    ctx.db.chime_log().insert(ChimeLog { id: 0, chime: chime.scheduled_id, ran: ctx.timestamp });
+}
+
+#[reducer]
+fn start_chiming(ctx: &ReducerContext, expression: String) -> Result<(), String> {
+    let expression = CronExpression::new(&expression)?;
+    ctx.db.chime().insert(Chime { scheduled_id: 0, scheduled_at: ScheduleAt::Cron(expression) });
+    Ok(())
+}
+
+#[reducer]
+fn stop_chiming(ctx: &ReducerContext) {
+    for chime in ctx.db.chime().iter() {
+        ctx.db.chime().delete(chime);
+    }
+}
+
 /// An interval row whose target is a procedure: each run logs a beat.
 #[table(name = beat, scheduled(on_beat))]
 pub struct Beat {
@@ -297,7 +334,7 @@ pub struct HitLog {
 fn on_hit(ctx: &ReducerContext, hit: Hit) {
     let due = match hit.scheduled_at {
         ScheduleAt::Time(at) => at,
-        ScheduleAt::Interval(_) => ctx.timestamp,
+        ScheduleAt::Interval(_) | ScheduleAt::Cron(_) => ctx.timestamp,
     };
     ctx.db.hit_log().insert(HitLog { id: 0, hit: hit.scheduled_id, due, ran: ctx.timestamp });
 }
