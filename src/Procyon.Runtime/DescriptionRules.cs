@@ -88,6 +88,10 @@ internal static class DescriptionRules
             {
                 throw new InvalidDataException($"{context}: column {name} has unknown flags {(byte)flags:x2}");
             }
+            if (table.Columns[i].Default is { } value)
+            {
+                Default(value, flags, row.Elements[i].Type, typespace, $"{context}: the #[default] of column {name}");
+            }
         }
         AtMost(table.Columns.Count(c => ((ColumnFlags)c.Flags & (ColumnFlags.PrimaryKey | ColumnFlags.Unique | ColumnFlags.Indexed)) != 0), ModuleLimits.MaxIndexedColumns, context, "primary-key, unique and indexed columns");
         if (table.ScheduledFunction is not null)
@@ -121,6 +125,26 @@ internal static class DescriptionRules
         if (target.Parameters.Elements is not [var parameter] || !ReferenceEquals(typespace.Resolve(parameter.Type), row))
         {
             throw new InvalidDataException($"{context} names {target.Name}, which must take exactly one parameter: the table's row");
+        }
+    }
+
+    /// <summary>
+    /// A value of the column's type, on a column that may hold one value in every row: a republish
+    /// adding the column fills the existing rows with it.
+    /// </summary>
+    private static void Default(byte[] value, ColumnFlags flags, AlgebraicType type, Typespace typespace, string context)
+    {
+        if ((flags & (ColumnFlags.PrimaryKey | ColumnFlags.Unique | ColumnFlags.AutoIncrement)) != 0)
+        {
+            throw new InvalidDataException($"{context}: a column with a default cannot be #[primary_key], #[unique] or #[auto_inc] (the existing rows would all get the one value)");
+        }
+        try
+        {
+            BsatnToJson.Convert(value, type, typespace);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{context} is not a value of its type {typespace.Describe(type)}: {e.Message}", e);
         }
     }
 

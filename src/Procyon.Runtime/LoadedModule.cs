@@ -137,9 +137,23 @@ public sealed class LoadedModule
         var columns = typespace.Resolve(table.RowType).Elements.Select((field, i) =>
         {
             var flags = (ColumnFlags)table.Columns[i].Flags;
-            return new TableColumn(field.Name!, field.Type, flags, new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement)));
+            var storage = new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement));
+            return new TableColumn(field.Name!, field.Type, flags, storage, table.Columns[i].Default is { } value ? Default(storage, value, table.Name, field.Name!) : null);
         });
         return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
+    }
+
+    /// <summary>A column's default as its Npgsql value; <see cref="DescriptionRules"/> checked its type, this its range (timestamps).</summary>
+    private static object Default(ColumnType storage, byte[] value, string table, string column)
+    {
+        try
+        {
+            return storage.ReadValue(value);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"table {table}: the #[default] of column {column} cannot be stored: {e.Message}", e);
+        }
     }
 
     private ModuleInstance CreateInstance(bool budgeted) => new(_engine, _module, _preinits, Database, _logs, _running, _startBytes, budgeted);

@@ -14,6 +14,9 @@ internal static class ModuleAbi
     /// <summary>Function flag in the description: results reach every subscriber.</summary>
     public const byte FunctionPublic = 1;
 
+    /// <summary>Column flag in the description: the column's <c>#[default(value)]</c> follows its flags.</summary>
+    public const byte ColumnDefault = 16;
+
     // What __procyon_call__ returns.
     public const int StatusOk = 0;
     public const int StatusBadArguments = 2;

@@ -17,9 +17,14 @@ public enum FunctionKind : byte
     ClientDisconnected = 4,
 }
 
-/// <summary>A <c>#[table]</c>: its name, row type and column flags (<see cref="Storage.Tables.ColumnFlags"/>).</summary>
+/// <summary>A <c>#[table]</c>: its name, row type and columns.</summary>
 /// <param name="ScheduledFunction">For a scheduled table, the reducer or procedure its rows name.</param>
-public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<(string Name, byte Flags)> Columns, string? ScheduledFunction);
+public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<ColumnDescription> Columns, string? ScheduledFunction);
+
+/// <summary>A table's column as the description lists it.</summary>
+/// <param name="Flags">Its <see cref="Storage.Tables.ColumnFlags"/>, without the ABI's <c>COLUMN_DEFAULT</c>.</param>
+/// <param name="Default">Its <c>#[default(value)]</c>, BSATN of the column's type; null without one.</param>
+public sealed record ColumnDescription(string Name, byte Flags, byte[]? Default);
 
 /// <summary>One exported function as the module describes it.</summary>
 /// <param name="Id">The index the module's <c>__procyon_call__</c> expects.</param>
@@ -111,10 +116,13 @@ public sealed class ModuleDescription
             var name = reader.ReadString();
             var rowType = AlgebraicTypeReader.Read(ref reader);
             var isPublic = reader.ReadBool();
-            var columns = new (string, byte)[reader.ReadLength()];
+            var columns = new ColumnDescription[reader.ReadLength()];
             for (var c = 0; c < columns.Length; c++)
             {
-                columns[c] = (reader.ReadString(), reader.ReadU8());
+                var column = reader.ReadString();
+                var flags = reader.ReadU8();
+                var value = (flags & ModuleAbi.ColumnDefault) != 0 ? reader.ReadBytes(reader.ReadLength()).ToArray() : null;
+                columns[c] = new ColumnDescription(column, (byte)(flags & ~ModuleAbi.ColumnDefault), value);
             }
             var scheduled = reader.ReadU8() == 0 ? reader.ReadString() : null;
             tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled);

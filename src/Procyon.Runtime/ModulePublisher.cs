@@ -80,7 +80,7 @@ public sealed partial class ModulePublisher(
         {
             await using var transaction = await DatabaseTransaction.BeginCatalogAsync(dataSource, cancellationToken);
             var created = await store.SaveAsync(transaction, new StoredModule(database, wasm, prepared, optimized, sha256, loaded.UpdatedAt, owner.ToString()), owner.ToString(), options.Value.MaxDatabasesPerIdentity, cancellationToken);
-            var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, cancellationToken);
+            var tablesCreated = await schemas.EnsureAsync(transaction, database, loaded.Tables.Values.ToList(), loaded.Description.Typespace, clear, options.Value.MigrationLockTimeout, cancellationToken);
             var init = tablesCreated ? await RunInitAsync(loaded, owner, transaction, cancellationToken) : null;
             if (clear || cancelSleeping)
             {

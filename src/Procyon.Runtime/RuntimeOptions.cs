@@ -189,4 +189,12 @@ public sealed class RuntimeOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a republish that migrates a table (adds a column or an index) waits for the table's
+    /// lock behind other transactions before it gives up (503, nothing published): while it waits,
+    /// later readers and writers of the table wait behind it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan MigrationLockTimeout { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -16,7 +16,10 @@ public sealed class HandmadeModule
     private readonly List<AlgebraicType> _types = [];
     private readonly List<(string Name, uint Index)> _names = [];
     private readonly List<(string Name, FunctionKind Kind, byte Flags, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
-    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled)> _tables = [];
+    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults)> _tables = [];
+
+    /// <summary>The ABI's <c>COLUMN_DEFAULT</c> flag: a default value follows the column's flags.</summary>
+    private const byte ColumnDefault = 16;
 
     public static AlgebraicType I32 => AlgebraicType.Primitive(TypeKind.I32);
 
@@ -64,9 +67,10 @@ public sealed class HandmadeModule
     }
 
     /// <summary>A table; <paramref name="columns"/> are the column names and flags as the description lists them.</summary>
-    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null)
+    /// <param name="defaults">Columns' <c>#[default(value)]</c> bytes (BSATN, whatever they hold), written after their flags with <c>COLUMN_DEFAULT</c>.</param>
+    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null, IReadOnlyDictionary<string, byte[]>? defaults = null)
     {
-        _tables.Add((name, row, columns, scheduled));
+        _tables.Add((name, row, columns, scheduled, defaults));
         return this;
     }
 
@@ -95,7 +99,7 @@ public sealed class HandmadeModule
             Encode(returns, writer);
         }
         writer.WriteU32((uint)_tables.Count);
-        foreach (var (name, row, columns, scheduled) in _tables)
+        foreach (var (name, row, columns, scheduled, defaults) in _tables)
         {
             writer.WriteString(name);
             Encode(row, writer);
@@ -104,7 +108,16 @@ public sealed class HandmadeModule
             foreach (var (column, flags) in columns)
             {
                 writer.WriteString(column);
-                writer.WriteU8(flags);
+                if (defaults?.GetValueOrDefault(column) is { } value)
+                {
+                    writer.WriteU8((byte)(flags | ColumnDefault));
+                    writer.WriteU32((uint)value.Length);
+                    writer.WriteBytes(value);
+                }
+                else
+                {
+                    writer.WriteU8(flags);
+                }
             }
             WriteOptionalName(scheduled, writer);
         }

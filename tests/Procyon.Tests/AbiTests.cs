@@ -35,6 +35,7 @@ public sealed class AbiTests
             ["COLUMN_AUTO_INC"] = (long)ColumnFlags.AutoIncrement,
             ["COLUMN_UNIQUE"] = (long)ColumnFlags.Unique,
             ["COLUMN_INDEXED"] = (long)ColumnFlags.Indexed,
+            ["COLUMN_DEFAULT"] = ModuleAbi.ColumnDefault,
             ["TABLE_UNIQUE_VIOLATION"] = ModuleAbi.TableUniqueViolation,
             ["TABLE_NOT_FOUND"] = ModuleAbi.TableNotFound,
             ["TX_RETRY"] = ModuleAbi.TxRetry,

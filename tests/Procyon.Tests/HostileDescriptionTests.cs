@@ -69,7 +69,12 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a table named with 64 bytes"] = (() => Module(m => m.Table(new string('t', 64), Struct(("a", I32)), [("a", 0)])), "is not an identifier"),
         ["a column named __procyon_due"] = (() => Table(("__procyon_due", I32, 0)), "column name __procyon_due is reserved"),
         ["a column named xmin"] = (() => Table(("xmin", I32, 0)), "column name xmin is reserved"),
-        ["a column with unknown flags"] = (() => Table(("a", I32, 0x30)), "unknown flags 30"),
+        ["a column with unknown flags"] = (() => Table(("a", I32, 0x20)), "unknown flags 20"),
+        ["a default that is not a value of its column's type"] = (() => Defaulted(I32, 0, [1, 2]), "the #[default] of column a is not a value of its type i32: BSATN ended early"),
+        ["a default with bytes left over"] = (() => Defaulted(I32, 0, [1, 2, 3, 4, 5]), "the #[default] of column a is not a value of its type i32: 1 bytes left over"),
+        ["a default of an enum's missing variant"] = (() => Defaulted(Enum(("A", Struct()), ("B", Struct())), 0, [7]), "sum tag 7 is out of range"),
+        ["a default on a unique column"] = (() => Defaulted(I32, 4, [1, 0, 0, 0]), "a column with a default cannot be #[primary_key], #[unique] or #[auto_inc]"),
+        ["a default timestamp past year 9999"] = (() => Defaulted(Struct(("__timestamp_micros_since_unix_epoch__", AlgebraicType.Primitive(TypeKind.I64))), 0, BitConverter.GetBytes(long.MaxValue)), "the #[default] of column a cannot be stored: timestamp"),
         ["a column list that misses a field"] = (() => Module(m => m.Table("t", Struct(("a", I32), ("b", I32)), [("a", 0)])), "describes 1 columns; its row has 2 fields"),
         ["a column list that names another field"] = (() => Module(m => m.Table("t", Struct(("a", I32), ("b", I32)), [("a", 0), ("c", 0)])), "describes column 1 as \"c\""),
         ["a row that is not a struct"] = (() => Module(m => m.Table("t", I32, [])), "needs a struct with at least one field"),
@@ -191,6 +196,10 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
 
     private static byte[] Table(params (string Name, AlgebraicType Type, byte Flags)[] columns) =>
         Module(m => m.Table("t", Struct([.. columns.Select(c => ((string?)c.Name, c.Type))]), [.. columns.Select(c => (c.Name, c.Flags))]));
+
+    /// <summary>Table <c>t</c> with a key and a column <c>a</c> of <paramref name="type"/> whose default is <paramref name="value"/>.</summary>
+    private static byte[] Defaulted(AlgebraicType type, byte flags, byte[] value) =>
+        Module(m => m.Table("t", Struct(("id", I32), ("a", type)), [("id", PrimaryKey), ("a", flags)], defaults: new Dictionary<string, byte[]> { ["a"] = value }));
 
     /// <summary>A module with these (unnamed) types, shaped further by <paramref name="shape"/>.</summary>
     private static byte[] Module(Func<HandmadeModule, HandmadeModule> shape, params AlgebraicType[] types)

@@ -50,6 +50,8 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             PayloadTooLargeException => (StatusCodes.Status413PayloadTooLarge, "Payload too large"),
             Storage.Tables.SchemaConflictException => (StatusCodes.Status409Conflict, "Tables changed"),
             Storage.Tables.TableNameTakenException => (StatusCodes.Status400BadRequest, "Module rejected"),
+            Storage.Tables.MigrationFailedException => (StatusCodes.Status409Conflict, "Migration failed"),
+            Storage.Tables.TableBusyException => (StatusCodes.Status503ServiceUnavailable, "Table busy"),
             InitReducerFailedException => (StatusCodes.Status422UnprocessableEntity, "The init reducer failed"),
             Storage.NotOwnerException => (StatusCodes.Status403Forbidden, "Not the owner"),
             Storage.DatabaseLimitException => (StatusCodes.Status403Forbidden, "Database limit reached"),
@@ -66,7 +68,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             return false;
         }
         httpContext.Response.StatusCode = status;
-        if (exception is Storage.OverloadedException)
+        if (exception is Storage.OverloadedException or Storage.Tables.TableBusyException)
         {
             httpContext.Response.Headers.RetryAfter = "1";
         }

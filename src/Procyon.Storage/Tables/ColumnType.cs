@@ -81,6 +81,14 @@ public sealed class ColumnType
         };
     }
 
+    /// <summary>Reads a buffer that holds exactly one value of this column's type (a default) as an Npgsql parameter value.</summary>
+    public object ReadValue(ReadOnlySpan<byte> bsatn)
+    {
+        var reader = new BsatnReader(bsatn);
+        var value = ReadParameter(ref reader);
+        return reader.Remaining == 0 ? value : throw new InvalidDataException($"{reader.Remaining} bytes left over after the value");
+    }
+
     /// <summary>Writes the column at <paramref name="ordinal"/> of the current row as BSATN.</summary>
     public void WriteValue(NpgsqlDataReader row, int ordinal, BsatnWriter writer)
     {

@@ -3,12 +3,23 @@ using Procyon.Sats;
 
 namespace Procyon.Storage.Tables;
 
-/// <summary>Republishing would change or drop existing tables; the detail lists how.</summary>
+/// <summary>Republishing would change or drop existing tables in ways no migration does; the detail lists how, and what may change.</summary>
 public sealed class SchemaConflictException(IReadOnlyList<string> differences)
-    : Exception("the module's tables differ from the stored ones (publish with ?clear=true to drop the data): " + string.Join("; ", differences))
+    : Exception($"the module's tables differ from the stored ones: {string.Join("; ", differences)}. {char.ToUpperInvariant(TableMigration.Allowed[0])}{TableMigration.Allowed[1..]} (publish with ?clear=true to drop the data)")
 {
     public IReadOnlyList<string> Differences { get; } = differences;
 }
+
+/// <summary>Postgres refused a step of a table's migration (an index the existing rows cannot fill, say); nothing was published (409).</summary>
+public sealed class MigrationFailedException(string table, string reason, Exception inner)
+    : Exception($"migrating table {table} failed, so nothing was published and the database is as it was: {reason}", inner);
+
+/// <summary>
+/// A table a publish migrates stayed locked by other transactions longer than the migration's lock
+/// timeout; nothing was published, and trying again later may succeed (503).
+/// </summary>
+public sealed class TableBusyException(string table, TimeSpan lockTimeout, Exception inner)
+    : Exception($"table {table} stayed in use by other transactions for longer than {lockTimeout.TotalMilliseconds:0} ms (Procyon:Runtime:MigrationLockTimeout), so its migration was given up and nothing was published; try again", inner);
 
 /// <summary>
 /// A table's name is taken by what Postgres named after another table of the module (an index
@@ -35,11 +46,12 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
     private const string PasswordsSql = "SELECT password, public_password FROM procyon.readers WHERE db = @db";
 
     /// <summary>
-    /// Creates the schema and any new tables. Changed or removed tables are refused unless
-    /// <paramref name="clear"/>, which drops the old data. Returns true when the database's
-    /// tables were created from nothing (so its init reducer should run).
+    /// Creates the schema and any new tables and migrates the changed ones (<see cref="TableMigration"/>),
+    /// waiting at most <paramref name="lockTimeout"/> for each lock a migration takes. Other changes
+    /// and removed tables are refused unless <paramref name="clear"/>, which drops the old data.
+    /// Returns true when the database's tables were created from nothing (so its init reducer should run).
     /// </summary>
-    public async Task<bool> EnsureAsync(DatabaseTransaction transaction, string database, IReadOnlyList<TableSchema> tables, Typespace typespace, bool clear, CancellationToken cancellationToken)
+    public async Task<bool> EnsureAsync(DatabaseTransaction transaction, string database, IReadOnlyList<TableSchema> tables, Typespace typespace, bool clear, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
         var existing = new Dictionary<string, string>(StringComparer.Ordinal);
         await using (var command = transaction.CreateCommand(DefinitionsSql, ("db", database)))
@@ -57,7 +69,8 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             existing.Clear();
             fresh = true;
         }
-        var differences = Differences(existing, tables, typespace);
+        var differences = new List<string>();
+        var migrations = Migrations(existing, tables, typespace, differences);
         if (differences.Count > 0)
         {
             throw new SchemaConflictException(differences);
@@ -78,6 +91,7 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
                 await ScheduleStore.IndexAsync(transaction, table, cancellationToken);
             }
         }
+        await MigrateAsync(transaction, migrations, typespace, lockTimeout, cancellationToken);
         // Private unless marked public; a table's mark may change on any publish.
         var publicTables = string.Join(", ", tables.Where(t => t.IsPublic).Select(t => t.QualifiedName));
         await transaction.ExecuteAsync($"""
@@ -160,9 +174,10 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
         await transaction.ExecuteAsync(ForgetReaderSql, cancellationToken, ("db", database));
     }
 
-    private static List<string> Differences(Dictionary<string, string> existing, IReadOnlyList<TableSchema> tables, Typespace typespace)
+    /// <summary>The migrations of the changed tables; what no migration does goes to <paramref name="differences"/>.</summary>
+    private static List<TableMigration> Migrations(Dictionary<string, string> existing, IReadOnlyList<TableSchema> tables, Typespace typespace, List<string> differences)
     {
-        var differences = new List<string>();
+        var migrations = new List<TableMigration>();
         var published = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (var (name, definition) in existing.OrderBy(e => e.Key, StringComparer.Ordinal))
         {
@@ -170,11 +185,43 @@ public sealed class DatabaseSchemas(NpgsqlDataSource dataSource)
             {
                 differences.Add($"table {name} would be removed");
             }
-            else if (table.Definition(typespace) != definition)
+            else if (table.Definition(typespace) != definition && TableMigration.Plan(definition, table, typespace, differences) is { } migration)
             {
-                differences.Add($"table {name} changes from ({definition}) to ({table.Definition(typespace)})");
+                migrations.Add(migration);
             }
         }
-        return differences;
+        return migrations;
+    }
+
+    /// <summary>
+    /// Runs the migrations with a lock timeout: adding a column locks its table whole, and an index
+    /// blocks its writes, until the publish commits; waiting behind a long transaction would queue
+    /// every later reader and writer of the table behind the publish, so it gives up instead.
+    /// (<c>CREATE INDEX CONCURRENTLY</c> would not block writes but cannot run in the publish's
+    /// transaction, which keeps a migration all or nothing.)
+    /// </summary>
+    private static async Task MigrateAsync(DatabaseTransaction transaction, List<TableMigration> migrations, Typespace typespace, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        if (migrations.Count == 0)
+        {
+            return;
+        }
+        await transaction.ExecuteAsync($"SET LOCAL lock_timeout = {Math.Max(1, (long)lockTimeout.TotalMilliseconds)}", cancellationToken);
+        foreach (var migration in migrations)
+        {
+            try
+            {
+                await migration.ApplyAsync(transaction, typespace, cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+            {
+                throw new TableBusyException(migration.TableName, lockTimeout, e);
+            }
+            catch (PostgresException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new MigrationFailedException(migration.TableName, e.MessageText + (e.Detail is null ? "" : $" ({e.Detail})"), e);
+            }
+        }
+        await transaction.ExecuteAsync("SET LOCAL lock_timeout TO DEFAULT", cancellationToken);
     }
 }

@@ -210,6 +210,14 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>The default of <paramref name="column"/> as a SQL literal, spelled by Postgres from the typed value (DDL takes no parameters).</summary>
+    internal async Task<string> LiteralAsync(TableColumn column, CancellationToken cancellationToken)
+    {
+        await using var command = CreateCommand("SELECT quote_nullable(@value::text)");
+        command.Parameters.Add(new NpgsqlParameter("value", column.Storage.DbType) { Value = column.Default });
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>A command of the host's own in this transaction, with named parameters (which allow several statements).</summary>
     internal NpgsqlCommand CreateCommand(string sql, params (string Name, object Value)[] parameters)
     {

@@ -12,7 +12,8 @@ public enum ColumnFlags : byte
     Indexed = 8,
 }
 
-public sealed record TableColumn(string Name, AlgebraicType Type, ColumnFlags Flags, ColumnType Storage);
+/// <param name="Default">The column's <c>#[default(value)]</c> as its Npgsql value (<see cref="DBNull"/> for <c>None</c>); null without one.</param>
+public sealed record TableColumn(string Name, AlgebraicType Type, ColumnFlags Flags, ColumnType Storage, object? Default = null);
 
 /// <summary>
 /// One module table as Postgres holds it, with its SQL prepared once: every identifier comes
@@ -64,13 +65,27 @@ public sealed class TableSchema
     /// on it, not on their names): <c>items: Vec&lt;#0&gt;; where #0 = { name: String, qty: u8 }</c>.
     /// Tables that reach no named types read as they always did.
     /// </summary>
-    public string Definition(Typespace typespace)
+    /// <remarks>A column's default is not part of it: it only matters to the publish that adds the column.</remarks>
+    public string Definition(Typespace typespace) => Definition(typespace, Columns);
+
+    /// <summary>The definition the table would have with <paramref name="columns"/> for its own: what a migration compares with the stored one.</summary>
+    internal string Definition(Typespace typespace, IEnumerable<TableColumn> columns)
     {
         var structure = new TypeStructure(typespace);
-        var columns = string.Join("; ", Columns.Select(c => $"{c.Name}: {structure.Describe(c.Type)}{(c.Flags == ColumnFlags.None ? "" : $" [{c.Flags}]")}"));
+        var described = string.Join("; ", columns.Select(c => $"{c.Name}: {ColumnDefinition(structure, c)}"));
         var where = structure.Where();
-        return columns + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})") + (where.Length == 0 ? "" : $"; {where}");
+        return described + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})") + (where.Length == 0 ? "" : $"; {where}");
     }
+
+    /// <summary>A column's type and flags in the definition: <c>String [Indexed]</c>.</summary>
+    internal static string ColumnDefinition(TypeStructure structure, TableColumn column) =>
+        $"{structure.Describe(column.Type)}{(column.Flags == ColumnFlags.None ? "" : $" [{column.Flags}]")}";
+
+    /// <summary>The index an <c>#[index(btree)]</c> column gets; null when its primary key or unique constraint has one already.</summary>
+    internal string? IndexSql(TableColumn column) =>
+        column.Flags.HasFlag(ColumnFlags.Indexed) && !column.Flags.HasFlag(ColumnFlags.PrimaryKey) && !column.Flags.HasFlag(ColumnFlags.Unique)
+            ? $"CREATE INDEX ON {QualifiedName} USING btree ({Sql.Quote(column.Name)});"
+            : null;
 
     /// <summary>
     /// The function that keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON:
@@ -137,9 +152,7 @@ public sealed class TableSchema
         {
             create += "\n" + DueTriggerSql();
         }
-        var indexes = Columns
-            .Where(c => c.Flags.HasFlag(ColumnFlags.Indexed) && !c.Flags.HasFlag(ColumnFlags.PrimaryKey) && !c.Flags.HasFlag(ColumnFlags.Unique))
-            .Select(c => $"CREATE INDEX ON {QualifiedName} USING btree ({Sql.Quote(c.Name)});");
+        var indexes = Columns.Select(IndexSql).OfType<string>();
         return string.Join("\n", indexes.Prepend(create));
     }
 }

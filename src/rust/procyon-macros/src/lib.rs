@@ -280,8 +280,22 @@ impl syn::parse::Parse for TableArgs {
 const COLUMN_ATTRIBUTES: [(&str, &str); 4] =
     [("primary_key", "COLUMN_PRIMARY_KEY"), ("auto_inc", "COLUMN_AUTO_INC"), ("unique", "COLUMN_UNIQUE"), ("index", "COLUMN_INDEXED")];
 
+/// `#[default(value)]`: the value, of the field's type, that a republish adding the column fills
+/// existing rows with. A string literal becomes a `String` (`#[default("")]`, as in SpacetimeDB).
+fn column_default(attr: &syn::Attribute, ty: &syn::Type) -> syn::Result<proc_macro2::TokenStream> {
+    let value: syn::Expr = attr
+        .parse_args()
+        .map_err(|e| syn::Error::new(e.span(), "expected `#[default(value)]` with a value of the column's type, such as `#[default(0)]` or `#[default(\"\")]`"))?;
+    let value = match &value {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(_), .. }) => quote!(::std::convert::Into::into(#value)),
+        _ => quote!(#value),
+    };
+    Ok(quote!(::procyon::rt::column_default::<#ty>(#value)))
+}
+
 /// Stores a struct as a Postgres table: `#[table(accessor = person, public)]` (or `name = person`) on a struct with named
-/// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]` or `#[index(btree)]`.
+/// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]`, `#[index(btree)]` or
+/// `#[default(value)]` (what a republish adding the column fills existing rows with).
 /// Generates `ctx.db.person()` (with `insert`, `iter`, `count`, `delete` from `procyon::Table`)
 /// and, for each unique column, `ctx.db.person().<column>()` with `find`, `update`, `delete`.
 #[proc_macro_attribute]
@@ -303,20 +317,24 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     let mut unique = Vec::new();
     for (index, field) in fields.iter_mut().enumerate() {
         let mut attributes = Vec::new();
-        field.attrs.retain(|attr| match COLUMN_ATTRIBUTES.iter().find(|(name, _)| attr.path.is_ident(name)) {
-            Some(&(name, constant)) => {
+        let mut default = None;
+        for attr in std::mem::take(&mut field.attrs) {
+            if attr.path.is_ident("default") {
+                default = Some(column_default(&attr, &field.ty)?);
+            } else if let Some(&(name, constant)) = COLUMN_ATTRIBUTES.iter().find(|(name, _)| attr.path.is_ident(name)) {
                 attributes.push((name, syn::Ident::new(constant, Span::call_site())));
-                false
+            } else {
+                field.attrs.push(attr);
             }
-            None => true,
-        });
+        }
         let ident = field.ident.clone().expect("named field");
         let column = ident.to_string();
         if attributes.iter().any(|(name, _)| *name == "primary_key" || *name == "unique") {
             unique.push((ident, field.ty.clone(), index as u32));
         }
         let flags = attributes.iter().map(|(_, constant)| quote!(::procyon::rt::#constant));
-        columns.push(quote!((#column, 0 #(| #flags)*)));
+        let default = default.unwrap_or_else(|| quote!(::std::option::Option::None));
+        columns.push(quote!((#column, 0 #(| #flags)*, #default)));
     }
     let row_name = &row.ident;
     let vis = &row.vis;
@@ -362,7 +380,7 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
         const _: () = {
             #[export_name = #export]
             extern "C" fn __procyon_register() {
-                ::procyon::rt::register_table::<#row_name>(#table_text, #public, &[#(#columns),*], #scheduled);
+                ::procyon::rt::register_table::<#row_name>(#table_text, #public, ::std::vec![#(#columns),*], #scheduled);
             }
         };
 

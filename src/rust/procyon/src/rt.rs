@@ -154,6 +154,8 @@ pub const COLUMN_PRIMARY_KEY: u8 = 1;
 pub const COLUMN_AUTO_INC: u8 = 2;
 pub const COLUMN_UNIQUE: u8 = 4;
 pub const COLUMN_INDEXED: u8 = 8;
+/// Column flag: the column's `#[default(value)]` (BSATN of its type) follows its flags.
+pub const COLUMN_DEFAULT: u8 = 16;
 
 pub const STATUS_OK: u32 = 0;
 pub const STATUS_BAD_ARGUMENTS: u32 = 2;
@@ -198,9 +200,19 @@ struct TableDef {
     name: &'static str,
     row_type: AlgebraicType,
     public: bool,
-    columns: &'static [(&'static str, u8)],
+    columns: Vec<Column>,
     /// For a scheduled table: the reducer or procedure its rows name.
     scheduled: Option<&'static str>,
+}
+
+/// A column's name, `COLUMN_*` flags and, for `#[default(value)]`, the value as BSATN of its type.
+pub type Column = (&'static str, u8, Option<Vec<u8>>);
+
+/// Called by the code `#[table]` generates for `#[default(value)]`: the value as the description carries it.
+pub fn column_default<T: ProcyonType>(value: T) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    value.encode(&mut out);
+    Some(out)
 }
 
 #[derive(Default)]
@@ -231,13 +243,9 @@ pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, kind: u8, 
     });
 }
 
-/// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits.
-pub fn register_table<Row: ProcyonType>(
-    name: &'static str,
-    public: bool,
-    columns: &'static [(&'static str, u8)],
-    scheduled: Option<&'static str>,
-) {
+/// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits; `COLUMN_DEFAULT`
+/// is added here for the columns that have a default.
+pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: Vec<Column>, scheduled: Option<&'static str>) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
         let row_type = Row::algebraic_type(&mut registry.typespace);
@@ -306,9 +314,15 @@ extern "C" fn describe() {
             table.row_type.encode(&mut out);
             table.public.encode(&mut out);
             encode_len(table.columns.len(), &mut out);
-            for (column, flags) in table.columns {
+            for (column, flags, default) in &table.columns {
                 (*column).to_owned().encode(&mut out);
-                flags.encode(&mut out);
+                match default {
+                    Some(value) => {
+                        (flags | COLUMN_DEFAULT).encode(&mut out);
+                        value.encode(&mut out);
+                    }
+                    None => flags.encode(&mut out),
+                }
             }
             table.scheduled.map(str::to_owned).encode(&mut out);
         }

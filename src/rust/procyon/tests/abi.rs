@@ -47,6 +47,7 @@ fn constants_match_the_abi() {
         ("COLUMN_AUTO_INC", rt::COLUMN_AUTO_INC.into()),
         ("COLUMN_UNIQUE", rt::COLUMN_UNIQUE.into()),
         ("COLUMN_INDEXED", rt::COLUMN_INDEXED.into()),
+        ("COLUMN_DEFAULT", rt::COLUMN_DEFAULT.into()),
         ("TABLE_UNIQUE_VIOLATION", rt::TABLE_UNIQUE_VIOLATION),
         ("TABLE_NOT_FOUND", rt::TABLE_NOT_FOUND),
         ("TX_RETRY", rt::TX_RETRY),
