@@ -16,7 +16,7 @@ public sealed class HandmadeModule
     private readonly List<AlgebraicType> _types = [];
     private readonly List<(string Name, uint Index)> _names = [];
     private readonly List<(string Name, FunctionKind Kind, byte Flags, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
-    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults)> _tables = [];
+    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults, bool IsPublic)> _tables = [];
 
     /// <summary>The ABI's <c>COLUMN_DEFAULT</c> flag: a default value follows the column's flags.</summary>
     private const byte ColumnDefault = 16;
@@ -68,9 +68,10 @@ public sealed class HandmadeModule
 
     /// <summary>A table; <paramref name="columns"/> are the column names and flags as the description lists them.</summary>
     /// <param name="defaults">Columns' <c>#[default(value)]</c> bytes (BSATN, whatever they hold), written after their flags with <c>COLUMN_DEFAULT</c>.</param>
-    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null, IReadOnlyDictionary<string, byte[]>? defaults = null)
+    /// <param name="isPublic">Whether anyone reads it through the SQL endpoint (<c>#[table(public)]</c>).</param>
+    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null, IReadOnlyDictionary<string, byte[]>? defaults = null, bool isPublic = true)
     {
-        _tables.Add((name, row, columns, scheduled, defaults));
+        _tables.Add((name, row, columns, scheduled, defaults, isPublic));
         return this;
     }
 
@@ -99,11 +100,11 @@ public sealed class HandmadeModule
             Encode(returns, writer);
         }
         writer.WriteU32((uint)_tables.Count);
-        foreach (var (name, row, columns, scheduled, defaults) in _tables)
+        foreach (var (name, row, columns, scheduled, defaults, isPublic) in _tables)
         {
             writer.WriteString(name);
             Encode(row, writer);
-            writer.WriteBool(true);
+            writer.WriteBool(isPublic);
             writer.WriteU32((uint)columns.Count);
             foreach (var (column, flags) in columns)
             {

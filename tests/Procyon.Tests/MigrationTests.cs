@@ -64,6 +64,20 @@ public sealed class MigrationTests() : OwnServerTest("--Procyon:Runtime:Migratio
         Assert.Equal(["Zed|100|rookie|"], await Database.QueryAsync("SELECT name, score, title, rival FROM db_sleepy.player"));
     }
 
+    [Fact]
+    public async Task A_public_table_made_private_is_read_by_the_owner_alone()
+    {
+        (await Server.PublishBytesAsync("closing", Shape("base"))).EnsureSuccessStatusCode();
+        await Database.ExecuteAsync("INSERT INTO db_closing.t VALUES (1, 'one')");
+        Assert.Equal(HttpStatusCode.OK, (await Server.SqlAsync("closing", "SELECT name FROM t")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await Server.PublishBytesAsync("closing", Shape("private"))).StatusCode);
+
+        var problem = await AssertProblemAsync(await Server.SqlAsync("closing", "SELECT name FROM t"), HttpStatusCode.Forbidden);
+        Assert.Contains("only the owner's token reads private tables", problem.Detail());
+        Assert.Equal(HttpStatusCode.OK, (await Server.SqlAsync("closing", "SELECT name FROM t", await Server.OwnerTokenAsync())).StatusCode);
+    }
+
     public static TheoryData<string, string> Refused() => new()
     {
         { "middle", "column extra is added between existing columns (only at the end)" },
@@ -181,7 +195,7 @@ public sealed class MigrationTests() : OwnServerTest("--Procyon:Runtime:Migratio
     /// <summary>
     /// Table <c>t</c> as first published (<c>id: i32</c> key, <c>name: String</c>), or changed: a column
     /// in the middle, one at the end without a default, a type changed, a column removed, a unique
-    /// constraint added, or (<c>kinds</c>) columns of every storage added with defaults.
+    /// constraint added, made <c>private</c>, or (<c>kinds</c>) columns of every storage added with defaults.
     /// </summary>
     private static byte[] Shape(string change)
     {
@@ -191,7 +205,7 @@ public sealed class MigrationTests() : OwnServerTest("--Procyon:Runtime:Migratio
         var extra = ("extra", I32, (byte)0, (byte[]?)null);
         (string Name, AlgebraicType Type, byte Flags, byte[]? Default)[] columns = change switch
         {
-            "base" => [id, name],
+            "base" or "private" => [id, name],
             "middle" => [id, extra with { Item4 = Bsatn(w => w.WriteU32(0)) }, name],
             "no default" => [id, name, extra],
             "type" => [id, name with { Item2 = I32 }],
@@ -213,7 +227,7 @@ public sealed class MigrationTests() : OwnServerTest("--Procyon:Runtime:Migratio
         };
         var row = Struct([.. columns.Select(c => ((string?)c.Name, c.Type))]);
         var defaults = columns.Where(c => c.Default is not null).ToDictionary(c => c.Name, c => c.Default!);
-        return module.Table("t", row, [.. columns.Select(c => (c.Name, c.Flags))], defaults: defaults).ToWasm();
+        return module.Table("t", row, [.. columns.Select(c => (c.Name, c.Flags))], defaults: defaults, isPublic: change != "private").ToWasm();
     }
 
     private static byte[] Bsatn(Action<BsatnWriter> write)

@@ -27,6 +27,8 @@ internal sealed class TableMigration
         _indexed = indexed;
     }
 
+    public string TableName => _table.Name;
+
     /// <summary>
     /// How <paramref name="table"/> migrates from its <paramref name="stored"/> definition: null when
     /// it cannot, after adding to <paramref name="differences"/> why.
@@ -90,8 +92,6 @@ internal sealed class TableMigration
         }
         await transaction.ExecuteAsync(UpdateSql, cancellationToken, ("db", _table.Database), ("name", _table.Name), ("definition", _table.Definition(typespace)));
     }
-
-    public string TableName => _table.Name;
 
     /// <summary>A column of a stored definition: its name, flags and what follows its name (type and flags).</summary>
     private sealed record StoredColumn(string Name, ColumnFlags Flags, string Text);
