@@ -98,6 +98,10 @@ internal static class DescriptionRules
         {
             Scheduled(table, row, typespace, functions);
         }
+        if (table.Retry is { } retry && (retry.Retries is 0 or > RetryPolicy.MaxRetries || retry.Backoff < RetryPolicy.MinBackoff || retry.Backoff > RetryPolicy.MaxDelay))
+        {
+            throw new InvalidDataException($"{context}: retries must be 1 to {RetryPolicy.MaxRetries} and backoff {RetryPolicy.MinBackoff.TotalMilliseconds} ms to {RetryPolicy.MaxDelay.TotalDays} day, not {retry.Retries} and {retry.Backoff}");
+        }
     }
 
     /// <summary>The shape the scheduler relies on: <c>#[primary_key] #[auto_inc] scheduled_id: u64</c>, <c>scheduled_at: ScheduleAt</c>, and a target that takes the row.</summary>

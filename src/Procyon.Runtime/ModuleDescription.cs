@@ -19,7 +19,31 @@ public enum FunctionKind : byte
 
 /// <summary>A <c>#[table]</c>: its name, row type and columns.</summary>
 /// <param name="ScheduledFunction">For a scheduled table, the reducer or procedure its rows name.</param>
-public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<ColumnDescription> Columns, string? ScheduledFunction);
+/// <param name="Retry">For a scheduled table declared with <c>scheduled(f, retries = n, backoff = "2s")</c>: how its failed runs are tried again.</param>
+public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<ColumnDescription> Columns, string? ScheduledFunction, RetryPolicy? Retry = null);
+
+/// <summary>
+/// How a scheduled table's failed runs are tried again: up to <paramref name="Retries"/> more
+/// times, the first <paramref name="Backoff"/> after the failure and each next one twice as
+/// late, each delay drawn at random between half and all of that (jitter), so rows that failed
+/// together do not all come back together.
+/// </summary>
+public sealed record RetryPolicy(uint Retries, TimeSpan Backoff)
+{
+    public const uint MaxRetries = 100;
+
+    public static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The longest delay before a retry, however many came before.</summary>
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromDays(1);
+
+    /// <summary>When the retry after the failed <paramref name="attempt"/> (0 for the first run) runs.</summary>
+    public DateTime RetryAt(DateTime failedAt, int attempt)
+    {
+        var ceiling = Math.Min(MaxDelay.TotalMicroseconds, Backoff.TotalMicroseconds * Math.Pow(2, attempt));
+        return failedAt + TimeSpan.FromMicroseconds(ceiling * (0.5 + Random.Shared.NextDouble() / 2));
+    }
+}
 
 /// <summary>A table's column as the description lists it.</summary>
 /// <param name="Flags">Its <see cref="Storage.Tables.ColumnFlags"/>, without the ABI's <c>COLUMN_DEFAULT</c>.</param>
@@ -124,8 +148,10 @@ public sealed class ModuleDescription
                 var value = (flags & ModuleAbi.ColumnDefault) != 0 ? reader.ReadBytes(reader.ReadLength()).ToArray() : null;
                 columns[c] = new ColumnDescription(column, (byte)(flags & ~ModuleAbi.ColumnDefault), value);
             }
-            var scheduled = reader.ReadU8() == 0 ? reader.ReadString() : null;
-            tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled);
+            var tag = reader.ReadU8();
+            var scheduled = tag is 0 or 2 ? reader.ReadString() : null;
+            var retry = tag == 2 ? new RetryPolicy(reader.ReadU32(), TimeSpan.FromMicroseconds((long)reader.ReadU64())) : null;
+            tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled, retry);
         }
         if (reader.Remaining != 0)
         {

@@ -16,7 +16,7 @@ public sealed class HandmadeModule
     private readonly List<AlgebraicType> _types = [];
     private readonly List<(string Name, uint Index)> _names = [];
     private readonly List<(string Name, FunctionKind Kind, byte Flags, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
-    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults, bool IsPublic)> _tables = [];
+    private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults, bool IsPublic, (uint Retries, long BackoffMicros)? Retry)> _tables = [];
 
     /// <summary>The ABI's <c>COLUMN_DEFAULT</c> flag: a default value follows the column's flags.</summary>
     private const byte ColumnDefault = 16;
@@ -69,9 +69,10 @@ public sealed class HandmadeModule
     /// <summary>A table; <paramref name="columns"/> are the column names and flags as the description lists them.</summary>
     /// <param name="defaults">Columns' <c>#[default(value)]</c> bytes (BSATN, whatever they hold), written after their flags with <c>COLUMN_DEFAULT</c>.</param>
     /// <param name="isPublic">Whether anyone reads it through the SQL endpoint (<c>#[table(public)]</c>).</param>
-    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null, IReadOnlyDictionary<string, byte[]>? defaults = null, bool isPublic = true)
+    /// <param name="retry">For a scheduled table: its retries and first backoff, as <c>scheduled(f, retries = n, backoff = …)</c> describes them.</param>
+    public HandmadeModule Table(string name, AlgebraicType row, IReadOnlyList<(string Name, byte Flags)> columns, string? scheduled = null, IReadOnlyDictionary<string, byte[]>? defaults = null, bool isPublic = true, (uint Retries, long BackoffMicros)? retry = null)
     {
-        _tables.Add((name, row, columns, scheduled, defaults, isPublic));
+        _tables.Add((name, row, columns, scheduled, defaults, isPublic, retry));
         return this;
     }
 
@@ -100,7 +101,7 @@ public sealed class HandmadeModule
             Encode(returns, writer);
         }
         writer.WriteU32((uint)_tables.Count);
-        foreach (var (name, row, columns, scheduled, defaults, isPublic) in _tables)
+        foreach (var (name, row, columns, scheduled, defaults, isPublic, retry) in _tables)
         {
             writer.WriteString(name);
             Encode(row, writer);
@@ -120,7 +121,17 @@ public sealed class HandmadeModule
                     writer.WriteU8(flags);
                 }
             }
-            WriteOptionalName(scheduled, writer);
+            if (retry is { } policy)
+            {
+                writer.WriteU8(2);
+                writer.WriteString(scheduled!);
+                writer.WriteU32(policy.Retries);
+                writer.WriteU64((ulong)policy.BackoffMicros);
+            }
+            else
+            {
+                WriteOptionalName(scheduled, writer);
+            }
         }
         return writer.WrittenSpan.ToArray();
     }

@@ -91,6 +91,8 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a scheduled table naming the init reducer"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], kind: FunctionKind.InitReducer), "which is not a reducer or procedure"),
         ["a scheduled function of two parameters"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], row => Struct(("job", row), ("extra", I32))), "must take exactly one parameter"),
         ["a scheduled function taking another type"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], _ => Struct(("job", I32))), "must take exactly one parameter"),
+        ["a scheduled table retried 1,000 times"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], retry: (1000, 1_000_000)), "retries must be 1 to 100"),
+        ["a scheduled table retried without a backoff"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], retry: (3, 0)), "backoff 1 ms to 1 day"),
         ["two init reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.InitReducer).Function("b", Struct(), kind: FunctionKind.InitReducer)), "one #[reducer(init)]"),
         ["two client_connected reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.ClientConnected).Function("b", Struct(), kind: FunctionKind.ClientConnected)), "one #[reducer(client_connected)], not a and b"),
         ["a client_disconnected reducer with a parameter"] = (() => Module(m => m.Function("gone", Struct(("why", I32)), kind: FunctionKind.ClientDisconnected)), "the #[reducer(client_disconnected)] gone takes no parameters"),
@@ -180,12 +182,13 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         (string Name, AlgebraicType Type, byte Flags)[] columns,
         Func<AlgebraicType, AlgebraicType>? parameters = null,
         FunctionKind kind = FunctionKind.Reducer,
-        string target = "run")
+        string target = "run",
+        (uint Retries, long BackoffMicros)? retry = null)
     {
         var module = new HandmadeModule();
         var row = module.Type("Job", Struct([.. columns.Select(c => ((string?)c.Name, c.Type))]));
         module.Function("run", parameters?.Invoke(row) ?? Struct(("job", row)), kind: kind);
-        return module.Table("job", row, [.. columns.Select(c => (c.Name, c.Flags))], target).Describe();
+        return module.Table("job", row, [.. columns.Select(c => (c.Name, c.Flags))], target, retry: retry).Describe();
     }
 
     /// <summary>A typespace of these types, named T0, T1, …</summary>

@@ -129,6 +129,47 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 
     [Fact]
+    public async Task A_failing_row_with_retries_runs_again_and_only_its_last_failure_is_reported()
+    {
+        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", "fail_retrying");
+
+        await Server.CallAsync("ledger", "schedule_doomed_twice", "");
+
+        var result = await results.NextAsync("fail_retrying");
+        Assert.Equal("error", result.GetProperty("status").GetString());
+        Assert.Equal("doomed, again", result.GetProperty("error").GetString());
+        await Task.Delay(500);
+        Assert.False(results.HasMore, "a failure was reported before the retries were spent, or the row ran on after them");
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed_twice"));
+        var runs = (await LogsAsync("ledger")).Split($"retrying doom {result.GetProperty("scheduleId").GetInt64()}\"").Length - 1;
+        Assert.Equal(3, runs);
+    }
+
+    [Fact]
+    public async Task A_flaky_procedure_row_succeeds_on_a_retry_after_growing_backoffs()
+    {
+        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", "run_flaky");
+
+        await Server.CallAsync("ledger", "schedule_flaky", "[2]");
+
+        var result = await results.NextAsync("run_flaky");
+        Assert.Equal("ok", result.GetProperty("status").GetString());
+        Assert.Equal(3, result.GetProperty("value").GetInt32());
+        var id = result.GetProperty("scheduleId").GetInt64();
+        // The first retry 10-20 ms after the failure (20 ms, jittered), the second 20-40 ms.
+        var gaps = await _fixture.Database.ScalarAsync<double[]>($"""
+            SELECT array_agg(gap ORDER BY id) FROM (
+                SELECT id, extract(epoch FROM at - lag(at) OVER (ORDER BY id))::float8 AS gap FROM db_ledger.flaky_run WHERE flaky = {id}) AS runs
+            WHERE gap IS NOT NULL
+            """);
+        Assert.Equal(2, gaps.Length);
+        Assert.True(gaps[0] >= 0.010 && gaps[1] >= 0.020, $"retried after {string.Join(" and ", gaps)} s");
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM db_ledger.flaky WHERE scheduled_id = {id}"));
+        await Task.Delay(300);
+        Assert.False(results.HasMore, "the failed runs before the retry that succeeded were reported");
+    }
+
+    [Fact]
     public async Task A_cron_row_runs_at_each_occurrence_and_a_bad_expression_is_reported_once_and_deleted()
     {
         Assert.Equal(HttpStatusCode.OK, (await Server.CallAsync("ledger", "start_chiming", """["* * * * * *"]""")).StatusCode);
@@ -220,25 +261,30 @@ public sealed class ScheduledRestartTests
     }
 
     /// <summary>
-    /// A deployment from before cron schedules: its schemas' due functions learn them when a
-    /// server of this version starts, so a cron row inserted afterwards arms and runs.
+    /// A deployment from before cron schedules and retries: its scheduled tables get the attempts
+    /// column and its schemas' due functions learn cron when a server of this version starts, so
+    /// a cron row inserted afterwards arms and runs.
     /// </summary>
     [Fact]
-    public async Task Due_functions_written_before_cron_schedules_learn_them_at_start()
+    public async Task Scheduled_tables_written_before_cron_and_retries_learn_them_at_start()
     {
         await using var database = await TestDatabase.CreateAsync();
         var owner = await PublishExampleAsync(database, _ => Task.CompletedTask);
-        // The function an older server wrote, and that server's catalog version.
+        // The function and tables an older server wrote (no cron, no retries), and its catalog version.
         await database.ExecuteAsync("""
             DO $older$ BEGIN
-                EXECUTE replace(pg_get_functiondef('db_example.__procyon_due'::regproc), 'WHEN NEW.scheduled_at ? ''Cron'' THEN ''epoch''::timestamptz', '');
+                EXECUTE replace(replace(pg_get_functiondef('db_example.__procyon_due'::regproc),
+                    'WHEN NEW.scheduled_at ? ''Cron'' THEN ''epoch''::timestamptz', ''), 'NEW."__procyon_attempts" := 0;', '');
             END $older$;
+            ALTER TABLE db_example.reminder DROP COLUMN "__procyon_attempts";
+            ALTER TABLE db_example.slow_job DROP COLUMN "__procyon_attempts";
             UPDATE procyon.settings SET value = 'older' WHERE key = 'catalog'
             """);
         const string Insert = """INSERT INTO db_example.reminder (scheduled_at, text) VALUES ('{"Cron": "* * * * * *"}', 'on a cron schedule')""";
         await Assert.ThrowsAsync<Npgsql.PostgresException>(() => database.ExecuteAsync(Insert));
 
         await using var second = await TestServer.StartAsync(database);
+        Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'db_example' AND column_name = '__procyon_attempts'"));
         await database.ExecuteAsync(Insert);
 
         await ScheduledTablesTests.EventuallyAsync(async () =>

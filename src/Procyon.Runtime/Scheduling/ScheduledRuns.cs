@@ -25,7 +25,8 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     /// </summary>
     public async Task RunAsync(LoadedModule module, TableSchema table, IReadOnlyList<ClaimedRow> claimed, CancellationToken cancellationToken)
     {
-        var scheduled = new ScheduledTarget(module, table, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database));
+        var retry = module.Description.Tables.First(t => t.Name == table.Name).Retry;
+        var scheduled = new ScheduledTarget(module, table, module.Description.Find(table.ScheduledFunction!)!, CallDispatcher.ModuleIdentity(module.Database), retry);
         var unarmed = claimed.Where(row => row.Unarmed).ToList();
         var due = unarmed.Count == 0 ? claimed : claimed.Where(row => !row.Unarmed).ToList();
         var now = DateTime.UtcNow;
@@ -37,7 +38,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         {
             if (unarmed.Count > 0)
             {
-                await FinishLeasedAsync(table, unarmed, CronNext(scheduled, unarmed), null, cancellationToken);
+                await FinishLeasedAsync(table, unarmed, Ends(scheduled, unarmed, []), null, cancellationToken);
             }
             if (due.Count > 0)
             {
@@ -82,9 +83,13 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
                 throw new OperationCanceledException(cancellationToken);
             }
             await durable.SettledAsync();
-            var result = Describe(scheduled, request, run);
-            await FinishLeasedAsync(table, [row], CronNext(scheduled, [row]), (transaction, token) => durableCalls.FinishScheduledAsync(transaction, result, table, row.ScheduledId, token), cancellationToken);
-            dispatcher.Announce(result);
+            var ends = Ends(scheduled, [row], [run]);
+            var result = Describe(scheduled, request, run, ends);
+            await FinishLeasedAsync(table, [row], ends, (transaction, token) => durableCalls.FinishScheduledAsync(transaction, result, table, row.ScheduledId, token), cancellationToken);
+            if (!ends.Retry.ContainsKey(row.ScheduledId))
+            {
+                dispatcher.Announce(result);
+            }
         }
     }
 
@@ -95,14 +100,14 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
     /// lost. Its transaction may read the server-wide durable-call tables, so it may fail to
     /// serialize against another database's: it runs again.
     /// </summary>
-    private async Task FinishLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> rows, IReadOnlyDictionary<long, DateTime> cronNext, Func<DatabaseTransaction, CancellationToken, Task>? alongside, CancellationToken cancellationToken)
+    private async Task FinishLeasedAsync(TableSchema table, IReadOnlyList<ClaimedRow> rows, RowEnds ends, Func<DatabaseTransaction, CancellationToken, Task>? alongside, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 await using var transaction = await transactions.BeginAsync(table.Database, cancellationToken);
-                using var pin = await leases.PinAsync(table, rows, current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, cronNext, cancellationToken), cancellationToken);
+                using var pin = await leases.PinAsync(table, rows, current => ScheduleStore.FinishAsync(transaction, table, current, fromDue: false, ends, cancellationToken), cancellationToken);
                 if (pin.Rows.Count > 0 && alongside is not null)
                 {
                     await alongside(transaction, cancellationToken);
@@ -133,7 +138,7 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         {
             outcome = (CallFailure.Cancelled, null, "another server took the run over");
         }
-        return new ScheduledRun(row.ScheduledId, row.Due, durable.StartedAt, Stopwatch.GetElapsedTime(started), outcome.Failure, outcome.Value, outcome.Error);
+        return new ScheduledRun(row.ScheduledId, row.Due, row.Attempts, durable.StartedAt, Stopwatch.GetElapsedTime(started), outcome.Failure, outcome.Value, outcome.Error);
     }
 
     /// <summary>
@@ -208,15 +213,15 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
                 }
                 if (!again)
                 {
-                    var cronNext = CronNext(scheduled, pending);
-                    var finished = await call.RunAsync(table.Name, (tx, token) => ScheduleStore.FinishAsync(tx, table, pending, fromDue: true, cronNext, token));
+                    var ends = Ends(scheduled, pending, failed.Values);
+                    var finished = await call.RunAsync(table.Name, (tx, token) => ScheduleStore.FinishAsync(tx, table, pending, fromDue: true, ends, token));
                     if (finished.Count == pending.Count)
                     {
                         await call.CommitAsync();
                         pin.Finished();
                         foreach (var run in runs)
                         {
-                            CompleteScheduled(scheduled, run);
+                            CompleteScheduled(scheduled, run, ends);
                         }
                         return;
                     }
@@ -249,32 +254,47 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
         var started = Stopwatch.GetTimestamp();
         var outcome = await CallDispatcher.RunOnInstanceAsync(scheduled.Module, scheduled.Function, row.Row, scheduled.Caller, UnixTime.ToMicros(startedAt), context);
         var (failure, value, error) = CallDispatcher.Finish(scheduled.Module, scheduled.Function, outcome);
-        return new ScheduledRun(row.ScheduledId, row.Due, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
+        return new ScheduledRun(row.ScheduledId, row.Due, row.Attempts, startedAt, Stopwatch.GetElapsedTime(started), failure, value, error);
     }
 
-    /// <summary>A run's result, for its subscribers and its durable call's record; a failed run says so where operators look, and the run joins its table's history.</summary>
-    private CallResult Describe(ScheduledTarget scheduled, CallRequest request, ScheduledRun run)
+    /// <summary>
+    /// A run's result, for its subscribers and its durable call's record; a failed run says so
+    /// where operators look (as one to be tried again, when <paramref name="ends"/> retries its
+    /// row), and the run joins its table's history.
+    /// </summary>
+    private CallResult Describe(ScheduledTarget scheduled, CallRequest request, ScheduledRun run, RowEnds ends)
     {
+        var retryAt = ends.Retry.TryGetValue(run.ScheduledId, out var at) ? at : (DateTime?)null;
+        var retrying = retryAt is null ? "" : $" (run {run.Attempts + 1} of {scheduled.Retry!.Retries + 1}; it runs again at {retryAt:O})";
         if (run.Failure != CallFailure.None)
         {
-            // Its row is finished all the same (reported once, not retried forever).
-            LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, run.Failure, run.Error);
+            // Its row is finished all the same once its retries are spent (reported once, not retried forever).
+            LogRunFailed(scheduled.Module.Database, scheduled.Function.Name, run.ScheduledId, run.Failure, run.Error + retrying);
         }
         var result = dispatcher.Describe(request, scheduled.Module, scheduled.Function, run.StartedAt, run.Duration, run.Failure, run.Value, run.Error);
         var due = new DateTimeOffset(DateTime.SpecifyKind(run.Due, DateTimeKind.Utc));
-        history.Record(scheduled.Table, new ScheduledRunRecord(run.ScheduledId, due, run.StartedAt, Math.Round((run.StartedAt - due).TotalMilliseconds, 3), result.DurationMicros, result.Status, result.Error));
+        history.Record(scheduled.Table, new ScheduledRunRecord(run.ScheduledId, due, run.StartedAt, Math.Round((run.StartedAt - due).TotalMilliseconds, 3), result.DurationMicros, result.Status, result.Error is null ? null : result.Error + retrying));
         return result;
     }
 
     /// <summary>
-    /// The next occurrence after now of each cron row. A row whose expression Cronos refuses is
-    /// reported once, as a failed run, and left out, as is one with no occurrence left: their rows
-    /// are deleted.
+    /// How the rows end besides their run: the next occurrence after now of each cron row (a row
+    /// whose expression Cronos refuses is reported once, as a failed run, and left out, as is one
+    /// with no occurrence left: their rows are deleted), and, under the table's retry policy, when
+    /// the row of each run in <paramref name="failed"/> runs again (none for a run the shutdown cut short).
     /// </summary>
-    private Dictionary<long, DateTime> CronNext(ScheduledTarget scheduled, IReadOnlyList<ClaimedRow> rows)
+    private RowEnds Ends(ScheduledTarget scheduled, IReadOnlyList<ClaimedRow> rows, IEnumerable<ScheduledRun> failed)
     {
         var next = new Dictionary<long, DateTime>();
+        var retry = new Dictionary<long, DateTime>();
         var now = DateTime.UtcNow;
+        if (scheduled.Retry is { } policy)
+        {
+            foreach (var run in failed.Where(run => run.Failure is not (CallFailure.None or CallFailure.Cancelled) && run.Attempts < policy.Retries))
+            {
+                retry[run.ScheduledId] = policy.RetryAt(now, run.Attempts);
+            }
+        }
         foreach (var row in rows.Where(row => row.Cron is not null))
         {
             try
@@ -291,20 +311,26 @@ public sealed partial class ScheduledRuns(CallDispatcher dispatcher, DurableCall
                 history.Record(scheduled.Table, new ScheduledRunRecord(row.ScheduledId, now, now, 0, 0, "error", error));
             }
         }
-        return next;
+        return new RowEnds(next, retry);
     }
 
-    private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run)
+    /// <summary>Reports a reducer row's run once its batch committed; one to be tried again reaches no subscriber yet.</summary>
+    private void CompleteScheduled(ScheduledTarget scheduled, ScheduledRun run, RowEnds ends)
     {
         var request = new CallRequest(scheduled.Module.Database, scheduled.Function.Name, ReadOnlyMemory<byte>.Empty, scheduled.Caller, CallOrigin.Schedule) { ScheduleId = (ulong)run.ScheduledId };
-        dispatcher.Announce(Describe(scheduled, request, run));
+        var result = Describe(scheduled, request, run, ends);
+        if (!ends.Retry.ContainsKey(run.ScheduledId))
+        {
+            dispatcher.Announce(result);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Scheduled run of {Database}.{Function} (scheduled_id {ScheduledId}) failed ({Failure}): {Error}")]
     private partial void LogRunFailed(string database, string function, long scheduledId, CallFailure failure, string? error);
 
-    /// <summary>What every run of one scheduled table shares: the module, the table, the function its rows name, and the module's identity as caller.</summary>
-    private sealed record ScheduledTarget(LoadedModule Module, TableSchema Table, FunctionDescription Function, Identity Caller);
+    /// <summary>What every run of one scheduled table shares: the module, the table, the function its rows name, the module's identity as caller, and how failed runs are tried again.</summary>
+    private sealed record ScheduledTarget(LoadedModule Module, TableSchema Table, FunctionDescription Function, Identity Caller, RetryPolicy? Retry);
 
-    private sealed record ScheduledRun(long ScheduledId, DateTime Due, DateTimeOffset StartedAt, TimeSpan Duration, CallFailure Failure, Utf8Json? Value, string? Error);
+    /// <param name="Attempts">The row's failed runs before this one.</param>
+    private sealed record ScheduledRun(long ScheduledId, DateTime Due, int Attempts, DateTimeOffset StartedAt, TimeSpan Duration, CallFailure Failure, Utf8Json? Value, string? Error);
 }

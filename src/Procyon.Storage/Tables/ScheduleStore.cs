@@ -4,11 +4,17 @@ namespace Procyon.Storage.Tables;
 
 /// <summary>A leased row of a scheduled table: its BSATN, id, the time it was due and the end of the lease.</summary>
 /// <param name="Cron">For a row scheduled by a cron expression: the expression.</param>
-public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil, string? Cron = null)
+/// <param name="Attempts">Its runs that failed since it last ran well (see <see cref="RowEnds.Retry"/>).</param>
+public sealed record ClaimedRow(byte[] Row, long ScheduledId, DateTime Due, DateTime LeasedUntil, string? Cron = null, int Attempts = 0)
 {
     /// <summary>A cron row not yet moved to its first occurrence (<see cref="ScheduleStore.Unarmed"/>): it is not to run.</summary>
     public bool Unarmed => Cron is not null && Due == ScheduleStore.Unarmed;
 }
+
+/// <summary>What finishing rows does besides deleting one-shot rows and moving interval rows on.</summary>
+/// <param name="Cron">The next occurrence of each cron row; one without is deleted (no occurrence left).</param>
+/// <param name="Retry">Rows whose run failed and that run again at this time, their attempts counted, instead.</param>
+public sealed record RowEnds(IReadOnlyDictionary<long, DateTime> Cron, IReadOnlyDictionary<long, DateTime> Retry);
 
 /// <summary>A scheduled table as the due index names it, and when its earliest row is due.</summary>
 public sealed record DueTable(string Database, string Table, DateTimeOffset Due);
@@ -146,7 +152,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
             UPDATE {table.QualifiedName} AS t SET {Due} = clock_timestamp() + @lease
             FROM (SELECT "scheduled_id", {Due} FROM {table.QualifiedName} WHERE {Due} <= clock_timestamp() ORDER BY {Due} LIMIT @limit FOR UPDATE SKIP LOCKED) AS was
             WHERE t."scheduled_id" = was."scheduled_id"
-            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}, t.scheduled_at->>'Cron'
+            RETURNING {string.Join(", ", table.Columns.Select(c => "t." + Sql.Quote(c.Name)))}, t."scheduled_id", was.{Due}, t.{Due}, t.scheduled_at->>'Cron', t.{Sql.Quote(Sql.AttemptsColumn)}
             """);
         claim.Parameters.AddWithValue("lease", lease);
         claim.Parameters.AddWithValue("limit", limit);
@@ -157,7 +163,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         var columns = table.Columns.Count;
         while (await reader.ReadAsync(cancellationToken))
         {
-            rows.Add(new ClaimedRow(DatabaseTransaction.ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2), reader.IsDBNull(columns + 3) ? null : reader.GetString(columns + 3)));
+            rows.Add(new ClaimedRow(DatabaseTransaction.ReadRow(table, reader), reader.GetInt64(columns), reader.GetDateTime(columns + 1), reader.GetDateTime(columns + 2), reader.IsDBNull(columns + 3) ? null : reader.GetString(columns + 3), reader.GetInt32(columns + 4)));
         }
         while (await reader.NextResultAsync(cancellationToken))
         {
@@ -299,14 +305,16 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
     /// In <paramref name="transaction"/>, after runs: deletes one-shot rows, and moves interval
     /// rows to their next time. With <paramref name="fromDue"/> the next time counts from the one
     /// just due (no drift, skipping missed ones); otherwise from now (after a procedure's run).
-    /// Cron rows move to their time in <paramref name="cronNext"/> (the host parses cron
-    /// expressions), or are deleted when it has none for them (no occurrence is left).
+    /// Cron rows move to their time in <see cref="RowEnds.Cron"/> (the host parses cron
+    /// expressions), or are deleted when it has none for them (no occurrence is left). Rows in
+    /// <see cref="RowEnds.Retry"/> move to their retry's time instead, their attempts counted;
+    /// the others' attempts start again from 0.
     /// Returns the ids it finished: a row is missing when its lease was lost (deleted,
     /// rescheduled, or claimed again elsewhere after the lease ran out). The caller refreshes the
     /// index once the transaction committed: a module's serializable transaction must not write
     /// the index row other servers write too.
     /// </summary>
-    public static async Task<HashSet<long>> FinishAsync(DatabaseTransaction transaction, TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, IReadOnlyDictionary<long, DateTime> cronNext, CancellationToken cancellationToken)
+    public static async Task<HashSet<long>> FinishAsync(DatabaseTransaction transaction, TableSchema table, IReadOnlyList<ClaimedRow> claimed, bool fromDue, RowEnds ends, CancellationToken cancellationToken)
     {
         const string Seconds = "greatest((t.scheduled_at->>'Interval')::numeric / 1000000, 0.001)";
         var next = fromDue
@@ -314,19 +322,26 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
             : $"clock_timestamp() + {Seconds} * interval '1 second'";
         await using var command = transaction.CreateCommand(
             $"""
-            WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due, @next) AS mine(id, leased, due, next)),
+            WITH mine AS (SELECT * FROM unnest(@ids, @leased, @due, @next, @retry) AS mine(id, leased, due, next, retry)),
+            retried AS (
+                UPDATE {table.QualifiedName} AS t SET {Due} = mine.retry, {Attempts} = t.{Attempts} + 1 FROM mine
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND mine.retry IS NOT NULL
+                RETURNING t."scheduled_id"),
             gone AS (
                 DELETE FROM {table.QualifiedName} AS t USING mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND (t.scheduled_at ? 'Time' OR (t.scheduled_at ? 'Cron' AND mine.next IS NULL))
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND mine.retry IS NULL
+                  AND (t.scheduled_at ? 'Time' OR (t.scheduled_at ? 'Cron' AND mine.next IS NULL))
                 RETURNING t."scheduled_id"),
             moved AS (
-                UPDATE {table.QualifiedName} AS t SET {Due} = CASE WHEN t.scheduled_at ? 'Cron' THEN mine.next ELSE {next} END FROM mine
-                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND (t.scheduled_at ? 'Interval' OR (t.scheduled_at ? 'Cron' AND mine.next IS NOT NULL))
+                UPDATE {table.QualifiedName} AS t SET {Due} = CASE WHEN t.scheduled_at ? 'Cron' THEN mine.next ELSE {next} END, {Attempts} = 0 FROM mine
+                WHERE t."scheduled_id" = mine.id AND t.{Due} = mine.leased AND mine.retry IS NULL
+                  AND (t.scheduled_at ? 'Interval' OR (t.scheduled_at ? 'Cron' AND mine.next IS NOT NULL))
                 RETURNING t."scheduled_id")
-            SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved
+            SELECT "scheduled_id" FROM gone UNION ALL SELECT "scheduled_id" FROM moved UNION ALL SELECT "scheduled_id" FROM retried
             """);
         AddLeases(command.Parameters, claimed);
-        command.Parameters.AddWithValue("next", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, claimed.Select(c => cronNext.TryGetValue(c.ScheduledId, out var at) ? at : (DateTime?)null).ToArray());
+        command.Parameters.AddWithValue("next", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, TimesOf(claimed, ends.Cron));
+        command.Parameters.AddWithValue("retry", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, TimesOf(claimed, ends.Retry));
         return await DatabaseTransaction.Translate(async () =>
         {
             var ids = new HashSet<long>();
@@ -346,7 +361,12 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         parameters.AddWithValue("due", leased.Select(c => c.Due).ToArray());
     }
 
+    private static DateTime?[] TimesOf(IReadOnlyList<ClaimedRow> rows, IReadOnlyDictionary<long, DateTime> times) =>
+        rows.Select(row => times.TryGetValue(row.ScheduledId, out var at) ? at : (DateTime?)null).ToArray();
+
     private static string Due => Sql.Quote(Sql.DueColumn);
+
+    private static string Attempts => Sql.Quote(Sql.AttemptsColumn);
 
     /// <summary>The leased rows a statement works on, as the relation <c>mine(id, leased, due)</c>.</summary>
     private const string Mine = "unnest(@ids, @leased, @due) AS mine(id, leased, due)";

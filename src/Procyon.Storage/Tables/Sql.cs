@@ -14,6 +14,9 @@ public static class Sql
     /// <summary>The trigger function, one per schema, that keeps <see cref="DueColumn"/> and wakes the schedulers.</summary>
     public const string DueFunction = "__procyon_due";
 
+    /// <summary>The column of a scheduled table that counts a row's failed runs since it last ran well (its retries).</summary>
+    public const string AttemptsColumn = "__procyon_attempts";
+
     /// <summary>The LISTEN/NOTIFY channel scheduled tables wake the schedulers on (payload: the schema).</summary>
     public const string ScheduleChannel = "procyon_schedule";
 

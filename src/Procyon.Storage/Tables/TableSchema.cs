@@ -101,6 +101,7 @@ public sealed class TableSchema
         CREATE OR REPLACE FUNCTION @schema@."{Sql.DueFunction}"() RETURNS trigger LANGUAGE plpgsql AS $body$
         BEGIN
             IF TG_OP = 'INSERT' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at THEN
+                NEW."{Sql.AttemptsColumn}" := 0;
                 NEW."{Sql.DueColumn}" := CASE
                     WHEN NEW.scheduled_at ? 'Time' AND jsonb_typeof(NEW.scheduled_at->'Time') = 'string' THEN (NEW.scheduled_at->>'Time')::timestamptz
                     WHEN NEW.scheduled_at ? 'Time' THEN to_timestamp((NEW.scheduled_at->>'Time')::numeric / 1000000)
@@ -115,14 +116,21 @@ public sealed class TableSchema
         """;
 
     /// <summary>
-    /// Part of the catalog's setup, which runs when the catalog's version changes: brings the due
-    /// function of every schema that has one to <see cref="DueFunctionTemplate"/>, so tables
-    /// created by an earlier version take the schedules this one knows.
+    /// Part of the catalog's setup, which runs when the catalog's version changes: gives scheduled
+    /// tables of earlier versions the attempts column, and brings the due function of every schema
+    /// that has one to <see cref="DueFunctionTemplate"/>, so tables created by an earlier version
+    /// take the schedules and retries this one knows.
     /// </summary>
     internal const string UpgradeDueFunctionsSql = $"""
         DO $upgrade$
         DECLARE target text;
         BEGIN
+            FOR target IN SELECT format('%I.%I', n.nspname, c.relname) FROM pg_attribute AS a
+                JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE a.attname = '{Sql.DueColumn}' AND c.relkind = 'r' AND NOT a.attisdropped
+                  AND NOT EXISTS (SELECT FROM pg_attribute AS b WHERE b.attrelid = c.oid AND b.attname = '{Sql.AttemptsColumn}' AND NOT b.attisdropped) LOOP
+                EXECUTE 'ALTER TABLE ' || target || ' ADD COLUMN "{Sql.AttemptsColumn}" integer NOT NULL DEFAULT 0';
+            END LOOP;
             FOR target IN SELECT quote_ident(n.nspname) FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace WHERE p.proname = '{Sql.DueFunction}' LOOP
                 EXECUTE replace($template${DueFunctionTemplate}$template$, '@schema@', target);
             END LOOP;
@@ -146,7 +154,7 @@ public sealed class TableSchema
         var columns = Columns.Select(c => $"{Sql.Quote(c.Name)} {c.Storage.SqlType}{(c.Storage.Nullable ? "" : " NOT NULL")}{(c.Flags.HasFlag(ColumnFlags.Unique) ? " UNIQUE" : "")}");
         var primaryKey = Columns.Where(c => c.Flags.HasFlag(ColumnFlags.PrimaryKey)).Select(c => Sql.Quote(c.Name)).ToList();
         var constraints = primaryKey.Count > 0 ? [$"PRIMARY KEY ({string.Join(", ", primaryKey)})"] : Array.Empty<string>();
-        var due = ScheduledFunction is null ? [] : new[] { $"{Sql.Quote(Sql.DueColumn)} timestamptz NOT NULL" };
+        var due = ScheduledFunction is null ? [] : new[] { $"{Sql.Quote(Sql.DueColumn)} timestamptz NOT NULL", $"{Sql.Quote(Sql.AttemptsColumn)} integer NOT NULL DEFAULT 0" };
         var create = $"CREATE TABLE {QualifiedName} ({string.Join(", ", columns.Concat(due).Concat(constraints))});";
         if (ScheduledFunction is not null)
         {

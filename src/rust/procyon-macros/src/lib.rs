@@ -243,7 +243,36 @@ fn derive_enum(name: &syn::Ident, name_text: &str, data: &syn::DataEnum) -> syn:
 struct TableArgs {
     name: syn::Ident,
     public: bool,
-    scheduled: Option<syn::Ident>,
+    scheduled: Option<ScheduledArgs>,
+}
+
+/// `scheduled(function)` or `scheduled(function, retries = 3, backoff = "2s")`.
+struct ScheduledArgs {
+    function: syn::Ident,
+    retries: u32,
+    /// The first retry's delay, in microseconds (1 s unless given).
+    backoff: i64,
+}
+
+impl syn::parse::Parse for ScheduledArgs {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let function = input.parse::<syn::Ident>()?;
+        let (mut retries, mut backoff) = (None, None);
+        while !input.is_empty() {
+            input.parse::<syn::Token![,]>()?;
+            let key: syn::Ident = input.parse()?;
+            input.parse::<syn::Token![=]>()?;
+            match key.to_string().as_str() {
+                "retries" => retries = Some(input.parse::<syn::LitInt>()?.base10_parse::<u32>()?),
+                "backoff" => backoff = Some(parse_duration(input.parse::<syn::Lit>().map(|l| quote!(#l))?)?),
+                _ => return Err(syn::Error::new(key.span(), "expected `retries = n` or `backoff = \"2s\"`")),
+            }
+        }
+        if retries.is_none() && backoff.is_some() {
+            return Err(input.error("`backoff` needs `retries = n`"));
+        }
+        Ok(ScheduledArgs { function, retries: retries.unwrap_or(0), backoff: backoff.unwrap_or(1_000_000) })
+    }
 }
 
 impl syn::parse::Parse for TableArgs {
@@ -263,9 +292,9 @@ impl syn::parse::Parse for TableArgs {
                 "scheduled" => {
                     let content;
                     syn::parenthesized!(content in input);
-                    scheduled = Some(content.parse::<syn::Ident>()?);
+                    scheduled = Some(content.parse::<ScheduledArgs>()?);
                 }
-                _ => return Err(syn::Error::new(key.span(), "expected `accessor = ...` (or `name = ...`), `public` or `scheduled(function)`")),
+                _ => return Err(syn::Error::new(key.span(), "expected `accessor = ...` (or `name = ...`), `public` or `scheduled(function, retries = n, backoff = \"2s\")`")),
             }
             if !input.is_empty() {
                 input.parse::<syn::Token![,]>()?;
@@ -339,7 +368,7 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     let row_name = &row.ident;
     let vis = &row.vis;
     let (scheduled, scheduled_check) = match &args.scheduled {
-        Some(function) => {
+        Some(ScheduledArgs { function, retries, backoff }) => {
             for (column, wanted) in [("scheduled_id", "u64"), ("scheduled_at", "ScheduleAt")] {
                 let found = fields.iter().any(|f| f.ident.as_ref().map_or(false, |i| i == column) && quote!(#f).to_string().contains(wanted));
                 if !found {
@@ -351,7 +380,7 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
             }
             let text = function.to_string();
             (
-                quote!(::std::option::Option::Some(#text)),
+                quote!(::std::option::Option::Some((#text, #retries, #backoff))),
                 quote! {
                     const _: () = {
                         #[allow(dead_code)]

@@ -201,8 +201,9 @@ struct TableDef {
     row_type: AlgebraicType,
     public: bool,
     columns: Vec<Column>,
-    /// For a scheduled table: the reducer or procedure its rows name.
-    scheduled: Option<&'static str>,
+    /// For a scheduled table: the reducer or procedure its rows name, how often a failed run is
+    /// tried again and the first retry's delay in microseconds.
+    scheduled: Option<(&'static str, u32, i64)>,
 }
 
 /// A column's name, `COLUMN_*` flags and, for `#[default(value)]`, the value as BSATN of its type.
@@ -244,8 +245,9 @@ pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, kind: u8, 
 }
 
 /// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits; `COLUMN_DEFAULT`
-/// is added here for the columns that have a default.
-pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: Vec<Column>, scheduled: Option<&'static str>) {
+/// is added here for the columns that have a default. `scheduled` is the function, retries and
+/// first backoff (µs) of `scheduled(f, retries = n, backoff = "2s")`.
+pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: Vec<Column>, scheduled: Option<(&'static str, u32, i64)>) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
         let row_type = Row::algebraic_type(&mut registry.typespace);
@@ -324,7 +326,16 @@ extern "C" fn describe() {
                     None => flags.encode(&mut out),
                 }
             }
-            table.scheduled.map(str::to_owned).encode(&mut out);
+            match table.scheduled {
+                // Tag 2, not an option's 1: a scheduled function with its retries.
+                Some((function, retries, backoff)) if retries > 0 => {
+                    out.push(2);
+                    function.to_owned().encode(&mut out);
+                    retries.encode(&mut out);
+                    backoff.encode(&mut out);
+                }
+                scheduled => scheduled.map(|(function, _, _)| function.to_owned()).encode(&mut out),
+            }
         }
         out
     });

@@ -252,6 +252,63 @@ fn stop_chiming(ctx: &ReducerContext) {
     }
 }
 
+/// A scheduled reducer that always fails, tried again twice: three runs, one failure reported.
+#[table(name = doomed_twice, scheduled(fail_retrying, retries = 2, backoff = "20ms"))]
+pub struct DoomedTwice {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+}
+
+#[reducer]
+fn fail_retrying(_ctx: &ReducerContext, row: DoomedTwice) -> Result<(), String> {
+    log::info!("retrying doom {}", row.scheduled_id);
+    Err("doomed, again".into())
+}
+
+#[reducer]
+fn schedule_doomed_twice(ctx: &ReducerContext) {
+    ctx.db.doomed_twice().insert(DoomedTwice { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp) });
+}
+
+/// A scheduled procedure that panics on its first `fail_times` runs, tried again up to 3 times.
+#[table(name = flaky, scheduled(run_flaky, retries = 3, backoff = "20ms"))]
+pub struct Flaky {
+    #[primary_key]
+    #[auto_inc]
+    scheduled_id: u64,
+    scheduled_at: ScheduleAt,
+    fail_times: u32,
+}
+
+/// One row per run of a `flaky` row, written before it fails (a procedure's `with_tx` commits).
+#[table(name = flaky_run, public)]
+pub struct FlakyRun {
+    #[primary_key]
+    #[auto_inc]
+    id: u64,
+    flaky: u64,
+    at: Timestamp,
+}
+
+#[procedure]
+fn run_flaky(ctx: &mut ProcedureContext, row: Flaky) -> u32 {
+    let runs = ctx.with_tx(|tx| {
+        tx.db.flaky_run().insert(FlakyRun { id: 0, flaky: row.scheduled_id, at: tx.timestamp });
+        tx.db.flaky_run().iter().filter(|r| r.flaky == row.scheduled_id).count() as u32
+    });
+    if runs <= row.fail_times {
+        panic!("flaky run {} of {}", runs, row.scheduled_id);
+    }
+    runs
+}
+
+#[reducer]
+fn schedule_flaky(ctx: &ReducerContext, fail_times: u32) {
+    ctx.db.flaky().insert(Flaky { scheduled_id: 0, scheduled_at: ScheduleAt::Time(ctx.timestamp), fail_times });
+}
+
 /// An interval row whose target is a procedure: each run logs a beat.
 #[table(name = beat, scheduled(on_beat))]
 pub struct Beat {
