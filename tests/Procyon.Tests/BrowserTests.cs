@@ -27,6 +27,19 @@ public sealed class BrowserTests(ServerFixture fixture) : ServerTest(fixture)
     }
 
     [Fact]
+    public async Task Swagger_UIs_Authorize_button_publishes_a_module_that_the_tokens_identity_owns()
+    {
+        var (_, token) = await Server.NewIdentityAsync();
+
+        var lines = await RunAsync("swagger.mjs", "swagger-publish.png", "publish", token, "from_swagger", Modules.PathOf("example"));
+
+        Assert.Contains("status: 201", lines);
+        Assert.Contains(lines, line => line.StartsWith("result: { \"db\": \"from_swagger\"", StringComparison.Ordinal));
+        // The owner's logs answer that token, so the publish was made as its identity.
+        Assert.NotNull(await Server.LogsAsync("from_swagger", token));
+    }
+
+    [Fact]
     public async Task The_console_page_calls_add_and_shows_the_result_in_the_live_feed()
     {
         var lines = await RunAsync("console.mjs", "console-call-add.png");

@@ -20,6 +20,7 @@ internal static class ApiServiceCollectionExtensions
         {
             swagger.SwaggerDoc("v1", new() { Title = "Procyon", Version = "v1", Description = "Call the procedures of published modules. Each function has its own operation below, grouped by database." });
             swagger.DocumentFilter<FunctionOperations>();
+            swagger.OperationFilter<BinaryRequestBodyFilter>();
             // A result's value is any JSON.
             swagger.MapType<Utf8Json>(() => new Microsoft.OpenApi.OpenApiSchema());
             // Swagger UI's Authorize button: publishing, deleting, logs and private calls from the page.

@@ -30,6 +30,7 @@ internal static class DatabaseEndpoints
 
         databases.MapPut("", PublishAsync)
             .RequireAuthorization()
+            .WithMetadata(new BinaryRequestBody("application/octet-stream", "The module's .wasm (any content type is accepted)"))
             .WithSummary("Publish or update a module")
             .WithDescription("The body is the module's .wasm. 201 when the database is new, 200 when it replaced a module. New tables are created; changed or removed ones are refused with 409 unless ?clear=true drops their data. Calls asleep in Postgres wake on the code they went to sleep in, unless ?cancelSleeping=true (or ?clear=true) cancels them. When the tables were created from nothing, the init reducer runs in the same transaction and its result is in `init`; if it fails, nothing is published (422).")
             .Produces<ModuleSchema>(StatusCodes.Status200OK)
