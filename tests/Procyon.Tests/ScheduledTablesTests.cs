@@ -114,35 +114,32 @@ public sealed class ScheduledTablesTests(ServerFixture fixture) : ServerTest(fix
     }
 
     [Fact]
-    public async Task A_failing_scheduled_reducer_is_reported_once_and_not_retried()
-    {
-        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", "fail_doomed");
-
-        await Server.CallAsync("ledger", "schedule_doomed", "");
-
-        var result = await results.NextAsync("fail_doomed");
-        Assert.Equal("error", result.GetProperty("status").GetString());
-        Assert.Equal("doomed to fail", result.GetProperty("error").GetString());
-        await Task.Delay(500);
-        Assert.False(results.HasMore, "the failed row ran again");
-        Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed"));
-    }
+    public async Task A_failing_scheduled_reducer_is_reported_once_and_not_retried() =>
+        await AssertFailureReportedOnceAsync("fail_doomed", "schedule_doomed", "doomed to fail", "doomed");
 
     [Fact]
     public async Task A_failing_row_with_retries_runs_again_and_only_its_last_failure_is_reported()
     {
-        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", "fail_retrying");
+        var result = await AssertFailureReportedOnceAsync("fail_retrying", "schedule_doomed_twice", "doomed, again", "doomed_twice");
 
-        await Server.CallAsync("ledger", "schedule_doomed_twice", "");
-
-        var result = await results.NextAsync("fail_retrying");
-        Assert.Equal("error", result.GetProperty("status").GetString());
-        Assert.Equal("doomed, again", result.GetProperty("error").GetString());
-        await Task.Delay(500);
-        Assert.False(results.HasMore, "a failure was reported before the retries were spent, or the row ran on after them");
-        Assert.Equal(0, await CountAsync("SELECT count(*) FROM db_ledger.doomed_twice"));
         var runs = (await LogsAsync("ledger")).Split($"retrying doom {result.GetProperty("scheduleId").GetInt64()}\"").Length - 1;
         Assert.Equal(3, runs);
+    }
+
+    /// <summary>Schedules a row whose reducer always fails: one failure reaches subscribers, none after it, and the row is gone.</summary>
+    private async Task<System.Text.Json.JsonElement> AssertFailureReportedOnceAsync(string function, string schedule, string error, string table)
+    {
+        await using var results = await ResultSubscription.StartAsOwnerAsync(Server, "ledger", function);
+
+        await Server.CallAsync("ledger", schedule, "");
+
+        var result = await results.NextAsync(function);
+        Assert.Equal("error", result.GetProperty("status").GetString());
+        Assert.Equal(error, result.GetProperty("error").GetString());
+        await Task.Delay(500);
+        Assert.False(results.HasMore, "a failure was reported before the retries were spent, or the row ran again after its last");
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM db_ledger.{table}"));
+        return result;
     }
 
     [Fact]

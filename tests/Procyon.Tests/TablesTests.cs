@@ -9,7 +9,7 @@ using static Procyon.Tests.Problems;
 
 namespace Procyon.Tests;
 
-/// <summary>Tables, reducers and transactions on Postgres, with the example (DESIGN.md) and ledger modules.</summary>
+/// <summary>Tables, reducers and transactions on Postgres, with the example and ledger modules.</summary>
 public sealed class TablesTests(ServerFixture fixture) : ServerTest(fixture)
 {
     private readonly ServerFixture _fixture = fixture;

@@ -1,5 +1,5 @@
 //! The example module: what `deploy/run-local.sh` publishes as database `example`. It has the
-//! walk-through procedures, the `person` table of DESIGN.md, and procedures that echo one value
+//! walk-through procedures, a `person` table, scheduled reminders, and procedures that echo one value
 //! of every supported type, so each type can be tried from Swagger UI, HTTP and the hub. Its
 //! functions are public (every subscriber sees their results) but `who_am_i`.
 
