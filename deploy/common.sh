@@ -8,7 +8,7 @@ export REPO
 export PATH="/usr/bin:$PATH"
 
 APT_PACKAGES=(rustc cargo libstd-rust-dev-wasm32 lld-14 wabt binaryen
-  librust-syn-dev librust-quote-dev librust-proc-macro2-dev librust-log-dev librust-serde-dev librust-rand-dev
+  librust-syn-dev librust-quote-dev librust-proc-macro2-dev librust-log-dev librust-serde-dev librust-rand-dev librust-http-dev
   postgresql redis-server)
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

@@ -29,6 +29,7 @@ public sealed class CallDispatcher(
     WasmEngine engine,
     DurableCalls durableCalls,
     EarlierVersions earlierVersions,
+    Outbound.OutboundHttp http,
     IOptions<RuntimeOptions> options)
 {
     private static readonly byte[] NoArguments = "[]"u8.ToArray();
@@ -156,7 +157,7 @@ public sealed class CallDispatcher(
                 }
                 // Restored ahead (the claim looks a little ahead), so waking costs only the rewind; never before its time.
                 var woke = await SleepDurablyAsync(call.Database, call.WakeAt, cancellationToken);
-                var outcome = await instance.RunAsync(snapshot.FunctionId, snapshot.Arguments, Identity.Parse(call.Caller), snapshot.TimestampMicros, new CallContext(module.Tables, transaction, durable), woke);
+                var outcome = await instance.RunAsync(snapshot.FunctionId, snapshot.Arguments, Identity.Parse(call.Caller), snapshot.TimestampMicros, new CallContext(module.Tables, transaction, durable, http), woke);
                 var (failure, value, error) = Finish(module, function, outcome);
                 return (failure, value, error, false);
             }
@@ -409,7 +410,7 @@ public sealed class CallDispatcher(
     {
         // Disposing rolls back a transaction the procedure left open (it trapped inside with_tx).
         await using var transaction = transactions.ForProcedure(module.Database, cancellationToken);
-        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction, durable) { ConnectionId = connectionId });
+        return await RunOnInstanceAsync(module, function, arguments, caller, timestampMicros, new CallContext(module.Tables, transaction, durable, http) { ConnectionId = connectionId });
     }
 
     private Task<InstanceOutcome> RunReducerAsync(LoadedModule module, FunctionDescription function, ReadOnlyMemory<byte> arguments, Identity caller, UInt128? connectionId, long timestampMicros, CancellationToken cancellationToken) =>

@@ -19,7 +19,7 @@ internal static class DescriptionRules
     /// <summary>Postgres refuses columns with these names.</summary>
     private static readonly HashSet<string> SystemColumns = new(["tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"], StringComparer.Ordinal);
 
-    public static void Validate(Typespace typespace, IReadOnlyList<FunctionDescription> functions, IReadOnlyList<TableDescription> tables)
+    public static void Validate(Typespace typespace, IReadOnlyList<FunctionDescription> functions, IReadOnlyList<TableDescription> tables, IReadOnlyList<string>? httpHosts = null)
     {
         const string Module = "the module";
         AtMost(typespace.Types.Count, ModuleLimits.MaxTypes, Module, "named types");
@@ -55,6 +55,14 @@ internal static class DescriptionRules
             if (lifecycle.Single().Parameters.Elements.Count > 0)
             {
                 throw new InvalidDataException($"the #[reducer({lifecycle.Key})] {lifecycle.Single().Name} takes no parameters besides its context");
+            }
+        }
+        if (httpHosts is not null)
+        {
+            AtMost(httpHosts.Count, ModuleLimits.MaxHttpHosts, Module, "hosts in allowed_http_hosts!");
+            if (httpHosts.FirstOrDefault(host => !Outbound.HostPattern.IsPattern(host)) is { } bad)
+            {
+                throw new InvalidDataException($"allowed_http_hosts! lists {Shown(bad)}, which is not a host name, *. and a domain, or an IP address");
             }
         }
     }

@@ -16,11 +16,11 @@ internal static class HostImports
     private const int MaxMessageBytes = 4096;
 
 
-    /// <summary>Imports that wait (for a timer or Postgres): Asyncify instruments the module to suspend in them.</summary>
+    /// <summary>Imports that wait (for a timer, Postgres or a web server): Asyncify instruments the module to suspend in them.</summary>
     public static IReadOnlyList<string> Suspending { get; } =
     [
         "sleep_until", "table_insert", "table_scan", "table_count", "table_find", "table_delete_by", "table_update_by",
-        "table_delete_row", "tx_begin", "tx_commit", "tx_rollback",
+        "table_delete_row", "tx_begin", "tx_commit", "tx_rollback", "http_request",
     ];
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
@@ -90,6 +90,33 @@ internal static class HostImports
         linker.DefineFunction(Module, "buffer_len", (Caller caller) => Instance(caller).Frame.Buffer.Length);
         DefineTables(linker);
         DefineTransactions(linker);
+        linker.DefineFunction(Module, "http_request", (Caller caller, int request, int requestLen, int body, int bodyLen) =>
+        {
+            var instance = Instance(caller);
+            instance.OutsideTransaction("http_request", "while it waits for the response; send requests from a procedure, outside with_tx");
+            // The request is read as it starts; when the stack rewinds into the import, its response is ready.
+            var sending = instance.Frame.Resumed is null ? SendHttp(caller, instance, request, requestLen, body, bodyLen) : null;
+            return instance.Suspend(frame => Reply(frame, sending!));
+        });
+    }
+
+    /// <summary>Starts a module's HTTP request, refusing a body over <see cref="Outbound.HttpOptions.MaxRequestBytes"/> before it is copied.</summary>
+    private static Task<(long Result, byte[] Buffer)> SendHttp(Caller caller, ModuleInstance instance, int request, int requestLen, int body, int bodyLen)
+    {
+        var context = instance.Frame.Context;
+        var http = context.Http ?? throw new GuestFaultException("http_request is for procedures only");
+        var wire = Guest(caller, request, requestLen).ToArray();
+        return (uint)bodyLen > (uint)http.Options.MaxRequestBytes
+            ? Task.FromResult(Outbound.OutboundHttp.Failure(ModuleAbi.HttpTooLarge, $"the request's body of {(uint)bodyLen} bytes is larger than Procyon:Http:MaxRequestBytes ({http.Options.MaxRequestBytes})"))
+            : http.SendAsync(instance.Database, wire, Guest(caller, body, bodyLen).ToArray(), context.CancellationToken);
+    }
+
+    /// <summary>Puts an operation's reply in the buffer and returns its result to the module.</summary>
+    private static async Task<long> Reply(CallFrame frame, Task<(long Result, byte[] Buffer)> operation)
+    {
+        var (result, buffer) = await operation;
+        frame.Buffer = buffer;
+        return result;
     }
 
     private static void DefineTables(Linker linker)

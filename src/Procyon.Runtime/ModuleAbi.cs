@@ -32,6 +32,13 @@ internal static class ModuleAbi
     /// <summary><c>tx_commit</c>'s result when Postgres could not serialize the transaction: the SDK runs the closure again.</summary>
     public const long TxRetry = 1;
 
+    // http_request's results when no response came (the buffer holds the message).
+    public const long HttpInvalidRequest = -1;
+    public const long HttpRefused = -2;
+    public const long HttpTimeout = -3;
+    public const long HttpTooLarge = -4;
+    public const long HttpNetwork = -5;
+
     /// <summary>How the SDK's allocator begins the panic it reports before aborting on a failed allocation.</summary>
     public const string OutOfMemory = "out of memory: ";
 

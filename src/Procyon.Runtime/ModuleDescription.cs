@@ -69,16 +69,17 @@ public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind
     };
 }
 
-/// <summary>Everything the host knows about a module: its types and functions.</summary>
+/// <summary>Everything the host knows about a module: its types, functions, tables and the hosts it may send requests to.</summary>
 public sealed class ModuleDescription
 {
     private readonly Dictionary<string, FunctionDescription> _byName;
 
-    private ModuleDescription(Typespace typespace, IReadOnlyList<FunctionDescription> functions, IReadOnlyList<TableDescription> tables)
+    private ModuleDescription(Typespace typespace, IReadOnlyList<FunctionDescription> functions, IReadOnlyList<TableDescription> tables, IReadOnlyList<string>? httpHosts)
     {
         Typespace = typespace;
         Functions = functions;
         Tables = tables;
+        HttpHosts = httpHosts;
         _byName = functions.ToDictionary(f => f.Name, StringComparer.Ordinal);
     }
 
@@ -87,6 +88,9 @@ public sealed class ModuleDescription
     public IReadOnlyList<FunctionDescription> Functions { get; }
 
     public IReadOnlyList<TableDescription> Tables { get; }
+
+    /// <summary>The only hosts its procedures' requests may reach (<c>allowed_http_hosts!</c>); null when it lists none, and any host the server allows may be reached.</summary>
+    public IReadOnlyList<string>? HttpHosts { get; }
 
     public FunctionDescription? Find(string name) => _byName.GetValueOrDefault(name);
 
@@ -153,11 +157,20 @@ public sealed class ModuleDescription
             var retry = tag == 2 ? new RetryPolicy(reader.ReadU32(), TimeSpan.FromMicroseconds((long)reader.ReadU64())) : null;
             tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled, retry);
         }
+        string[]? httpHosts = null;
+        if (reader.Remaining != 0)
+        {
+            httpHosts = new string[reader.ReadLength()];
+            for (var i = 0; i < httpHosts.Length; i++)
+            {
+                httpHosts[i] = reader.ReadString();
+            }
+        }
         if (reader.Remaining != 0)
         {
             throw new InvalidDataException($"{reader.Remaining} bytes left over after the module description");
         }
-        DescriptionRules.Validate(typespace, functions, tables);
-        return new ModuleDescription(typespace, functions, tables);
+        DescriptionRules.Validate(typespace, functions, tables, httpHosts);
+        return new ModuleDescription(typespace, functions, tables, httpHosts);
     }
 }

@@ -36,7 +36,8 @@ internal sealed class CallFrame(ReadOnlyMemory<byte> arguments, Identity caller,
 
 /// <summary>What a call's host operations work with: the tables and the call's transaction (none while the module starts).</summary>
 /// <param name="Durable">For a procedure call that may sleep in Postgres: its identity there.</param>
-internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables, CallTransaction? Transaction, DurableCall? Durable = null)
+/// <param name="Http">For a procedure: what sends its HTTP requests.</param>
+internal sealed record CallContext(IReadOnlyDictionary<string, Storage.Tables.TableSchema> Tables, CallTransaction? Transaction, DurableCall? Durable = null, Outbound.OutboundHttp? Http = null)
 {
     public CancellationToken CancellationToken => Transaction?.CallToken ?? CancellationToken.None;
 
@@ -323,13 +324,19 @@ internal sealed class ModuleInstance : IDisposable
         return 0;
     }
 
-    /// <summary>The <c>sleep_until</c> import; refused while a transaction is open, which it would hold for as long as it sleeps.</summary>
-    public long SleepUntil(long targetMicros)
+    /// <summary>Refuses an import that waits while a transaction is open, which it would hold for as long as it waits.</summary>
+    public void OutsideTransaction(string import, string advice)
     {
         if (Frame.Context.Transaction is { } transaction && (transaction.IsReducer || transaction.IsOpen))
         {
-            throw new GuestFaultException("sleep_until was called inside a reducer or with_tx, where it would hold the transaction open; sleep in a procedure, outside with_tx");
+            throw new GuestFaultException($"{import} was called inside a reducer or with_tx, where it would hold the transaction open {advice}");
         }
+    }
+
+    /// <summary>The <c>sleep_until</c> import; refused while a transaction is open, which it would hold for as long as it sleeps.</summary>
+    public long SleepUntil(long targetMicros)
+    {
+        OutsideTransaction("sleep_until", "as long as it sleeps; sleep in a procedure, outside with_tx");
         return Frame.Resumed is null && targetMicros <= UnixTime.NowMicros()
             ? UnixTime.NowMicros()
             : Suspend(frame =>

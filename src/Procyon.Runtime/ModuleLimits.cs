@@ -33,6 +33,9 @@ public static class ModuleLimits
     /// <summary>Primary-key, unique and indexed columns of one table (Postgres indexes at most 32 columns together).</summary>
     public const int MaxIndexedColumns = 32;
 
+    /// <summary>Entries of <c>allowed_http_hosts!</c>.</summary>
+    public const int MaxHttpHosts = 64;
+
     /// <summary>Bytes of every name: Postgres cuts identifiers at 63, so two longer table names could share one table.</summary>
     public const int MaxNameBytes = 63;
 

@@ -20,6 +20,13 @@ public static class RuntimeServiceCollectionExtensions
         services.AddSingleton<CallLimits>();
         services.AddSingleton<DurableCalls>();
         services.AddSingleton<EarlierVersions>();
+        services.AddValidatedOptions<Outbound.HttpOptions>(configuration, Outbound.HttpOptions.Section);
+        services.AddSingleton<Outbound.AddressPolicy>();
+        services.AddSingleton<Outbound.OutboundHttp>();
+        // Modules' requests: no logging handler (URLs may carry secrets), and a handler that checks every connection's address.
+        services.AddHttpClient(Outbound.OutboundHttp.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(provider => Outbound.OutboundHttp.Handler(provider.GetRequiredService<Outbound.AddressPolicy>()))
+            .RemoveAllLoggers();
         services.AddSingleton<CallDispatcher>();
         services.AddSingleton<ModulePublisher>();
         // First, so the published modules are loaded before the server takes requests.

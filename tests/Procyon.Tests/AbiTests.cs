@@ -39,6 +39,11 @@ public sealed class AbiTests
             ["TABLE_UNIQUE_VIOLATION"] = ModuleAbi.TableUniqueViolation,
             ["TABLE_NOT_FOUND"] = ModuleAbi.TableNotFound,
             ["TX_RETRY"] = ModuleAbi.TxRetry,
+            ["HTTP_INVALID_REQUEST"] = ModuleAbi.HttpInvalidRequest,
+            ["HTTP_REFUSED"] = ModuleAbi.HttpRefused,
+            ["HTTP_TIMEOUT"] = ModuleAbi.HttpTimeout,
+            ["HTTP_TOO_LARGE"] = ModuleAbi.HttpTooLarge,
+            ["HTTP_NETWORK"] = ModuleAbi.HttpNetwork,
         };
         foreach (var (level, index) in ModuleAbi.LogLevels.Select((level, index) => (level, index)))
         {

@@ -25,7 +25,7 @@ public abstract class OwnServerTest(params string[] settings) : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_server is not null)
         {

@@ -5,6 +5,7 @@
 mod alloc;
 mod context;
 mod function;
+pub mod http;
 mod identity;
 mod procedure;
 mod random;

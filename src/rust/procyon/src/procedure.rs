@@ -1,12 +1,15 @@
+use crate::http::HttpClient;
 use crate::random::CallRng;
 use crate::reducer::TxContext;
 use crate::rt::{sys, TX_RETRY};
 use crate::{ConnectionId, Identity, Timestamp};
 
-/// What a procedure gets: the time (updated after each sleep) and who called.
+/// What a procedure gets: the time (updated after each sleep), who called, and outbound HTTP.
 pub struct ProcedureContext {
     pub timestamp: Timestamp,
     pub sender: Identity,
+    /// Outbound HTTP requests (`ctx.http.get(uri)`); refused inside `with_tx`.
+    pub http: HttpClient,
     connection_id: Option<ConnectionId>,
     rng: CallRng,
 }
@@ -16,7 +19,7 @@ const TX_ATTEMPTS: u32 = 5;
 
 impl ProcedureContext {
     pub(crate) fn new(timestamp: Timestamp, sender: Identity, connection_id: Option<ConnectionId>) -> Self {
-        ProcedureContext { timestamp, sender, connection_id, rng: CallRng::new() }
+        ProcedureContext { timestamp, sender, http: HttpClient {}, connection_id, rng: CallRng::new() }
     }
 
     crate::context::context_methods!();

@@ -61,6 +61,9 @@ pub(crate) mod sys {
         /// Commits it: 0, or TX_RETRY when Postgres could not serialize it (the closure runs again).
         pub fn tx_commit() -> i64;
         pub fn tx_rollback() -> i64;
+        /// Sends an HTTP request (suspends like sleep_until): >= 0 is the length of the response
+        /// in the buffer, < 0 an HTTP_* code with the message in the buffer.
+        pub fn http_request(request: *const u8, request_len: usize, body: *const u8, body_len: usize) -> i64;
     }
 }
 
@@ -137,6 +140,9 @@ pub(crate) mod sys {
     pub unsafe fn tx_rollback() -> i64 {
         unreachable!("{}", NO_HOST)
     }
+    pub unsafe fn http_request(_: *const u8, _: usize, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
 }
 
 // The numbers below are the ABI's (src/abi/README.md, checked by tests/abi.rs); the host's
@@ -169,6 +175,13 @@ pub const TABLE_NOT_FOUND: i64 = -2;
 
 /// `tx_commit`'s result when Postgres could not serialize the transaction: run the closure again.
 pub const TX_RETRY: i64 = 1;
+
+// `http_request`'s results when no response came (the buffer holds the message).
+pub const HTTP_INVALID_REQUEST: i64 = -1;
+pub const HTTP_REFUSED: i64 = -2;
+pub const HTTP_TIMEOUT: i64 = -3;
+pub const HTTP_TOO_LARGE: i64 = -4;
+pub const HTTP_NETWORK: i64 = -5;
 
 /// What an exported function returned: a value, or (for reducers) an error that rolls back.
 pub enum Outcome {
@@ -221,6 +234,8 @@ struct Registry {
     typespace: Typespace,
     functions: Vec<Function>,
     tables: Vec<TableDef>,
+    /// `allowed_http_hosts!`: the only hosts the module's requests may reach.
+    http_hosts: Option<&'static [&'static str]>,
 }
 
 thread_local! {
@@ -253,6 +268,11 @@ pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, column
         let row_type = Row::algebraic_type(&mut registry.typespace);
         registry.tables.push(TableDef { name, row_type, public, columns, scheduled });
     });
+}
+
+/// Called by the code `allowed_http_hosts!` generates.
+pub fn register_http_hosts(hosts: &'static [&'static str]) {
+    REGISTRY.with(|registry| registry.borrow_mut().http_hosts = Some(hosts));
 }
 
 /// Generated for `#[table(scheduled(f))]`: compiles only when `f` is a reducer or a procedure
@@ -337,6 +357,13 @@ extern "C" fn describe() {
                 scheduled => scheduled.map(|(function, _, _)| function.to_owned()).encode(&mut out),
             }
         }
+        // Optional: a module that declares no hosts writes nothing more.
+        if let Some(hosts) = registry.http_hosts {
+            encode_len(hosts.len(), &mut out);
+            for host in hosts {
+                (*host).to_owned().encode(&mut out);
+            }
+        }
         out
     });
     write_result(&out);
@@ -412,6 +439,13 @@ pub fn database_identity() -> Identity {
     let mut bytes = [0u8; 32];
     unsafe { sys::database_identity(bytes.as_mut_ptr()) };
     Identity::from_bytes(bytes)
+}
+
+/// Copies the host's reply to the last call (`length` bytes) out of its buffer.
+pub(crate) fn read_buffer(length: i64) -> Vec<u8> {
+    let mut bytes = vec![0u8; length.max(0) as usize];
+    unsafe { sys::buffer_read(bytes.as_mut_ptr()) };
+    bytes
 }
 
 fn write_result(bytes: &[u8]) {

@@ -1,7 +1,7 @@
 //! Tables as module code sees them. `#[table]` generates an accessor on `Db` that returns a
 //! `TableHandle`; every operation is a host call that runs SQL in the current transaction.
 
-use crate::rt::{sys, TABLE_NOT_FOUND, TABLE_UNIQUE_VIOLATION};
+use crate::rt::{read_buffer as reply, sys, TABLE_NOT_FOUND, TABLE_UNIQUE_VIOLATION};
 use crate::sats::ProcyonType;
 use std::fmt;
 use std::marker::PhantomData;
@@ -173,12 +173,6 @@ fn encode<T: ProcyonType>(value: &T) -> Vec<u8> {
 fn decode<T: ProcyonType>(bytes: &[u8]) -> T {
     let mut input = bytes;
     T::decode(&mut input).unwrap_or_else(|e| panic!("the host sent a row this module cannot read: {}", e))
-}
-
-fn reply(length: i64) -> Vec<u8> {
-    let mut bytes = vec![0u8; length.max(0) as usize];
-    unsafe { sys::buffer_read(bytes.as_mut_ptr()) };
-    bytes
 }
 
 fn reply_row<Row: ProcyonType>(result: i64) -> Result<Row, UniqueConstraintViolation> {

@@ -51,6 +51,11 @@ fn constants_match_the_abi() {
         ("TABLE_UNIQUE_VIOLATION", rt::TABLE_UNIQUE_VIOLATION),
         ("TABLE_NOT_FOUND", rt::TABLE_NOT_FOUND),
         ("TX_RETRY", rt::TX_RETRY),
+        ("HTTP_INVALID_REQUEST", rt::HTTP_INVALID_REQUEST),
+        ("HTTP_REFUSED", rt::HTTP_REFUSED),
+        ("HTTP_TIMEOUT", rt::HTTP_TIMEOUT),
+        ("HTTP_TOO_LARGE", rt::HTTP_TOO_LARGE),
+        ("HTTP_NETWORK", rt::HTTP_NETWORK),
         // The SDK's logger sends the `log` crate's levels as they are.
         ("LEVEL_ERROR", log::Level::Error as i64),
         ("LEVEL_WARN", log::Level::Warn as i64),

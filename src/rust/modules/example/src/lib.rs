@@ -23,6 +23,18 @@ fn add(_ctx: &mut ProcedureContext, a: i32, b: i32) -> i32 {
     a + b
 }
 
+/// Outbound HTTP: the status and body of a `GET`, or why there was none.
+#[procedure(public)]
+fn fetch(ctx: &mut ProcedureContext, url: String) -> String {
+    match ctx.http.get(url) {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            format!("{} {}", parts.status, body.into_string_lossy())
+        }
+        Err(error) => format!("error: {error}"),
+    }
+}
+
 #[table(name = person, public)]
 pub struct Person {
     #[primary_key]
