@@ -36,6 +36,23 @@ impl HttpClient {
     /// the server's default (30 s); the server clamps it to its maximum. Other extensions are
     /// ignored. `Err` means no response came (refused, timed out, too large, network failure);
     /// an HTTP error status is an `Ok` response.
+    ///
+    /// ```no_run
+    /// # use procyon::http::{Request, Timeout};
+    /// # use procyon::{procedure, ProcedureContext, TimeDuration};
+    /// # use std::time::Duration;
+    /// #[procedure]
+    /// fn notify(ctx: &mut ProcedureContext, text: String) -> u16 {
+    ///     let request = Request::builder()
+    ///         .method("POST")
+    ///         .uri("https://hooks.example.com/notify")
+    ///         .header("Content-Type", "text/plain")
+    ///         .extension(Timeout::from(TimeDuration::from(Duration::from_secs(5))))
+    ///         .body(text)
+    ///         .expect("a valid request");
+    ///     ctx.http.send(request).map(|response| response.status().as_u16()).unwrap_or(0)
+    /// }
+    /// ```
     pub fn send<B: Into<Body>>(&self, request: Request<B>) -> Result<Response, Error> {
         let (parts, body) = request.into_parts();
         let body = body.into().into_bytes();
