@@ -386,7 +386,8 @@ public sealed class DurableCallTests
         return (await database.QueryAsync("SELECT id::text FROM procyon.sleeping_calls")).Single();
     }
 
-    private static async Task<JsonElement> EndedAsync(ServerHandle server, string id)
+    /// <summary>Waits for call <paramref name="id"/> to end, wherever it runs, and returns it as <c>GET /v1/calls/{id}</c> tells.</summary>
+    internal static async Task<JsonElement> EndedAsync(ServerHandle server, string id)
     {
         var waited = Stopwatch.StartNew();
         while (true)

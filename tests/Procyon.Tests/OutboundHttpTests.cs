@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Procyon.Runtime.Outbound;
 using Procyon.Testing;
 using Procyon.Tests.Infrastructure;
@@ -147,6 +148,47 @@ public sealed class OutboundHttpTests() : OwnServerTest(
         Assert.Contains("http_request was called inside a reducer or with_tx, where it would hold the transaction open while it waits for the response", problem.Detail());
         Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2), $"took {stopwatch.Elapsed}");
         Assert.Equal("3", await (await Server.CallAsync("outbound", "add", "[1,2]")).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_durable_call_whose_server_stops_during_a_request_sends_it_again_from_its_last_sleep()
+    {
+        await using var first = await ServerProcess.StartAsync(Database, "--Procyon:Http:AllowedHosts:0=127.0.0.1");
+        var call = first.CallAsync("outbound", "nap_then_get", JsonSerializer.Serialize(new[] { $"{Web.Url}/slow?ms=2000" }));
+        await ScheduledTablesTests.EventuallyAsync(() => Task.FromResult(Web.Requests == 1));
+
+        var stopping = first.StopAsync();
+        using var response = await call;
+        await stopping;
+
+        var detail = (await AssertProblemAsync(response, HttpStatusCode.ServiceUnavailable)).Detail();
+        var id = Regex.Match(detail, "GET /v1/calls/([0-9a-f-]+)").Groups[1].Value;
+        var ended = await DurableCallTests.EndedAsync(Server, id);
+        Assert.Equal("ok", ended.GetProperty("status").GetString());
+        Assert.Equal("slow", ended.GetProperty("value").GetProperty("body").GetString());
+        Assert.Equal(2, Web.Requests);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_kept_call_abandons_its_request_in_flight()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/databases/outbound/call/get")
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new[] { $"{Web.Url}/slow?ms=60000" })),
+        };
+        request.Headers.Add("Prefer", "respond-async, wait=0");
+        using var accepted = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        await ScheduledTablesTests.EventuallyAsync(() => Task.FromResult(Web.Requests == 1));
+        var stopwatch = Stopwatch.StartNew();
+
+        using var cancelled = await Server.Http.DeleteAsync(accepted.Headers.Location);
+        await ScheduledTablesTests.EventuallyAsync(() => Task.FromResult(Web.Abandoned == 1));
+
+        Assert.True(cancelled.IsSuccessStatusCode, $"DELETE answered {(int)cancelled.StatusCode}");
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"the request went on for {stopwatch.Elapsed}");
+        var ended = await DurableCallTests.EndedAsync(Server, accepted.Headers.Location!.ToString().Split('/')[^1]);
+        Assert.Equal("cancelled", ended.GetProperty("status").GetString());
     }
 
     [Fact]

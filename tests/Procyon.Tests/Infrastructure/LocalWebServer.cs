@@ -15,6 +15,7 @@ public sealed class LocalWebServer : IAsyncDisposable
     private int _inFlight;
     private int _mostInFlight;
     private int _requests;
+    private int _abandoned;
 
     private LocalWebServer(WebApplication app) => _app = app;
 
@@ -28,6 +29,9 @@ public sealed class LocalWebServer : IAsyncDisposable
 
     /// <summary>The requests it received.</summary>
     public int Requests => Volatile.Read(ref _requests);
+
+    /// <summary>The requests to <c>/slow</c> whose client went away before the answer.</summary>
+    public int Abandoned => Volatile.Read(ref _abandoned);
 
     public static async Task<LocalWebServer> StartAsync()
     {
@@ -53,7 +57,15 @@ public sealed class LocalWebServer : IAsyncDisposable
         });
         app.MapGet("/slow", async (int ms, CancellationToken cancellationToken) =>
         {
-            await Task.Delay(ms, cancellationToken);
+            try
+            {
+                await Task.Delay(ms, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                Interlocked.Increment(ref server._abandoned);
+                throw;
+            }
             return "slow";
         });
         app.MapGet("/large", async (int bytes, bool chunked, HttpResponse response) =>

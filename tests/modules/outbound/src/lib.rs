@@ -67,6 +67,13 @@ fn send(ctx: &mut ProcedureContext, method: String, url: String, headers: Vec<St
     fetched(request.body(Body::from(body)).map_err(Into::into).and_then(|request| ctx.http.send(request)))
 }
 
+/// Sleeps long enough to be saved in Postgres (a durable call), then sends a `GET`.
+#[procedure]
+fn nap_then_get(ctx: &mut ProcedureContext, url: String) -> Fetched {
+    ctx.sleep_until(ctx.timestamp + Duration::from_millis(1500));
+    fetched(ctx.http.get(url))
+}
+
 #[procedure]
 fn add(_ctx: &mut ProcedureContext, a: i32, b: i32) -> i32 {
     a + b
