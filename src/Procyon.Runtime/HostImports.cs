@@ -100,15 +100,20 @@ internal static class HostImports
         });
     }
 
-    /// <summary>Starts a module's HTTP request, refusing a body over <see cref="Outbound.HttpOptions.MaxRequestBytes"/> before it is copied.</summary>
+    /// <summary>Starts a module's HTTP request, refusing one too large (<see cref="Outbound.HttpOptions.MaxRequestBytes"/>) before it is copied.</summary>
     private static Task<(long Result, byte[] Buffer)> SendHttp(Caller caller, ModuleInstance instance, int request, int requestLen, int body, int bodyLen)
     {
         var context = instance.Frame.Context;
         var http = context.Http ?? throw new GuestFaultException("http_request is for procedures only");
-        var wire = Guest(caller, request, requestLen).ToArray();
-        return (uint)bodyLen > (uint)http.Options.MaxRequestBytes
-            ? Task.FromResult(Outbound.OutboundHttp.Failure(ModuleAbi.HttpTooLarge, $"the request's body of {(uint)bodyLen} bytes is larger than Procyon:Http:MaxRequestBytes ({http.Options.MaxRequestBytes})"))
-            : http.SendAsync(instance.Database, wire, Guest(caller, body, bodyLen).ToArray(), context.CancellationToken);
+        if ((uint)requestLen > Outbound.OutboundHttp.MaxHeadBytes)
+        {
+            return Task.FromResult(Outbound.OutboundHttp.Failure(ModuleAbi.HttpTooLarge, $"the request's method, URI and headers take {(uint)requestLen} bytes, more than {Outbound.OutboundHttp.MaxHeadBytes}"));
+        }
+        if ((uint)bodyLen > (uint)http.Options.MaxRequestBytes)
+        {
+            return Task.FromResult(Outbound.OutboundHttp.Failure(ModuleAbi.HttpTooLarge, $"the request's body of {(uint)bodyLen} bytes is larger than Procyon:Http:MaxRequestBytes ({http.Options.MaxRequestBytes})"));
+        }
+        return http.SendAsync(instance.Database, Guest(caller, request, requestLen).ToArray(), Guest(caller, body, bodyLen).ToArray(), context.CancellationToken);
     }
 
     /// <summary>Puts an operation's reply in the buffer and returns its result to the module.</summary>

@@ -69,6 +69,7 @@ public sealed class OutboundHttpTests() : OwnServerTest(
         var justUnder = await GetAsync($"{Web.Url}/large?bytes=65536&chunked=true");
         var requestsBefore = Web.Requests;
         var bigBody = await SendAsync("POST", $"{Web.Url}/echo", [], new byte[2000]);
+        var bigHead = await SendAsync("GET", $"{Web.Url}/hello", [$"X-Big: {new string('a', 70_000)}"], []);
 
         AssertFailed(slow, "timeout", "had no whole response within its timeout of 0.3 s");
         Assert.InRange(waited.TotalSeconds, 0.3, 5);
@@ -76,6 +77,7 @@ public sealed class OutboundHttpTests() : OwnServerTest(
         AssertFailed(streamed, "too_large", "larger than Procyon:Http:MaxResponseBytes (65536 bytes)");
         Assert.Equal(65536, justUnder.GetProperty("body").GetString()!.Length);
         AssertFailed(bigBody, "too_large", "the request's body of 2000 bytes is larger than Procyon:Http:MaxRequestBytes (1024)");
+        AssertFailed(bigHead, "too_large", "the request's method, URI and headers take");
         Assert.Equal(requestsBefore, Web.Requests);
     }
 

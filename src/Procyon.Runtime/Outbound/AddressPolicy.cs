@@ -62,6 +62,10 @@ public sealed class AddressPolicy(IOptions<HttpOptions> options)
         var (host, port) = (HostPattern.Unbracket(context.DnsEndPoint.Host), context.DnsEndPoint.Port);
         var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
         var allowed = addresses.Where(address => Allows(host, address)).ToArray();
+        if (addresses.Length == 0)
+        {
+            throw new SocketException((int)SocketError.HostNotFound);
+        }
         if (allowed.Length == 0)
         {
             throw new OutboundRefusedException(

@@ -18,6 +18,9 @@ public sealed class OutboundHttp(IHttpClientFactory clients, ModuleRegistry regi
 {
     internal const string ClientName = "procyon-outbound";
 
+    /// <summary>The most bytes of a request's method, URI and headers: a module cannot make the server send more.</summary>
+    internal const int MaxHeadBytes = 64 << 10;
+
     /// <summary>Headers that go only to the origin the module named, not to where it redirects.</summary>
     private static readonly string[] Credentials = ["Authorization", "Cookie", "Proxy-Authorization"];
 
@@ -104,9 +107,9 @@ public sealed class OutboundHttp(IHttpClientFactory clients, ModuleRegistry regi
                 throw new OutboundFailureException(ModuleAbi.HttpNetwork, $"{request.Method} {request.Uri} was redirected more than {Options.MaxRedirects} times (Procyon:Http:MaxRedirects)");
             }
             var next = new Uri(target, location);
-            if (next.Scheme is not ("http" or "https"))
+            if (next.Scheme is not ("http" or "https") || (target.Scheme == "https" && next.Scheme == "http"))
             {
-                throw new OutboundFailureException(ModuleAbi.HttpRefused, $"{target} redirected to {next}: only http and https are followed");
+                throw new OutboundFailureException(ModuleAbi.HttpRefused, $"{target} redirected to {next}: only http and https are followed, and never from https to http");
             }
             // As browsers do: 303, and 301 or 302 after a POST, go on as a GET without the body.
             if ((response.StatusCode == HttpStatusCode.SeeOther && method != HttpMethod.Head)
