@@ -247,3 +247,45 @@ macro_rules! allowed_http_hosts {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        status.encode(&mut out);
+        crate::sats::encode_len(headers.len(), &mut out);
+        for (name, value) in headers {
+            (*name).to_owned().encode(&mut out);
+            value.to_vec().encode(&mut out);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn a_reply_decodes_to_its_status_headers_and_body() {
+        let response = decode_response(reply(404, &[("x-a", b"1"), ("x-a", b"2"), ("bad name", b"x"), ("x-b", b"line\nbreak")], b"not \xff here")).unwrap();
+
+        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+        let values: Vec<_> = response.headers().get_all("x-a").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(response.headers().len(), 2, "headers the http crate refuses are dropped");
+        assert_eq!(response.into_body().into_string_lossy(), "not \u{fffd} here");
+    }
+
+    #[test]
+    fn a_reply_that_is_not_one_is_an_error() {
+        assert!(decode_response(reply(42, &[], b"")).is_err());
+        assert!(decode_response(vec![200]).is_err());
+    }
+
+    #[test]
+    fn a_request_the_http_crate_refuses_is_an_invalid_request() {
+        let error: Error = http::Request::builder().header("x", "a\u{1}b").body(()).unwrap_err().into();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(Body::from("héllo").into_string().unwrap(), "héllo");
+        assert!(Body::from(()).is_empty());
+    }
+}
