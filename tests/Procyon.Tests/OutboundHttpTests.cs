@@ -136,6 +136,9 @@ public sealed class OutboundHttpTests() : OwnServerTest(
         AssertFailed(await GetAsync("ftp://127.0.0.1/file"), "invalid_request", "'ftp://127.0.0.1/file' is not an absolute http or https URI");
         AssertFailed(await GetAsync("http://127.0.0.1:1/"), "network", "GET http://127.0.0.1:1/ failed: Connection refused");
         AssertFailed(await SendAsync("GET", $"{Web.Url}/hello", ["X-Bad: a\u0001b"], []), "invalid_request", "failed to parse header value");
+        var garbage = await AssertProblemAsync(await Server.CallAsync("outbound", "garbage_request", "[]"), HttpStatusCode.InternalServerError);
+        Assert.Contains("the module's http_request does not decode", garbage.Detail());
+        Assert.Equal("3", await (await Server.CallAsync("outbound", "add", "[1,2]")).Content.ReadAsStringAsync());
     }
 
     [Theory]

@@ -90,6 +90,13 @@ fn raw_request() -> i64 {
     unsafe { http_request(std::ptr::null(), 0, std::ptr::null(), 0) }
 }
 
+/// Bytes that are not a request, as a module that skips the SDK might send.
+#[procedure]
+fn garbage_request(_ctx: &mut ProcedureContext) -> i64 {
+    let garbage = [7u8, 0, 0, 0, b'G'];
+    unsafe { http_request(garbage.as_ptr(), garbage.len(), std::ptr::null(), 0) }
+}
+
 #[procedure]
 fn request_in_tx(ctx: &mut ProcedureContext) -> i64 {
     ctx.with_tx(|_| raw_request())
