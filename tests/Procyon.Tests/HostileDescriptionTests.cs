@@ -97,6 +97,9 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["two client_connected reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.ClientConnected).Function("b", Struct(), kind: FunctionKind.ClientConnected)), "one #[reducer(client_connected)], not a and b"),
         ["a client_disconnected reducer with a parameter"] = (() => Module(m => m.Function("gone", Struct(("why", I32)), kind: FunctionKind.ClientDisconnected)), "the #[reducer(client_disconnected)] gone takes no parameters"),
         ["a scheduled table naming the client_connected reducer"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], kind: FunctionKind.ClientConnected), "which is not a reducer or procedure"),
+        ["an allowed HTTP host that is a URL"] = (() => WithHttpHosts(1, "http://evil.example/"), "allowed_http_hosts! lists \"http://evil.example/\", which is not a host name"),
+        ["65 allowed HTTP hosts"] = (() => WithHttpHosts(65, [.. Enumerable.Range(0, 65).Select(i => $"h{i}.example")]), "the module has 65 hosts in allowed_http_hosts!; the limit is 64"),
+        ["2^32 - 1 allowed HTTP hosts"] = (() => WithHttpHosts(uint.MaxValue), "exceeds"),
     };
 
     public static TheoryData<string> CaseNames() => [.. Cases.Keys];
@@ -203,6 +206,19 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
     /// <summary>Table <c>t</c> with a key and a column <c>a</c> of <paramref name="type"/> whose default is <paramref name="value"/>.</summary>
     private static byte[] Defaulted(AlgebraicType type, byte flags, byte[] value) =>
         Module(m => m.Table("t", Struct(("id", I32), ("a", type)), [("id", PrimaryKey), ("a", flags)], defaults: new Dictionary<string, byte[]> { ["a"] = value }));
+
+    /// <summary>An empty module followed by the description's fifth section, <c>allowed_http_hosts!</c>, claiming <paramref name="count"/> hosts.</summary>
+    private static byte[] WithHttpHosts(uint count, params string[] hosts)
+    {
+        var writer = new BsatnWriter();
+        writer.WriteBytes(Module(m => m));
+        writer.WriteU32(count);
+        foreach (var host in hosts)
+        {
+            writer.WriteString(host);
+        }
+        return writer.WrittenSpan.ToArray();
+    }
 
     /// <summary>A module with these (unnamed) types, shaped further by <paramref name="shape"/>.</summary>
     private static byte[] Module(Func<HandmadeModule, HandmadeModule> shape, params AlgebraicType[] types)
