@@ -264,6 +264,9 @@ internal sealed class CallTransaction : IAsyncDisposable
             return true;
         });
 
+    /// <summary><c>table_close</c>: a dropped iterator's cursor closes with the next statement; nothing to do outside a transaction.</summary>
+    public void CloseCursor(int cursor) => _open?.CloseCursor(cursor);
+
     /// <summary>Commits the open transaction, in a span of its own under the call's when someone listens.</summary>
     public Task CommitAsync() => GuardAsync(async () =>
     {

@@ -110,6 +110,22 @@ internal static class DescriptionRules
         {
             throw new InvalidDataException($"{context}: retries must be 1 to {RetryPolicy.MaxRetries} and backoff {RetryPolicy.MinBackoff.TotalMilliseconds} ms to {RetryPolicy.MaxDelay.TotalDays} day, not {retry.Retries} and {retry.Backoff}");
         }
+        Names(table.Indexes.Select(i => i.Name), context, "index");
+        foreach (var (name, columns) in table.Indexes)
+        {
+            if (columns.Count is 0 or > ModuleLimits.MaxIndexColumns)
+            {
+                throw new InvalidDataException($"{context}: index {name} has {columns.Count} columns; an index has 1 to {ModuleLimits.MaxIndexColumns}");
+            }
+            if (columns.Any(c => c >= table.Columns.Count))
+            {
+                throw new InvalidDataException($"{context}: index {name} names column {columns.Max()}; the table has {table.Columns.Count}");
+            }
+            if (columns.Distinct().Count() != columns.Count)
+            {
+                throw new InvalidDataException($"{context}: index {name} names a column more than once");
+            }
+        }
     }
 
     /// <summary>The shape the scheduler relies on: <c>#[primary_key] #[auto_inc] scheduled_id: u64</c>, <c>scheduled_at: ScheduleAt</c>, and a target that takes the row.</summary>

@@ -19,12 +19,12 @@ internal static class HostImports
     /// <summary>Imports that wait (for a timer, Postgres or a web server): Asyncify instruments the module to suspend in them.</summary>
     public static IReadOnlyList<string> Suspending { get; } =
     [
-        "sleep_until", "table_insert", "table_scan", "table_count", "table_find", "table_delete_by", "table_update_by",
-        "table_delete_row", "tx_begin", "tx_commit", "tx_rollback", "http_request",
+        "sleep_until", "table_insert", "table_scan", "table_iter", "table_next", "table_count", "table_find", "table_delete_by", "table_update_by",
+        "table_delete_row", "table_delete_range", "tx_begin", "tx_commit", "tx_rollback", "http_request",
     ];
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(
-        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "connection_id", "random_seed", "uuid_v7_clock", "buffer_read", "buffer_len", .. Suspending],
+        ["console_log", "panic", "args_read", "result_write", "caller_identity", "database_identity", "connection_id", "random_seed", "uuid_v7_clock", "buffer_read", "buffer_len", "table_close", .. Suspending],
         StringComparer.Ordinal);
 
 
@@ -142,12 +142,37 @@ internal static class HostImports
                 }
             });
         });
+        // Modules built before iter() streamed read whole tables with table_scan; they still run.
         linker.DefineFunction(Module, "table_scan", (Caller caller, int table, int tableLen) =>
             TableCall(caller, "table_scan", table, tableLen, async (tx, schema, ct) =>
             {
                 var rows = await tx.ScanAsync(schema, ct);
                 return (rows.Length, rows);
             }));
+        linker.DefineFunction(Module, "table_iter", (Caller caller, int table, int tableLen, int index, int bounds, int boundsLen) =>
+        {
+            var bytes = Guest(caller, bounds, boundsLen).ToArray();
+            return TableCall(caller, "table_iter", table, tableLen, async (tx, schema, ct) =>
+            {
+                var chunk = await tx.OpenCursorAsync(schema, index == ModuleAbi.ScanWholeTable ? null : Index(schema, index), bytes, ct);
+                return (chunk.Length, chunk);
+            });
+        });
+        linker.DefineFunction(Module, "table_next", (Caller caller, int cursor) => Instance(caller).Suspend(async frame =>
+        {
+            frame.Buffer = await frame.Context.Transactions.RunAsync("(an iterator's)", async (tx, ct) =>
+            {
+                using var span = tx.CursorTable(cursor) is { } table ? ProcyonTelemetry.StartTableCall("table_next", table.Database, table.Name) : null;
+                return await tx.NextAsync(cursor, ct);
+            });
+            return frame.Buffer.Length;
+        }));
+        linker.DefineFunction(Module, "table_close", (Caller caller, int cursor) => Instance(caller).Frame.Context.Transaction?.CloseCursor(cursor));
+        linker.DefineFunction(Module, "table_delete_range", (Caller caller, int table, int tableLen, int index, int bounds, int boundsLen) =>
+        {
+            var bytes = Guest(caller, bounds, boundsLen).ToArray();
+            return TableCall(caller, "table_delete_range", table, tableLen, async (tx, schema, ct) => (await tx.DeleteRangeAsync(Index(schema, index), bytes, ct), []));
+        });
         linker.DefineFunction(Module, "table_count", (Caller caller, int table, int tableLen) =>
             TableCall(caller, "table_count", table, tableLen, async (tx, schema, ct) => (await tx.CountAsync(schema, ct), [])));
         linker.DefineFunction(Module, "table_find", (Caller caller, int table, int tableLen, int column, int key, int keyLen) =>
@@ -218,6 +243,9 @@ internal static class HostImports
 
     private static int Column(TableSchema schema, int column) =>
         column >= 0 && column < schema.Columns.Count ? column : throw new GuestFaultException($"table {schema.Name} has no column {column}");
+
+    private static TableIndex Index(TableSchema schema, int index) =>
+        index >= 0 && index < schema.Indexes.Count ? schema.Indexes[index] : throw new GuestFaultException($"table {schema.Name} has no index {index}");
 
     private static ModuleInstance Instance(Caller caller) => (ModuleInstance)caller.GetData()!;
 

@@ -140,7 +140,7 @@ public sealed class LoadedModule
             var storage = new ColumnType(field.Type, typespace, flags.HasFlag(ColumnFlags.AutoIncrement));
             return new TableColumn(field.Name!, field.Type, flags, storage, table.Columns[i].Default is { } value ? Default(storage, value, table.Name, field.Name!) : null);
         });
-        return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction);
+        return new TableSchema(Database, table.Name, table.IsPublic, columns.ToList(), table.ScheduledFunction, table.Indexes);
     }
 
     /// <summary>A column's default as its Npgsql value; <see cref="DescriptionRules"/> checked its type, this its range (timestamps).</summary>

@@ -29,6 +29,9 @@ internal static class ModuleAbi
     /// <summary>A table import's result: no row has that key.</summary>
     public const long TableNotFound = -2;
 
+    /// <summary><c>table_iter</c>'s index for a scan of the whole table.</summary>
+    public const int ScanWholeTable = -1;
+
     /// <summary><c>tx_commit</c>'s result when Postgres could not serialize the transaction: the SDK runs the closure again.</summary>
     public const long TxRetry = 1;
 

@@ -20,7 +20,18 @@ public enum FunctionKind : byte
 /// <summary>A <c>#[table]</c>: its name, row type and columns.</summary>
 /// <param name="ScheduledFunction">For a scheduled table, the reducer or procedure its rows name.</param>
 /// <param name="Retry">For a scheduled table declared with <c>scheduled(f, retries = n, backoff = "2s")</c>: how its failed runs are tried again.</param>
-public sealed record TableDescription(string Name, AlgebraicType RowType, bool IsPublic, IReadOnlyList<ColumnDescription> Columns, string? ScheduledFunction, RetryPolicy? Retry = null);
+/// <param name="Indexes">Its <c>index(accessor = x, btree(columns = [..]))</c>: names and column positions.</param>
+public sealed record TableDescription(
+    string Name,
+    AlgebraicType RowType,
+    bool IsPublic,
+    IReadOnlyList<ColumnDescription> Columns,
+    string? ScheduledFunction,
+    RetryPolicy? Retry = null,
+    IReadOnlyList<(string Name, IReadOnlyList<int> Columns)>? Indexes = null)
+{
+    public IReadOnlyList<(string Name, IReadOnlyList<int> Columns)> Indexes { get; init; } = Indexes ?? [];
+}
 
 /// <summary>
 /// How a scheduled table's failed runs are tried again: up to <paramref name="Retries"/> more
@@ -157,6 +168,28 @@ public sealed class ModuleDescription
             var retry = tag == 2 ? new RetryPolicy(reader.ReadU32(), TimeSpan.FromMicroseconds((long)reader.ReadU64())) : null;
             tables[i] = new TableDescription(name, rowType, isPublic, columns, scheduled, retry);
         }
+        // Modules built before tables had declared indexes end here.
+        for (var count = reader.Remaining == 0 ? 0 : reader.ReadLength(); count > 0; count--)
+        {
+            var table = reader.ReadString();
+            var index = reader.ReadString();
+            var positions = new int[reader.ReadLength()];
+            for (var c = 0; c < positions.Length; c++)
+            {
+                positions[c] = (int)Math.Min(reader.ReadU32(), int.MaxValue);
+            }
+            var owner = Array.FindIndex(tables, t => t.Name == table);
+            if (owner < 0)
+            {
+                throw new InvalidDataException($"index {index} names table {table}, which the module does not have");
+            }
+            if (tables[owner].Indexes.Count == ModuleLimits.MaxIndexes)
+            {
+                throw new InvalidDataException($"table {table} has more than {ModuleLimits.MaxIndexes} declared indexes; the limit is {ModuleLimits.MaxIndexes}");
+            }
+            tables[owner] = tables[owner] with { Indexes = [.. tables[owner].Indexes, (index, positions)] };
+        }
+        // Only a module that declares the hosts its requests may reach goes on.
         string[]? httpHosts = null;
         if (reader.Remaining != 0)
         {

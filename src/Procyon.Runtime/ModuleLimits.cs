@@ -36,6 +36,12 @@ public static class ModuleLimits
     /// <summary>Entries of <c>allowed_http_hosts!</c>.</summary>
     public const int MaxHttpHosts = 64;
 
+    /// <summary>Declared indexes (<c>index(accessor = x, btree(columns = [..]))</c>) of one table.</summary>
+    public const int MaxIndexes = 32;
+
+    /// <summary>Columns of one index: the SDK's <c>filter</c> takes a tuple of at most this many values.</summary>
+    public const int MaxIndexColumns = 6;
+
     /// <summary>Bytes of every name: Postgres cuts identifiers at 63, so two longer table names could share one table.</summary>
     public const int MaxNameBytes = 63;
 

@@ -17,6 +17,7 @@ public sealed class HandmadeModule
     private readonly List<(string Name, uint Index)> _names = [];
     private readonly List<(string Name, FunctionKind Kind, byte Flags, AlgebraicType Parameters, AlgebraicType Returns)> _functions = [];
     private readonly List<(string Name, AlgebraicType Row, IReadOnlyList<(string Name, byte Flags)> Columns, string? Scheduled, IReadOnlyDictionary<string, byte[]>? Defaults, bool IsPublic, (uint Retries, long BackoffMicros)? Retry)> _tables = [];
+    private readonly List<(string Table, string Name, uint[] Columns)> _indexes = [];
 
     /// <summary>The ABI's <c>COLUMN_DEFAULT</c> flag: a default value follows the column's flags.</summary>
     private const byte ColumnDefault = 16;
@@ -76,6 +77,13 @@ public sealed class HandmadeModule
         return this;
     }
 
+    /// <summary>A declared index of table <paramref name="table"/> on the columns at <paramref name="columns"/>.</summary>
+    public HandmadeModule Index(string table, string name, params uint[] columns)
+    {
+        _indexes.Add((table, name, columns));
+        return this;
+    }
+
     /// <summary>The description's bytes.</summary>
     public byte[] Describe()
     {
@@ -131,6 +139,21 @@ public sealed class HandmadeModule
             else
             {
                 WriteOptionalName(scheduled, writer);
+            }
+        }
+        // Without declared indexes the description ends here, as an earlier SDK's did.
+        if (_indexes.Count > 0)
+        {
+            writer.WriteU32((uint)_indexes.Count);
+            foreach (var (table, name, columns) in _indexes)
+            {
+                writer.WriteString(table);
+                writer.WriteString(name);
+                writer.WriteU32((uint)columns.Length);
+                foreach (var column in columns)
+                {
+                    writer.WriteU32(column);
+                }
             }
         }
         return writer.WrittenSpan.ToArray();

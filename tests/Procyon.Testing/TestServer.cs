@@ -11,6 +11,9 @@ public sealed class TestServer : ServerHandle
     private TestServer(WebApplication app, Uri address)
         : base(address) => _app = app;
 
+    /// <summary>The server's services, for tests that check what it holds (the tables it loaded, say).</summary>
+    public IServiceProvider Services => _app.Services;
+
     public static async Task<TestServer> StartAsync(TestDatabase database, params string[] settings)
     {
         string[] args =

@@ -44,6 +44,10 @@ public sealed class AbiTests
             ["HTTP_TIMEOUT"] = ModuleAbi.HttpTimeout,
             ["HTTP_TOO_LARGE"] = ModuleAbi.HttpTooLarge,
             ["HTTP_NETWORK"] = ModuleAbi.HttpNetwork,
+            ["SCAN_WHOLE_TABLE"] = ModuleAbi.ScanWholeTable,
+            ["BOUND_INCLUDED"] = TableIndex.BoundIncluded,
+            ["BOUND_EXCLUDED"] = TableIndex.BoundExcluded,
+            ["BOUND_UNBOUNDED"] = TableIndex.BoundUnbounded,
         };
         foreach (var (level, index) in ModuleAbi.LogLevels.Select((level, index) => (level, index)))
         {

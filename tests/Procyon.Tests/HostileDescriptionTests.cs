@@ -93,6 +93,14 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
         ["a scheduled function taking another type"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], _ => Struct(("job", I32))), "must take exactly one parameter"),
         ["a scheduled table retried 1,000 times"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], retry: (1000, 1_000_000)), "retries must be 1 to 100"),
         ["a scheduled table retried without a backoff"] = (() => Scheduled([ScheduledId, ScheduledAtColumn], retry: (3, 0)), "backoff 1 ms to 1 day"),
+        ["an index of a table the module does not have"] = (() => WithIndexes(m => m.Index("ghost", "by_a", 0)), "index by_a names table ghost, which the module does not have"),
+        ["an index of 7 columns"] = (() => WithIndexes(m => m.Index("t", "by_all", 0, 1, 2, 3, 4, 5, 6)), "index by_all has 7 columns; an index has 1 to 6"),
+        ["an index without columns"] = (() => WithIndexes(m => m.Index("t", "by_none")), "index by_none has 0 columns"),
+        ["an index of a column the table lacks"] = (() => WithIndexes(m => m.Index("t", "by_z", 0, 9)), "index by_z names column 9; the table has 7"),
+        ["an index naming a column twice"] = (() => WithIndexes(m => m.Index("t", "by_aa", 0, 0)), "index by_aa names a column more than once"),
+        ["two indexes named by_a"] = (() => WithIndexes(m => m.Index("t", "by_a", 0).Index("t", "by_a", 1)), "index by_a is defined more than once"),
+        ["an index named a-b"] = (() => WithIndexes(m => m.Index("t", "a-b", 0)), "index name \"a-b\" is not an identifier"),
+        ["33 indexes of one table"] = (() => WithIndexes(m => Enumerable.Range(0, 33).Aggregate(m, (module, i) => module.Index("t", $"i{i}", 0))), "more than 32 declared indexes"),
         ["two init reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.InitReducer).Function("b", Struct(), kind: FunctionKind.InitReducer)), "one #[reducer(init)]"),
         ["two client_connected reducers"] = (() => Module(m => m.Function("a", Struct(), kind: FunctionKind.ClientConnected).Function("b", Struct(), kind: FunctionKind.ClientConnected)), "one #[reducer(client_connected)], not a and b"),
         ["a client_disconnected reducer with a parameter"] = (() => Module(m => m.Function("gone", Struct(("why", I32)), kind: FunctionKind.ClientDisconnected)), "the #[reducer(client_disconnected)] gone takes no parameters"),
@@ -197,6 +205,10 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
     /// <summary>A typespace of these types, named T0, T1, …</summary>
     private static byte[] Types(params AlgebraicType[] types) =>
         Module(m => Enumerable.Range(0, types.Length).Aggregate(m, (module, i) => module.Name($"T{i}", (uint)i)), types);
+
+    /// <summary>A table <c>t</c> of seven columns, with the indexes <paramref name="indexes"/> adds.</summary>
+    private static byte[] WithIndexes(Func<HandmadeModule, HandmadeModule> indexes) =>
+        Module(m => indexes(m.Table("t", Fields(7, i => $"c{i}"), [.. Enumerable.Range(0, 7).Select(i => ($"c{i}", (byte)0))])));
 
     private static byte[] Function(string name, AlgebraicType parameters) => Module(m => m.Function(name, parameters));
 

@@ -43,6 +43,16 @@ public sealed class ColumnType
     /// <summary>An <c>Option</c> of a scalar: a nullable column.</summary>
     public bool Nullable { get; }
 
+    /// <summary>A <c>String</c> column: <c>text</c>, which indexes and range filters compare in the "C" collation (bytes, as Rust does).</summary>
+    public bool IsText => _stored.Kind == TypeKind.String && SqlType == "text";
+
+    /// <summary>
+    /// Whether Postgres orders the column as Rust's <c>Ord</c> orders its type, so that an index
+    /// range means the same on both sides: not floats (no total order in Rust; NaN and -0 differ),
+    /// options (NULL sorts last) or jsonb.
+    /// </summary>
+    public bool IsRangeFilterable => !Nullable && SqlType != "jsonb" && _stored.Kind is not (TypeKind.F32 or TypeKind.F64);
+
     /// <summary>Reads one value of this column's type from BSATN as an Npgsql parameter value.</summary>
     public object ReadParameter(ref BsatnReader reader)
     {

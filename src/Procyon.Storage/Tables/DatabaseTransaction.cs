@@ -26,6 +26,28 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// </summary>
     private string[]? _prelude;
 
+    /// <summary>The bytes of rows a cursor's chunk aims at: bounded, whatever the table's size.</summary>
+    internal const int ChunkBytes = 64 * 1024;
+
+    /// <summary>The most rows a chunk holds, however small they are; the first chunk holds <see cref="FirstChunkRows"/>.</summary>
+    internal const int MaxChunkRows = 1024;
+
+    private const int FirstChunkRows = 32;
+
+    /// <summary>Open cursors (iterators) one transaction may hold; each keeps a portal in Postgres.</summary>
+    internal const int MaxOpenCursors = 64;
+
+    /// <summary>Cursor ids are unique across transactions, so an iterator kept past its transaction cannot read another's.</summary>
+    private static int s_lastCursor;
+
+    private readonly Dictionary<int, Cursor> _cursors = [];
+
+    /// <summary>The cursors open when <see cref="SaveAsync"/> marked its point: rolling back to it closes the others.</summary>
+    private HashSet<int> _cursorsAtSave = [];
+
+    /// <summary><c>CLOSE</c> statements not sent yet: they go with the transaction's next statement.</summary>
+    private readonly List<string> _closing = [];
+
     private DatabaseTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction, Action onDispose)
     {
         _connection = connection;
@@ -78,9 +100,23 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     public Task RollbackAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync(cancellationToken);
 
     /// <summary>Marks a point to undo back to while keeping what came before (a claimed row's lock, the timeouts).</summary>
-    public Task SaveAsync(CancellationToken cancellationToken) => SavepointAsync("run", cancellationToken);
+    public Task SaveAsync(CancellationToken cancellationToken)
+    {
+        _cursorsAtSave = [.. _cursors.Keys];
+        return SavepointAsync("run", cancellationToken);
+    }
 
-    public Task RollbackToSavedAsync(CancellationToken cancellationToken) => _transaction.RollbackAsync("run", cancellationToken);
+    /// <summary>Undoes what followed <see cref="SaveAsync"/>; Postgres closes the cursors opened since, and so does this.</summary>
+    public Task RollbackToSavedAsync(CancellationToken cancellationToken)
+    {
+        foreach (var id in _cursors.Keys.Where(id => !_cursorsAtSave.Contains(id)).ToList())
+        {
+            _cursors.Remove(id);
+        }
+        // A CLOSE not sent yet may name a cursor Postgres just closed: the rest close with the transaction.
+        _closing.Clear();
+        return _transaction.RollbackAsync("run", cancellationToken);
+    }
 
     public async Task<byte[]> InsertAsync(TableSchema table, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
     {
@@ -123,6 +159,10 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Every row of the table at once, as a <c>u32</c> count and the rows: the <c>table_scan</c>
+    /// of modules built before <c>iter()</c> streamed (they still run); the SDK now uses cursors.
+    /// </summary>
     public async Task<byte[]> ScanAsync(TableSchema table, CancellationToken cancellationToken)
     {
         await using var command = Command(table.SelectAll, []);
@@ -141,6 +181,83 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var bytes = rows.WrittenSpan.ToArray();
         BitConverter.TryWriteBytes(bytes.AsSpan(0, 4), (uint)count);
         return bytes;
+    }
+
+    /// <summary>
+    /// Opens a cursor over the whole table (no <paramref name="index"/>) or the index's rows
+    /// within <paramref name="bounds"/>, and reads its first chunk (see <see cref="NextAsync"/>).
+    /// </summary>
+    public async Task<byte[]> OpenCursorAsync(TableSchema table, TableIndex? index, ReadOnlyMemory<byte> bounds, CancellationToken cancellationToken)
+    {
+        if (_cursors.Count >= MaxOpenCursors)
+        {
+            throw new InvalidOperationException($"more than {MaxOpenCursors} table iterators are open at once in one transaction; drop those done with");
+        }
+        var (select, parameters) = index is null ? (table.SelectAll, []) : index.Select(bounds.Span);
+        int id;
+        do
+        {
+            id = Interlocked.Increment(ref s_lastCursor) & int.MaxValue;
+        }
+        while (id == 0);
+        var cursor = new Cursor(table, id);
+        var command = Command($"DECLARE {cursor.Name} NO SCROLL CURSOR FOR {select}", parameters);
+        _cursors[cursor.Id] = cursor;
+        return await FetchAsync(cursor, command, cancellationToken);
+    }
+
+    /// <summary>
+    /// The cursor's next chunk: its id (0 when this chunk is its last, and it is closed), a
+    /// <c>u32</c> count and that many rows. A chunk holds about <see cref="ChunkBytes"/>: its
+    /// row count follows the size of the rows before it.
+    /// </summary>
+    public Task<byte[]> NextAsync(int cursorId, CancellationToken cancellationToken)
+    {
+        var cursor = _cursors.GetValueOrDefault(cursorId)
+            ?? throw new InvalidOperationException($"no table iterator {cursorId} is open in this transaction (it ended, was dropped, or belongs to another transaction)");
+        return FetchAsync(cursor, Batch(), cancellationToken);
+    }
+
+    /// <summary>Closes a cursor the module stopped reading, with the transaction's next statement; ids not open are ignored.</summary>
+    public void CloseCursor(int cursorId)
+    {
+        if (_cursors.Remove(cursorId, out var cursor))
+        {
+            _closing.Add($"CLOSE {cursor.Name}");
+        }
+    }
+
+    /// <summary>The table an open cursor reads; null when it is not open.</summary>
+    public TableSchema? CursorTable(int cursorId) => _cursors.GetValueOrDefault(cursorId)?.Table;
+
+    private async Task<byte[]> FetchAsync(Cursor cursor, NpgsqlBatch command, CancellationToken cancellationToken)
+    {
+        await using (command)
+        {
+            var rows = new BsatnWriter();
+            rows.WriteU32((uint)cursor.Id);
+            rows.WriteU32(0);
+            var count = 0;
+            command.BatchCommands.Add(new NpgsqlBatchCommand($"FETCH {cursor.Rows} FROM {cursor.Name}"));
+            await Translate(async () =>
+            {
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    WriteRow(cursor.Table, reader, rows);
+                    count++;
+                }
+            });
+            var bytes = rows.WrittenSpan.ToArray();
+            if (count < cursor.Rows)
+            {
+                CloseCursor(cursor.Id);
+                bytes.AsSpan(0, 4).Clear();
+            }
+            BitConverter.TryWriteBytes(bytes.AsSpan(4, 4), (uint)count);
+            cursor.Rows = Math.Clamp((int)(ChunkBytes * (long)Math.Max(count, 1) / Math.Max(bytes.Length - 8, 1)), 1, MaxChunkRows);
+            return bytes;
+        }
     }
 
     public async Task<long> CountAsync(TableSchema table, CancellationToken cancellationToken)
@@ -171,6 +288,14 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         return SingleRowAsync(table, Command(sql, table.Columns.Select((c, i) => (c, values[i]))), cancellationToken);
     }
 
+    /// <summary>Deletes the index's rows within <paramref name="bounds"/>; returns how many went.</summary>
+    public async Task<long> DeleteRangeAsync(TableIndex index, ReadOnlyMemory<byte> bounds, CancellationToken cancellationToken)
+    {
+        var (sql, parameters) = index.Delete(bounds.Span);
+        await using var command = Command(sql, parameters);
+        return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
     public async Task<long> DeleteRowAsync(TableSchema table, ReadOnlyMemory<byte> row, CancellationToken cancellationToken)
     {
         var values = Values(table.Columns, row.Span);
@@ -178,6 +303,18 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         var conditions = string.Join(" AND ", key.Select((k, i) => $"{Sql.Quote(k.Column.Name)} IS NOT DISTINCT FROM ${i + 1}"));
         await using var command = Command($"DELETE FROM {table.QualifiedName} WHERE {conditions}", key.Select(k => (k.Column, k.Value)));
         return await Translate(() => command.ExecuteNonQueryAsync(cancellationToken));
+    }
+
+    /// <summary>An open cursor: its table, its quoted name and the rows its next FETCH asks for.</summary>
+    private sealed class Cursor(TableSchema table, int id)
+    {
+        public TableSchema Table { get; } = table;
+
+        public int Id { get; } = id;
+
+        public string Name { get; } = $"procyon_cursor_{id}";
+
+        public int Rows { get; set; } = FirstChunkRows;
     }
 
     public async ValueTask DisposeAsync()
@@ -233,11 +370,7 @@ public sealed class DatabaseTransaction : IAsyncDisposable
     /// <summary>A table call's statement, with positional parameters, after the prelude if it is still to be sent.</summary>
     private NpgsqlBatch Command(string sql, IEnumerable<(TableColumn Column, object Value)> parameters)
     {
-        var batch = new NpgsqlBatch(_connection, _transaction);
-        foreach (var statement in TakePrelude())
-        {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
-        }
+        var batch = Batch();
         var command = new NpgsqlBatchCommand(sql);
         foreach (var (column, value) in parameters)
         {
@@ -247,10 +380,22 @@ public sealed class DatabaseTransaction : IAsyncDisposable
         return batch;
     }
 
+    /// <summary>A batch in this transaction holding the prelude and closes still to be sent.</summary>
+    private NpgsqlBatch Batch()
+    {
+        var batch = new NpgsqlBatch(_connection, _transaction);
+        foreach (var statement in TakePrelude())
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
+        }
+        return batch;
+    }
+
     private string[] TakePrelude()
     {
-        var prelude = _prelude ?? [];
+        string[] prelude = _closing.Count == 0 ? _prelude ?? [] : [.. _prelude ?? [], .. _closing];
         _prelude = null;
+        _closing.Clear();
         return prelude;
     }
 

@@ -21,7 +21,14 @@ public sealed record TableColumn(string Name, AlgebraicType Type, ColumnFlags Fl
 /// </summary>
 public sealed class TableSchema
 {
-    public TableSchema(string database, string name, bool isPublic, IReadOnlyList<TableColumn> columns, string? scheduledFunction = null)
+    /// <param name="declaredIndexes">The table's <c>index(accessor = x, btree(columns = [..]))</c>: names and column positions.</param>
+    public TableSchema(
+        string database,
+        string name,
+        bool isPublic,
+        IReadOnlyList<TableColumn> columns,
+        string? scheduledFunction = null,
+        IReadOnlyList<(string Name, IReadOnlyList<int> Columns)>? declaredIndexes = null)
     {
         ScheduledFunction = scheduledFunction;
         Database = database;
@@ -35,7 +42,17 @@ public sealed class TableSchema
         RowKey = keys.Count > 0 ? keys : columns;
         Count = $"SELECT count(*) FROM {QualifiedName}";
         ReturningAll = $" RETURNING {all}";
+        var indexed = columns.Where(c => c.Flags.HasFlag(ColumnFlags.Indexed) && !c.Flags.HasFlag(ColumnFlags.PrimaryKey) && !c.Flags.HasFlag(ColumnFlags.Unique));
+        Indexes = indexed.Select(c => new TableIndex(this, null, [c]))
+            .Concat((declaredIndexes ?? []).Select(i => new TableIndex(this, i.Name, i.Columns.Select(c => columns[c]).ToList())))
+            .ToList();
     }
+
+    /// <summary>
+    /// The B-tree indexes the module filters by, numbered as the SDK numbers them: each
+    /// <c>#[index(btree)]</c> column that is not unique, in column order, then the table's declared ones.
+    /// </summary>
+    public IReadOnlyList<TableIndex> Indexes { get; }
 
     public string Database { get; }
 
@@ -74,7 +91,8 @@ public sealed class TableSchema
         var structure = new TypeStructure(typespace);
         var described = string.Join("; ", columns.Select(c => $"{c.Name}: {ColumnDefinition(structure, c)}"));
         var where = structure.Where();
-        return described + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})") + (where.Length == 0 ? "" : $"; {where}");
+        var declared = Indexes.Where(i => i.Name is not null).Select(i => $"; index {i.Name}({string.Join(", ", i.Columns.Select(c => c.Name))})");
+        return described + string.Concat(declared) + (ScheduledFunction is null ? "" : $"; scheduled({ScheduledFunction})") + (where.Length == 0 ? "" : $"; {where}");
     }
 
     /// <summary>A column's type and flags in the definition: <c>String [Indexed]</c>.</summary>
@@ -82,10 +100,7 @@ public sealed class TableSchema
         $"{structure.Describe(column.Type)}{(column.Flags == ColumnFlags.None ? "" : $" [{column.Flags}]")}";
 
     /// <summary>The index an <c>#[index(btree)]</c> column gets; null when its primary key or unique constraint has one already.</summary>
-    internal string? IndexSql(TableColumn column) =>
-        column.Flags.HasFlag(ColumnFlags.Indexed) && !column.Flags.HasFlag(ColumnFlags.PrimaryKey) && !column.Flags.HasFlag(ColumnFlags.Unique)
-            ? $"CREATE INDEX ON {QualifiedName} USING btree ({Sql.Quote(column.Name)});"
-            : null;
+    internal string? IndexSql(TableColumn column) => Indexes.FirstOrDefault(i => i.Name is null && i.Columns[0] == column)?.CreateSql;
 
     /// <summary>
     /// The function that keeps the due time of a scheduled row from its <c>scheduled_at</c> (JSON:
@@ -160,7 +175,7 @@ public sealed class TableSchema
         {
             create += "\n" + DueTriggerSql();
         }
-        var indexes = Columns.Select(IndexSql).OfType<string>();
+        var indexes = Indexes.Select(i => i.CreateSql);
         return string.Join("\n", indexes.Prepend(create));
     }
 }

@@ -244,6 +244,7 @@ struct TableArgs {
     name: syn::Ident,
     public: bool,
     scheduled: Option<ScheduledArgs>,
+    indexes: Vec<IndexArgs>,
 }
 
 /// `scheduled(function)` or `scheduled(function, retries = 3, backoff = "2s")`.
@@ -275,11 +276,62 @@ impl syn::parse::Parse for ScheduledArgs {
     }
 }
 
+/// `index(accessor = by_a_b, btree(columns = [a, b]))` (or `name = by_a_b`) in `#[table(...)]`.
+struct IndexArgs {
+    name: syn::Ident,
+    columns: Vec<syn::Ident>,
+}
+
+/// The most columns an index may have: `filter` takes their values as a tuple of at most this many.
+const MAX_INDEX_COLUMNS: usize = 6;
+
+impl syn::parse::Parse for IndexArgs {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        const EXPECTED: &str = "expected `index(accessor = name, btree(columns = [a, b]))`";
+        let mut name = None;
+        let mut columns = None;
+        while !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            match key.to_string().as_str() {
+                "name" | "accessor" => {
+                    input.parse::<syn::Token![=]>()?;
+                    name = Some(input.parse::<syn::Ident>()?);
+                }
+                "btree" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let word: syn::Ident = content.parse()?;
+                    if word != "columns" {
+                        return Err(syn::Error::new(word.span(), EXPECTED));
+                    }
+                    content.parse::<syn::Token![=]>()?;
+                    let list;
+                    syn::bracketed!(list in content);
+                    let parsed = syn::punctuated::Punctuated::<syn::Ident, syn::Token![,]>::parse_terminated(&list)?;
+                    if parsed.is_empty() || parsed.len() > MAX_INDEX_COLUMNS {
+                        return Err(syn::Error::new(key.span(), format!("an index has 1 to {} columns", MAX_INDEX_COLUMNS)));
+                    }
+                    columns = Some(parsed.into_iter().collect());
+                }
+                _ => return Err(syn::Error::new(key.span(), EXPECTED)),
+            }
+            if !input.is_empty() {
+                input.parse::<syn::Token![,]>()?;
+            }
+        }
+        match (name, columns) {
+            (Some(name), Some(columns)) => Ok(IndexArgs { name, columns }),
+            _ => Err(input.error(EXPECTED)),
+        }
+    }
+}
+
 impl syn::parse::Parse for TableArgs {
     fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
         let mut name = None;
         let mut public = false;
         let mut scheduled = None;
+        let mut indexes = Vec::new();
         while !input.is_empty() {
             let key: syn::Ident = input.parse()?;
             match key.to_string().as_str() {
@@ -294,14 +346,24 @@ impl syn::parse::Parse for TableArgs {
                     syn::parenthesized!(content in input);
                     scheduled = Some(content.parse::<ScheduledArgs>()?);
                 }
-                _ => return Err(syn::Error::new(key.span(), "expected `accessor = ...` (or `name = ...`), `public` or `scheduled(function, retries = n, backoff = \"2s\")`")),
+                "index" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    indexes.push(content.parse::<IndexArgs>()?);
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "expected `accessor = ...` (or `name = ...`), `public`, `scheduled(function, retries = n, backoff = \"2s\")` or `index(accessor = ..., btree(columns = [...]))`",
+                    ))
+                }
             }
             if !input.is_empty() {
                 input.parse::<syn::Token![,]>()?;
             }
         }
         let name = name.ok_or_else(|| input.error("#[table] needs `accessor = ...` (or `name = ...`)"))?;
-        Ok(TableArgs { name, public, scheduled })
+        Ok(TableArgs { name, public, scheduled, indexes })
     }
 }
 
@@ -325,8 +387,10 @@ fn column_default(attr: &syn::Attribute, ty: &syn::Type) -> syn::Result<proc_mac
 /// Stores a struct as a Postgres table: `#[table(accessor = person, public)]` (or `name = person`) on a struct with named
 /// fields, which may be marked `#[primary_key]`, `#[auto_inc]`, `#[unique]`, `#[index(btree)]` or
 /// `#[default(value)]` (what a republish adding the column fills existing rows with).
-/// Generates `ctx.db.person()` (with `insert`, `iter`, `count`, `delete` from `procyon::Table`)
-/// and, for each unique column, `ctx.db.person().<column>()` with `find`, `update`, `delete`.
+/// Generates `ctx.db.person()` (with `insert`, `iter`, `count`, `delete` from `procyon::Table`),
+/// for each unique column `ctx.db.person().<column>()` with `find`, `update`, `delete`, and for each
+/// `#[index(btree)]` column (not unique) and each `index(accessor = x, btree(columns = [a, b]))` of
+/// the table a `procyon::RangedIndex` with `filter` and `delete`.
 #[proc_macro_attribute]
 pub fn table(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(attr as TableArgs);
@@ -344,6 +408,9 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     };
     let mut columns = Vec::new();
     let mut unique = Vec::new();
+    // Each index's accessor, column types and (for the table's `index(...)`) column positions;
+    // its position in this list is the index number the host knows it by.
+    let mut indexes: Vec<(syn::Ident, Vec<syn::Type>, Option<Vec<u32>>)> = Vec::new();
     for (index, field) in fields.iter_mut().enumerate() {
         let mut attributes = Vec::new();
         let mut default = None;
@@ -351,6 +418,9 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
             if attr.path.is_ident("default") {
                 default = Some(column_default(&attr, &field.ty)?);
             } else if let Some(&(name, constant)) = COLUMN_ATTRIBUTES.iter().find(|(name, _)| attr.path.is_ident(name)) {
+                if name == "index" && !matches!(attr.parse_args::<syn::Ident>(), Ok(kind) if kind == "btree") {
+                    return Err(syn::Error::new(attr.span(), "expected #[index(btree)]"));
+                }
                 attributes.push((name, syn::Ident::new(constant, Span::call_site())));
             } else {
                 field.attrs.push(attr);
@@ -358,12 +428,31 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
         }
         let ident = field.ident.clone().expect("named field");
         let column = ident.to_string();
-        if attributes.iter().any(|(name, _)| *name == "primary_key" || *name == "unique") {
+        let has = |wanted: &str| attributes.iter().any(|(name, _)| *name == wanted);
+        if has("primary_key") || has("unique") {
             unique.push((ident, field.ty.clone(), index as u32));
+        } else if has("index") {
+            indexes.push((ident, vec![field.ty.clone()], None));
         }
         let flags = attributes.iter().map(|(_, constant)| quote!(::procyon::rt::#constant));
         let default = default.unwrap_or_else(|| quote!(::std::option::Option::None));
         columns.push(quote!((#column, 0 #(| #flags)*, #default)));
+    }
+    for declared in &args.indexes {
+        let mut positions = Vec::new();
+        let mut types = Vec::new();
+        for column in &declared.columns {
+            let position = fields
+                .iter()
+                .position(|f| f.ident.as_ref() == Some(column))
+                .ok_or_else(|| syn::Error::new(column.span(), format!("index {}: the row has no field `{}`", declared.name, column)))?;
+            if positions.contains(&(position as u32)) {
+                return Err(syn::Error::new(column.span(), format!("index {} names `{}` twice", declared.name, column)));
+            }
+            positions.push(position as u32);
+            types.push(fields[position].ty.clone());
+        }
+        indexes.push((declared.name.clone(), types, Some(positions)));
     }
     let row_name = &row.ident;
     let vis = &row.vis;
@@ -402,6 +491,15 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
     let unique_impls = unique
         .iter()
         .map(|(ident, ty, index)| quote!(fn #ident(&self) -> ::procyon::UniqueColumn<#row_name, #ty> { ::procyon::UniqueColumn::new(#table_text, #index) }));
+    let index_methods = indexes.iter().map(|(ident, types, _)| quote!(fn #ident(&self) -> ::procyon::RangedIndex<#row_name, (#(#types,)*)>;));
+    let index_impls = indexes.iter().enumerate().map(|(number, (ident, types, _))| {
+        let number = number as u32;
+        quote!(fn #ident(&self) -> ::procyon::RangedIndex<#row_name, (#(#types,)*)> { ::procyon::RangedIndex::new(#table_text, #number) })
+    });
+    let declared = indexes.iter().filter_map(|(ident, _, positions)| {
+        let name = ident.to_string();
+        positions.as_ref().map(|positions| quote!((#name, &[#(#positions),*])))
+    });
     Ok(quote! {
         #[derive(::procyon::ProcyonType)]
         #row
@@ -409,7 +507,7 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
         const _: () = {
             #[export_name = #export]
             extern "C" fn __procyon_register() {
-                ::procyon::rt::register_table::<#row_name>(#table_text, #public, ::std::vec![#(#columns),*], #scheduled);
+                ::procyon::rt::register_table::<#row_name>(#table_text, #public, ::std::vec![#(#columns),*], #scheduled, &[#(#declared),*]);
             }
         };
 
@@ -429,10 +527,12 @@ fn derive_table(args: &TableArgs, row: &mut syn::ItemStruct) -> syn::Result<proc
         #[allow(non_camel_case_types)]
         #vis trait #unique_trait {
             #(#unique_methods)*
+            #(#index_methods)*
         }
 
         impl #unique_trait for ::procyon::TableHandle<#row_name> {
             #(#unique_impls)*
+            #(#index_impls)*
         }
     })
 }

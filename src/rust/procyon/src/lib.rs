@@ -7,6 +7,7 @@ mod context;
 mod function;
 pub mod http;
 mod identity;
+mod index;
 mod procedure;
 mod random;
 mod reducer;
@@ -18,6 +19,7 @@ mod time;
 pub mod uuid;
 
 pub use identity::{ConnectionId, Identity};
+pub use index::{FilterableValue, IndexScanRangeBounds, IndexScanRangeBoundsTerminator, RangedIndex, SingleBound};
 pub use function::{ExportFunctionForScheduledTable, ProcedureFn, ProcedureTarget, ReducerFn, ReducerResult, ReducerTarget};
 pub use procedure::ProcedureContext;
 /// The `rand` crate (0.8), for `use procyon::rand::Rng;` and `ctx.rng().gen_range(..)`.
@@ -25,7 +27,7 @@ pub use rand;
 pub use random::CallRng;
 pub use procyon_macros::{duration, procedure, reducer, table, ProcyonType};
 pub use reducer::{ReducerContext, TxContext};
-pub use table::{AutoIncOverflow, Db, Table, TableHandle, TryInsertError, UniqueColumn, UniqueConstraintViolation};
+pub use table::{AutoIncOverflow, Db, Table, TableHandle, TableIter, TryInsertError, UniqueColumn, UniqueConstraintViolation};
 pub use sats::ProcyonType;
 pub use time::{CronExpression, ScheduleAt, TimeDuration, Timestamp};
 pub use uuid::{ParseUuidError, Uuid};

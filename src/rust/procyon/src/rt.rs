@@ -50,7 +50,15 @@ pub(crate) mod sys {
         // Table calls suspend like sleep_until while the host talks to Postgres. A result >= 0
         // is a count or the length of a reply in the buffer; negative results are TABLE_* codes.
         pub fn table_insert(table: *const u8, table_len: usize, row: *const u8, row_len: usize) -> i64;
-        pub fn table_scan(table: *const u8, table_len: usize) -> i64;
+        /// Opens a cursor over the whole table (`index` = SCAN_WHOLE_TABLE) or an index's rows
+        /// within `bounds`; the reply is the first chunk: `u32` cursor (0 when it is the last) and rows.
+        pub fn table_iter(table: *const u8, table_len: usize, index: i32, bounds: *const u8, bounds_len: usize) -> i64;
+        /// The cursor's next chunk, in the same form.
+        pub fn table_next(cursor: u32) -> i64;
+        /// Closes a cursor the module stopped reading (with the transaction's next statement).
+        pub fn table_close(cursor: u32);
+        /// Deletes an index's rows within `bounds`; returns how many went.
+        pub fn table_delete_range(table: *const u8, table_len: usize, index: i32, bounds: *const u8, bounds_len: usize) -> i64;
         pub fn table_count(table: *const u8, table_len: usize) -> i64;
         pub fn table_find(table: *const u8, table_len: usize, column: u32, key: *const u8, key_len: usize) -> i64;
         pub fn table_delete_by(table: *const u8, table_len: usize, column: u32, key: *const u8, key_len: usize) -> i64;
@@ -113,7 +121,16 @@ pub(crate) mod sys {
     pub unsafe fn table_insert(_: *const u8, _: usize, _: *const u8, _: usize) -> i64 {
         unreachable!("{}", NO_HOST)
     }
-    pub unsafe fn table_scan(_: *const u8, _: usize) -> i64 {
+    pub unsafe fn table_iter(_: *const u8, _: usize, _: i32, _: *const u8, _: usize) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_next(_: u32) -> i64 {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_close(_: u32) {
+        unreachable!("{}", NO_HOST)
+    }
+    pub unsafe fn table_delete_range(_: *const u8, _: usize, _: i32, _: *const u8, _: usize) -> i64 {
         unreachable!("{}", NO_HOST)
     }
     pub unsafe fn table_count(_: *const u8, _: usize) -> i64 {
@@ -173,6 +190,14 @@ pub const TABLE_UNIQUE_VIOLATION: i64 = -1;
 /// A table import's result: no row has that key.
 pub const TABLE_NOT_FOUND: i64 = -2;
 
+/// `table_iter`'s index for a scan of the whole table.
+pub const SCAN_WHOLE_TABLE: i32 = -1;
+
+// How each end of an index range is bounded (src/abi/README.md, "Index bounds").
+pub const BOUND_INCLUDED: u8 = 0;
+pub const BOUND_EXCLUDED: u8 = 1;
+pub const BOUND_UNBOUNDED: u8 = 2;
+
 /// `tx_commit`'s result when Postgres could not serialize the transaction: run the closure again.
 pub const TX_RETRY: i64 = 1;
 
@@ -217,6 +242,8 @@ struct TableDef {
     /// For a scheduled table: the reducer or procedure its rows name, how often a failed run is
     /// tried again and the first retry's delay in microseconds.
     scheduled: Option<(&'static str, u32, i64)>,
+    /// `index(accessor = x, btree(columns = [..]))`: each index's name and column positions.
+    indexes: &'static [(&'static str, &'static [u32])],
 }
 
 /// A column's name, `COLUMN_*` flags and, for `#[default(value)]`, the value as BSATN of its type.
@@ -261,12 +288,19 @@ pub fn register_reducer<Args, F: ReducerFn<Args>>(name: &'static str, kind: u8, 
 
 /// Called by the code `#[table]` generates. Column flags are the `COLUMN_*` bits; `COLUMN_DEFAULT`
 /// is added here for the columns that have a default. `scheduled` is the function, retries and
-/// first backoff (µs) of `scheduled(f, retries = n, backoff = "2s")`.
-pub fn register_table<Row: ProcyonType>(name: &'static str, public: bool, columns: Vec<Column>, scheduled: Option<(&'static str, u32, i64)>) {
+/// first backoff (µs) of `scheduled(f, retries = n, backoff = "2s")`. `indexes` are the
+/// table's `index(accessor = x, btree(columns = [..]))`.
+pub fn register_table<Row: ProcyonType>(
+    name: &'static str,
+    public: bool,
+    columns: Vec<Column>,
+    scheduled: Option<(&'static str, u32, i64)>,
+    indexes: &'static [(&'static str, &'static [u32])],
+) {
     REGISTRY.with(|registry| {
         let mut registry = registry.borrow_mut();
         let row_type = Row::algebraic_type(&mut registry.typespace);
-        registry.tables.push(TableDef { name, row_type, public, columns, scheduled });
+        registry.tables.push(TableDef { name, row_type, public, columns, scheduled, indexes });
     });
 }
 
@@ -356,6 +390,13 @@ extern "C" fn describe() {
                 }
                 scheduled => scheduled.map(|(function, _, _)| function.to_owned()).encode(&mut out),
             }
+        }
+        let indexes: Vec<_> = registry.tables.iter().flat_map(|t| t.indexes.iter().map(move |index| (t.name, index))).collect();
+        encode_len(indexes.len(), &mut out);
+        for (table, (name, columns)) in indexes {
+            table.to_owned().encode(&mut out);
+            (*name).to_owned().encode(&mut out);
+            columns.to_vec().encode(&mut out);
         }
         // Optional: a module that declares no hosts writes nothing more.
         if let Some(hosts) = registry.http_hosts {

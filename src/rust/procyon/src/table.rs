@@ -1,7 +1,7 @@
 //! Tables as module code sees them. `#[table]` generates an accessor on `Db` that returns a
 //! `TableHandle`; every operation is a host call that runs SQL in the current transaction.
 
-use crate::rt::{read_buffer as reply, sys, TABLE_NOT_FOUND, TABLE_UNIQUE_VIOLATION};
+use crate::rt::{read_buffer as reply, sys, SCAN_WHOLE_TABLE, TABLE_NOT_FOUND, TABLE_UNIQUE_VIOLATION};
 use crate::sats::ProcyonType;
 use std::fmt;
 use std::marker::PhantomData;
@@ -79,7 +79,8 @@ pub trait Table: Sized {
     /// Inserts a row; an `#[auto_inc]` column given as 0 is assigned. Panics on a unique violation.
     fn insert(&self, row: Self::Row) -> Self::Row;
     fn try_insert(&self, row: Self::Row) -> Result<Self::Row, TryInsertError<Self>>;
-    fn iter(&self) -> std::vec::IntoIter<Self::Row>;
+    /// Every row, read from the host in chunks as the iterator goes (not all at once).
+    fn iter(&self) -> TableIter<Self::Row>;
     fn count(&self) -> u64;
     /// Deletes rows equal to `row` (by primary key when the table has one); true when one went.
     fn delete(&self, row: Self::Row) -> bool;
@@ -113,9 +114,8 @@ impl<Row: ProcyonType> Table for TableHandle<Row> {
         reply_row(result).map_err(TryInsertError::UniqueConstraintViolation)
     }
 
-    fn iter(&self) -> std::vec::IntoIter<Row> {
-        let length = unsafe { sys::table_scan(self.name.as_ptr(), self.name.len()) };
-        decode::<Vec<Row>>(&reply(length)).into_iter()
+    fn iter(&self) -> TableIter<Row> {
+        TableIter::open(self.name, SCAN_WHOLE_TABLE, &[])
     }
 
     fn count(&self) -> u64 {
@@ -125,6 +125,54 @@ impl<Row: ProcyonType> Table for TableHandle<Row> {
     fn delete(&self, row: Row) -> bool {
         let bytes = encode(&row);
         unsafe { sys::table_delete_row(self.name.as_ptr(), self.name.len(), bytes.as_ptr(), bytes.len()) > 0 }
+    }
+}
+
+/// Rows of a table scan or an index filter. The host reads them from a Postgres cursor of the
+/// call's transaction a bounded chunk at a time, so a table larger than the module's memory can
+/// be walked; dropping the iterator early closes the cursor.
+pub struct TableIter<Row> {
+    /// The host's cursor; 0 once it has sent its last chunk.
+    cursor: u32,
+    rows: std::vec::IntoIter<Row>,
+}
+
+impl<Row: ProcyonType> TableIter<Row> {
+    pub(crate) fn open(table: &'static str, index: i32, bounds: &[u8]) -> Self {
+        let length = unsafe { sys::table_iter(table.as_ptr(), table.len(), index, bounds.as_ptr(), bounds.len()) };
+        Self::chunk(length)
+    }
+
+    /// A chunk as the host replies: its cursor (0 when this is the last chunk) and rows.
+    fn chunk(length: i64) -> Self {
+        let bytes = reply(length);
+        let (cursor, rows) = bytes.split_at(bytes.len().min(4));
+        TableIter { cursor: decode(cursor), rows: decode::<Vec<Row>>(rows).into_iter() }
+    }
+}
+
+impl<Row: ProcyonType> Iterator for TableIter<Row> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        loop {
+            if let Some(row) = self.rows.next() {
+                return Some(row);
+            }
+            if self.cursor == 0 {
+                return None;
+            }
+            let cursor = std::mem::replace(&mut self.cursor, 0);
+            *self = Self::chunk(unsafe { sys::table_next(cursor) });
+        }
+    }
+}
+
+impl<Row> Drop for TableIter<Row> {
+    fn drop(&mut self) {
+        if self.cursor != 0 {
+            unsafe { sys::table_close(self.cursor) }
+        }
     }
 }
 

@@ -56,6 +56,10 @@ fn constants_match_the_abi() {
         ("HTTP_TIMEOUT", rt::HTTP_TIMEOUT),
         ("HTTP_TOO_LARGE", rt::HTTP_TOO_LARGE),
         ("HTTP_NETWORK", rt::HTTP_NETWORK),
+        ("SCAN_WHOLE_TABLE", rt::SCAN_WHOLE_TABLE.into()),
+        ("BOUND_INCLUDED", rt::BOUND_INCLUDED.into()),
+        ("BOUND_EXCLUDED", rt::BOUND_EXCLUDED.into()),
+        ("BOUND_UNBOUNDED", rt::BOUND_UNBOUNDED.into()),
         // The SDK's logger sends the `log` crate's levels as they are.
         ("LEVEL_ERROR", log::Level::Error as i64),
         ("LEVEL_WARN", log::Level::Warn as i64),
