@@ -63,6 +63,20 @@ public sealed class IndexTests() : OwnServerTest($"--Procyon:Runtime:MaxMemoryBy
     }
 
     [Theory]
+    [InlineData("to_inclusive", "9")]
+    [InlineData("range", "8")]
+    [InlineData("inclusive", "2")]
+    [InlineData("from", "0")]
+    [InlineData("exact", "0")]
+    public async Task Bounds_beyond_the_bigint_an_auto_inc_u64_is_stored_as_are_above_every_row(string form, string expected)
+    {
+        await AddReadingsAsync();
+        var from = form switch { "range" => "2", "inclusive" => "8", _ => "18446744073709551615" };
+
+        Assert.Equal(expected, await CallOkAsync("ids", $"""["{form}", "{from}", "18446744073709551615"]"""));
+    }
+
+    [Theory]
     [InlineData("exact", "[3]")]
     [InlineData("ref", "[3]")]
     [InlineData("range", "[3,7]")]
@@ -116,9 +130,9 @@ public sealed class IndexTests() : OwnServerTest($"--Procyon:Runtime:MaxMemoryBy
             ANALYZE db_idx.reading;
             """);
         var indexes = await Database.QueryAsync("SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = 'db_idx' AND tablename = 'reading' AND indexname <> 'reading_pkey' ORDER BY indexname");
-        Assert.Equal(4, indexes.Count);
+        Assert.Equal(5, indexes.Count);
         var table = Server.Services.GetRequiredService<ModuleRegistry>().Find("idx")!.Tables["reading"];
-        Assert.Equal(["value", "big", "score", "sensor,at"], table.Indexes.Select(i => string.Join(",", i.Columns.Select(c => c.Name))));
+        Assert.Equal(["value", "big", "score", "sensor,at", "id"], table.Indexes.Select(i => string.Join(",", i.Columns.Select(c => c.Name))));
 
         // value in [100, 200); big exactly 150; sensor 's7' with at in (100, 2000]; sensor from "s1" to "s11".
         var value = Bounds(0, w => { w.WriteU8(0); w.WriteU32(100); w.WriteU8(1); w.WriteU32(200); });

@@ -483,11 +483,11 @@ public sealed class ScheduledScaleTests
         """);
 }
 
-/// <summary>An ill-typed scheduled function is a compile error that names the trait.</summary>
+/// <summary>An ill-typed scheduled function, and a range filter on an index of floats, are compile errors that name the trait.</summary>
 public sealed class ScheduledFunctionCompileTests
 {
     [Fact]
-    public async Task A_scheduled_table_naming_a_function_of_the_wrong_shape_does_not_compile()
+    public async Task A_scheduled_table_naming_a_function_of_the_wrong_shape_or_a_float_filter_does_not_compile()
     {
         var root = Modules.RepositoryRoot();
         var start = new ProcessStartInfo("/usr/bin/cargo", ["check", "--target", "wasm32-unknown-unknown", "--message-format", "short"])
@@ -506,5 +506,6 @@ public sealed class ScheduledFunctionCompileTests
 
         Assert.NotEqual(0, cargo.ExitCode);
         Assert.Contains("ExportFunctionForScheduledTable<Job, _>", await errors);
+        Assert.Contains("`RangeFrom<f64>: IndexScanRangeBoundsTerminator` is not satisfied", await errors);
     }
 }

@@ -56,7 +56,19 @@ public sealed class TableIndex(TableSchema table, string? name, IReadOnlyList<Ta
             {
                 throw new InvalidDataException($"{Shown}: column {column.Name} ({column.Storage.SqlType}{(column.Storage.Nullable ? ", nullable" : "")}) cannot be filtered: Postgres does not order it as Rust does");
             }
-            parameters.Add((column, column.Storage.ReadParameter(ref reader)));
+            object value;
+            try
+            {
+                value = column.Storage.ReadParameter(ref reader);
+            }
+            catch (OverflowException)
+            {
+                // A u64 beyond the bigint an #[auto_inc] column is stored as (read whole before
+                // the cast failed): above every row, so only an upper end lets rows through.
+                conditions.Add(op[0] == '<' ? "true" : "false");
+                return;
+            }
+            parameters.Add((column, value));
             conditions.Add($"{Compared(column)} {op} ${parameters.Count}");
         }
         for (var i = 0; i < prefix; i++)

@@ -285,18 +285,32 @@ struct IndexArgs {
 /// The most columns an index may have: `filter` takes their values as a tuple of at most this many.
 const MAX_INDEX_COLUMNS: usize = 6;
 
+/// Reads comma-separated options `key …`, handing each key to `option` to read what follows it.
+fn parse_options(input: syn::parse::ParseStream<'_>, mut option: impl FnMut(syn::Ident, syn::parse::ParseStream<'_>) -> syn::Result<()>) -> syn::Result<()> {
+    while !input.is_empty() {
+        let key: syn::Ident = input.parse()?;
+        option(key, input)?;
+        if !input.is_empty() {
+            input.parse::<syn::Token![,]>()?;
+        }
+    }
+    Ok(())
+}
+
+/// The name after `= ` in `accessor = x` (or `name = x`).
+fn parse_assigned(input: syn::parse::ParseStream<'_>) -> syn::Result<syn::Ident> {
+    input.parse::<syn::Token![=]>()?;
+    input.parse()
+}
+
 impl syn::parse::Parse for IndexArgs {
     fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
         const EXPECTED: &str = "expected `index(accessor = name, btree(columns = [a, b]))`";
         let mut name = None;
         let mut columns = None;
-        while !input.is_empty() {
-            let key: syn::Ident = input.parse()?;
+        parse_options(input, |key, input| {
             match key.to_string().as_str() {
-                "name" | "accessor" => {
-                    input.parse::<syn::Token![=]>()?;
-                    name = Some(input.parse::<syn::Ident>()?);
-                }
+                "name" | "accessor" => name = Some(parse_assigned(input)?),
                 "btree" => {
                     let content;
                     syn::parenthesized!(content in input);
@@ -315,10 +329,8 @@ impl syn::parse::Parse for IndexArgs {
                 }
                 _ => return Err(syn::Error::new(key.span(), EXPECTED)),
             }
-            if !input.is_empty() {
-                input.parse::<syn::Token![,]>()?;
-            }
-        }
+            Ok(())
+        })?;
         match (name, columns) {
             (Some(name), Some(columns)) => Ok(IndexArgs { name, columns }),
             _ => Err(input.error(EXPECTED)),
@@ -332,14 +344,10 @@ impl syn::parse::Parse for TableArgs {
         let mut public = false;
         let mut scheduled = None;
         let mut indexes = Vec::new();
-        while !input.is_empty() {
-            let key: syn::Ident = input.parse()?;
+        parse_options(input, |key, input| {
             match key.to_string().as_str() {
                 // `accessor` is SpacetimeDB 2.x's spelling; `name` its earlier one.
-                "name" | "accessor" => {
-                    input.parse::<syn::Token![=]>()?;
-                    name = Some(input.parse::<syn::Ident>()?);
-                }
+                "name" | "accessor" => name = Some(parse_assigned(input)?),
                 "public" => public = true,
                 "scheduled" => {
                     let content;
@@ -358,10 +366,8 @@ impl syn::parse::Parse for TableArgs {
                     ))
                 }
             }
-            if !input.is_empty() {
-                input.parse::<syn::Token![,]>()?;
-            }
-        }
+            Ok(())
+        })?;
         let name = name.ok_or_else(|| input.error("#[table] needs `accessor = ...` (or `name = ...`)"))?;
         Ok(TableArgs { name, public, scheduled, indexes })
     }

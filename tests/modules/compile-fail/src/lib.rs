@@ -14,3 +14,17 @@ pub struct Job {
 fn run_job(_ctx: &ReducerContext, n: u32) {
     let _ = n;
 }
+
+#[table(name = sample)]
+pub struct Sample {
+    #[primary_key]
+    id: u32,
+    #[index(btree)]
+    weight: f64,
+}
+
+/// Wrong: floats have no total order in Rust (nor Postgres's), so an index on one cannot be range-filtered.
+#[reducer]
+fn heavy(ctx: &ReducerContext) {
+    let _ = ctx.db.sample().weight().filter(1.0f64..).count();
+}

@@ -4,7 +4,12 @@
 
 use procyon::{procedure, table, ProcedureContext, ProcyonType, Table};
 
-#[table(accessor = reading, public, index(accessor = by_sensor_at, btree(columns = [sensor, at])))]
+#[table(
+    accessor = reading,
+    public,
+    index(accessor = by_sensor_at, btree(columns = [sensor, at])),
+    index(accessor = by_id, btree(columns = [id]))
+)]
 pub struct Reading {
     #[primary_key]
     #[auto_inc]
@@ -68,6 +73,12 @@ fn delete_values(ctx: &mut ProcedureContext, form: String, from: u32, to: u32) -
 #[procedure]
 fn bigs(ctx: &mut ProcedureContext, form: String, from: u64, to: u64) -> Vec<u64> {
     ctx.with_tx(|tx| with_form!(form, from, to, |bounds| tx.db.reading().big().filter(bounds).map(|r| r.big).collect()))
+}
+
+/// How many readings `by_id().filter(..)` yields: `id` is an `#[auto_inc]` u64, stored as bigint.
+#[procedure]
+fn ids(ctx: &mut ProcedureContext, form: String, from: u64, to: u64) -> u64 {
+    ctx.with_tx(|tx| with_form!(form, from, to, |bounds| tx.db.reading().by_id().filter(bounds).count() as u64))
 }
 
 /// `by_sensor_at().filter((sensor, <form of at>))`: the `at`s, in index order.
