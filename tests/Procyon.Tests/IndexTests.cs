@@ -76,6 +76,19 @@ public sealed class IndexTests() : OwnServerTest($"--Procyon:Runtime:MaxMemoryBy
         Assert.Equal(expected, await CallOkAsync("ids", $"""["{form}", "{from}", "18446744073709551615"]"""));
     }
 
+    [Fact]
+    public async Task A_uuid_column_filters_in_the_order_of_its_bytes()
+    {
+        await Database.ExecuteAsync("""
+            INSERT INTO db_idx.ticket (n, code) VALUES
+                (1, 'ffffffff-ffff-ffff-ffff-ffffffffffff'), (2, '00000000-0000-0000-0000-000000000001'),
+                (3, '80000000-0000-0000-0000-000000000000'), (4, '7fffffff-ffff-ffff-ffff-ffffffffffff')
+            """);
+
+        Assert.Equal("[4,3,1]", await CallOkAsync("tickets_from", """["7fffffff-ffff-ffff-ffff-ffffffffffff"]"""));
+        Assert.Equal("[3,1]", await CallOkAsync("tickets_from", """["80000000-0000-0000-0000-000000000000"]"""));
+    }
+
     [Theory]
     [InlineData("exact", "[3]")]
     [InlineData("ref", "[3]")]

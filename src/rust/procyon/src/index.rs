@@ -6,13 +6,13 @@
 use crate::rt::{sys, BOUND_EXCLUDED, BOUND_INCLUDED, BOUND_UNBOUNDED};
 use crate::sats::{encode_len, ProcyonType};
 use crate::table::TableIter;
-use crate::{Identity, TimeDuration, Timestamp};
+use crate::{Identity, TimeDuration, Timestamp, Uuid};
 use std::marker::PhantomData;
 use std::ops::{Bound, Range, RangeFrom, RangeInclusive, RangeTo, RangeToInclusive};
 
 /// A value an index column can be compared with: the column's own type, a reference to it, or
 /// `&str` for a `String` column. Implemented for the types whose order in Postgres is their
-/// order in Rust (integers, `bool`, `String`, `Identity`, `Timestamp`, `TimeDuration`); floats,
+/// order in Rust (integers, `bool`, `String`, `Identity`, `Uuid`, `Timestamp`, `TimeDuration`); floats,
 /// options, byte vectors and structs are not, so filtering on them does not compile.
 pub trait FilterableValue {
     /// The column type this value is compared with.
@@ -38,7 +38,7 @@ macro_rules! impl_filterable {
     )*};
 }
 
-impl_filterable!(bool, i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, String, Identity, Timestamp, TimeDuration);
+impl_filterable!(bool, i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, String, Identity, Uuid, Timestamp, TimeDuration);
 
 impl FilterableValue for &str {
     type Column = String;

@@ -2,7 +2,7 @@
 //! `big: u64`) and a two-column one (`sensor: String, at: i64`), and scans of a table larger than
 //! the module's memory.
 
-use procyon::{procedure, table, ProcedureContext, ProcyonType, Table};
+use procyon::{procedure, table, ProcedureContext, ProcyonType, Table, Uuid};
 
 #[table(
     accessor = reading,
@@ -107,6 +107,21 @@ fn sensors_between(ctx: &mut ProcedureContext, from: String, to: String) -> Vec<
 #[procedure]
 fn delete_sensor_ats(ctx: &mut ProcedureContext, sensor: String, form: String, from: i64, to: i64) -> u64 {
     ctx.with_tx(|tx| with_form!(form, from, to, |bounds| tx.db.reading().by_sensor_at().delete((sensor.clone(), bounds))))
+}
+
+/// Rows the test fills with SQL: `code` is a Postgres `uuid`, which orders by its bytes as `Uuid` does.
+#[table(accessor = ticket)]
+pub struct Ticket {
+    #[primary_key]
+    n: u32,
+    #[index(btree)]
+    code: Uuid,
+}
+
+/// The tickets whose code is at least `from`, in code order.
+#[procedure]
+fn tickets_from(ctx: &mut ProcedureContext, from: Uuid) -> Vec<u32> {
+    ctx.with_tx(|tx| tx.db.ticket().code().filter(from..).map(|t| t.n).collect())
 }
 
 /// Rows the test fills with SQL: more than the module's memory holds at once.
