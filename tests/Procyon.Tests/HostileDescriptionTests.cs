@@ -219,11 +219,12 @@ public sealed class HostileDescriptionTests(ServerFixture fixture) : ServerTest(
     private static byte[] Defaulted(AlgebraicType type, byte flags, byte[] value) =>
         Module(m => m.Table("t", Struct(("id", I32), ("a", type)), [("id", PrimaryKey), ("a", flags)], defaults: new Dictionary<string, byte[]> { ["a"] = value }));
 
-    /// <summary>An empty module followed by the description's fifth section, <c>allowed_http_hosts!</c>, claiming <paramref name="count"/> hosts.</summary>
+    /// <summary>An empty module, no declared indexes, then the description's sixth section, <c>allowed_http_hosts!</c>, claiming <paramref name="count"/> hosts.</summary>
     private static byte[] WithHttpHosts(uint count, params string[] hosts)
     {
         var writer = new BsatnWriter();
         writer.WriteBytes(Module(m => m));
+        writer.WriteU32(0);
         writer.WriteU32(count);
         foreach (var host in hosts)
         {
