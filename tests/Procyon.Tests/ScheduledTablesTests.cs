@@ -294,6 +294,25 @@ public sealed class ScheduledRestartTests
             (await second.LogsAsync("example", owner)).Contains("reminder: on a cron schedule", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A database published before <c>ScheduleAt</c> had <c>Cron</c> republishes with a module built
+    /// since without <c>?clear=true</c>: its scheduled rows stay, and the catalog learns the new type.
+    /// </summary>
+    [Fact]
+    public async Task A_scheduled_table_published_before_cron_republishes_and_keeps_its_rows()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = await TestServer.StartAsync(database);
+        (await server.PublishAsync("example", "example")).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.OK, (await server.CallAsync("example", "schedule_reminder", """["kept", 600000]""")).StatusCode);
+        await database.ExecuteAsync("UPDATE procyon.tables SET definition = replace(definition, ' | Cron(String)', '') WHERE db = 'example'");
+
+        Assert.Equal(HttpStatusCode.OK, (await server.PublishAsync("example", "example")).StatusCode);
+
+        Assert.Equal(1, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM db_example.reminder WHERE text = 'kept'"));
+        Assert.Equal(2, await ScheduledTablesTests.CountAsync(database, "SELECT count(*) FROM procyon.tables WHERE db = 'example' AND definition LIKE '%| Cron(String);%'"));
+    }
+
     /// <summary>Publishes the example module on a server that stops after <paramref name="meanwhile"/>; returns the owner's token.</summary>
     private static async Task<string> PublishExampleAsync(TestDatabase database, Func<TestServer, Task> meanwhile)
     {

@@ -35,6 +35,7 @@ internal sealed class TableMigration
     /// </summary>
     public static TableMigration? Plan(string stored, TableSchema table, Typespace typespace, List<string> differences)
     {
+        stored = WithCron(stored, table.Definition(typespace));
         var old = StoredColumns(stored);
         var columns = table.Columns;
         var problems = new List<string>();
@@ -92,6 +93,19 @@ internal sealed class TableMigration
         }
         await transaction.ExecuteAsync(UpdateSql, cancellationToken, ("db", _table.Database), ("name", _table.Name), ("definition", _table.Definition(typespace)));
     }
+
+    /// <summary>How <c>scheduled_at</c> read before <c>ScheduleAt</c> had <c>Cron</c>, and since.</summary>
+    private const string ScheduleAtBeforeCron = "; scheduled_at: Interval(TimeDuration) | Time(Timestamp);";
+
+    private const string ScheduleAtWithCron = "; scheduled_at: Interval(TimeDuration) | Time(Timestamp) | Cron(String);";
+
+    /// <summary>
+    /// A scheduled table stored before <c>ScheduleAt</c> gained <c>Cron</c>, republished with an SDK
+    /// that has it, changes nothing in Postgres (the column is jsonb, and every value it holds is
+    /// still a <c>ScheduleAt</c>): it compares as the new definition, and only the catalog's text moves on.
+    /// </summary>
+    private static string WithCron(string stored, string definition) =>
+        definition.Contains(ScheduleAtWithCron, StringComparison.Ordinal) ? stored.Replace(ScheduleAtBeforeCron, ScheduleAtWithCron, StringComparison.Ordinal) : stored;
 
     /// <summary>A column of a stored definition: its name, flags and what follows its name (type and flags).</summary>
     private sealed record StoredColumn(string Name, ColumnFlags Flags, string Text);
