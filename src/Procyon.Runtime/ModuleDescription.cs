@@ -67,6 +67,9 @@ public sealed record ColumnDescription(string Name, byte Flags, byte[]? Default)
 /// <param name="Parameters">A product type whose fields are the parameters in order.</param>
 public sealed record FunctionDescription(uint Id, string Name, FunctionKind Kind, bool IsPublic, AlgebraicType Parameters, AlgebraicType ReturnType)
 {
+    /// <summary>Its kind as the API spells it (<c>procedure</c>, <c>reducer</c>, <c>initreducer</c>, <c>clientconnected</c>, …); the console reads these words.</summary>
+    public string KindName => Kind.ToString().ToLowerInvariant();
+
     /// <summary>
     /// For a reducer the server runs itself, never a caller: its lifecycle as the SDK spells it
     /// and when it runs. Null for the functions callers call.

@@ -42,7 +42,7 @@ internal sealed class FunctionOperations(ModuleRegistry registry) : IDocumentFil
         {
             OperationId = $"{module.Database}.{function.Name}",
             Summary = $"{function.Name}({signature}) -> {typespace.Describe(function.ReturnType)}",
-            Description = $"Calls {function.Kind.ToString().ToLowerInvariant()} `{function.Name}`. The body is an object of named arguments (shown) or an array of them in order.",
+            Description = $"Calls {function.KindName} `{function.Name}`. The body is an object of named arguments (shown) or an array of them in order.",
             Tags = new HashSet<OpenApiTagReference> { new(module.Database, document) },
             // A function without parameters takes no body.
             RequestBody = parameters.Count == 0 ? null : new OpenApiRequestBody

@@ -29,7 +29,7 @@ internal sealed record ModuleSchema(
             description.Functions
                 .Select(f => new FunctionSchema(
                     f.Name,
-                    f.Kind.ToString().ToLowerInvariant(),
+                    f.KindName,
                     f.Parameters.Elements.Select(p => new ParameterSchema(p.Name ?? "", typespace.Describe(p.Type))).ToList(),
                     typespace.Describe(f.ReturnType)))
                 .ToList(),

@@ -65,7 +65,7 @@ internal static class DashboardEndpoints
         {
             var (pending, nextDue) = await store.PendingAsync(table, PendingCap + 1, cancellationToken);
             var (recent, failures) = history.Of(table);
-            var kind = module.Description.Find(table.ScheduledFunction!)?.Kind.ToString().ToLowerInvariant() ?? "";
+            var kind = module.Description.Find(table.ScheduledFunction!)?.KindName ?? "";
             tables.Add(new ScheduledTableView(table.Name, table.ScheduledFunction!, kind, Math.Min(pending, PendingCap), pending > PendingCap, nextDue, recent, failures));
         }
         return TypedResults.Ok(tables);
